@@ -1,0 +1,39 @@
+"""Registers the stack's clusters with its Gloo Mesh Enterprise management plane (see README.md).
+
+Thin on purpose: read and validate the stack config, declare one management Provider and one
+RemoteClusterRegistration per cluster, export what each registration resolved.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import RemoteClusterRegistration
+from components.stack_config import current_config, read_stack_config
+
+# Every cluster entry is validated before the first resource is declared.
+stack = read_stack_config(pulumi.get_project(), current_config())
+
+# One provider for the management cluster, shared by every registration: the one thing they share.
+management = k8s.Provider(
+    "management", context=stack.management.context, kubeconfig=stack.management.kubeconfig_input()
+)
+
+registrations = {
+    args["cluster_name"]: RemoteClusterRegistration(args["cluster_name"], {**args, "mgmt_provider": management})
+    for args in stack.clusters
+}
+
+pulumi.export(
+    "clusters",
+    {
+        name: {
+            "relayServerAddress": registration.relay_server_address,
+            "agentVersion": registration.agent_version,
+            "remoteNamespace": registration.remote_namespace,
+            "releaseStatus": registration.release_status,
+        }
+        for name, registration in registrations.items()
+    },
+)

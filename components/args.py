@@ -1,0 +1,413 @@
+"""The component's arguments, their defaults, and the validation that runs before any resource is declared.
+
+A registration that is wrong in its input must fail with a message that names the field, the value and the
+fix, before Pulumi is told about a single resource: nothing half-registered, nothing to clean up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Required, TypedDict
+from urllib.parse import urlparse
+
+import pulumi
+import pulumi_kubernetes as k8s
+import semver
+
+from .agent_generation import GLOO_MESH_ENTERPRISE_1X, AgentGeneration
+from .values import ValueConflict, merge_values
+
+RelayDiscovery = Literal["loadbalancer", "istio-ingress-nodeport"]
+RELAY_DISCOVERY_MODES: tuple[RelayDiscovery, ...] = ("loadbalancer", "istio-ingress-nodeport")
+MAX_CLIENT_CERT_TIMEOUT_SECONDS = 3600
+
+
+class RemoteClusterRegistrationArgs(TypedDict, total=False):
+    """Arguments of :class:`components.RemoteClusterRegistration`; the keys mirror meshctl's flags."""
+
+    cluster_name: Required[str]
+    """Name the cluster registers under: ``relay.cluster`` and the KubernetesCluster name (a DNS-1123 label)."""
+    mgmt_context: str
+    """Kubeconfig context of the management cluster."""
+    mgmt_kubeconfig: pulumi.Input[str]
+    """Kubeconfig of the management cluster: file path or contents (contents are treated as a secret)."""
+    mgmt_provider: k8s.Provider
+    """An existing kubernetes Provider for the management cluster."""
+    remote_context: str
+    """Kubeconfig context of the cluster being registered."""
+    remote_kubeconfig: pulumi.Input[str]
+    """Kubeconfig of the cluster being registered: file path or contents (contents are treated as a secret)."""
+    remote_provider: k8s.Provider
+    """An existing kubernetes Provider for the cluster being registered."""
+    relay_server_address: pulumi.Input[str]
+    """``host:port`` of the relay server; discovered from the management cluster when absent."""
+    relay_discovery: RelayDiscovery
+    """How to discover the relay address: ``loadbalancer`` (default) or ``istio-ingress-nodeport``."""
+    relay_node_name: str
+    """Management node whose InternalIP fronts the Istio ingress NodePort (``istio-ingress-nodeport`` only)."""
+    relay_authority: str
+    """gRPC authority and TLS server name of the relay server (default ``enterprise-networking.gloo-mesh``)."""
+    agent_version: pulumi.Input[str]
+    """Agent chart version; must equal the server's. Discovered from the server Deployment's image when absent."""
+    chart_repo: str
+    """Helm repository of the agent chart (default the public enterprise-agent repository)."""
+    mgmt_namespace: str
+    """Namespace of the relay server, its secrets and the KubernetesCluster objects (default ``gloo-mesh``)."""
+    remote_namespace: str
+    """Namespace of the agent and its secrets on the registered cluster (default ``gloo-mesh``)."""
+    create_remote_namespace: bool
+    """Create the remote namespace (default true); false labels a namespace that exists and never deletes it."""
+    cluster_domain: str
+    """DNS suffix of the registered cluster (default ``cluster.local``)."""
+    agent_values: Mapping[str, Any]
+    """Extra Helm values, merged under the registration's own; overriding a registration value is an error."""
+    insecure: bool
+    """Register without TLS: no secrets copied, no certificate wait. The management plane must be insecure too."""
+    wait_for_client_cert: bool
+    """Wait until the agent holds its client certificate (default true)."""
+    client_cert_timeout_seconds: int
+    """How long to wait for the client certificate (default 300)."""
+    remove_bootstrap_token: bool
+    """Remove the bootstrap token once the agent holds its certificate (default: true when waiting)."""
+
+
+ARG_KEYS: frozenset[str] = frozenset(RemoteClusterRegistrationArgs.__annotations__)
+
+
+class RegistrationConfigError(ValueError):
+    """Bad input for a registration: names the field, the value and the fix."""
+
+    def __init__(self, field_name: str, value: str, problem: str, fix: str) -> None:
+        self.field_name = field_name
+        self.value = value
+        super().__init__(f"{field_name}: {value} {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """How the program reaches one cluster role (management or remote)."""
+
+    role: Literal["management", "remote"]
+    context: str | None
+    kubeconfig: pulumi.Input[str] | None
+    provider: k8s.Provider | None
+
+    @property
+    def reachable_by_kubectl(self) -> bool:
+        """Whether the shell steps can reach this cluster (a Provider object carries no kubeconfig we can read)."""
+        return self.context is not None or self.kubeconfig is not None
+
+    def kubeconfig_input(self) -> pulumi.Input[str] | None:
+        """The kubeconfig as given to a Provider or kubectl: a file path as is, contents always as a secret."""
+        if self.kubeconfig is None or (isinstance(self.kubeconfig, str) and _looks_like_path(self.kubeconfig)):
+            return self.kubeconfig
+        return pulumi.Output.secret(self.kubeconfig)
+
+    def describe(self) -> str:
+        """A human description for messages; never the kubeconfig contents."""
+        parts = []
+        if self.context is not None:
+            parts.append(f"context {self.context!r}")
+        if isinstance(self.kubeconfig, str) and _looks_like_path(self.kubeconfig):
+            parts.append(f"kubeconfig file {self.kubeconfig!r}")
+        elif self.kubeconfig is not None:
+            parts.append("the given kubeconfig contents")
+        if not parts and self.provider is not None:
+            parts.append("the given provider")
+        return " in ".join(parts) if parts else "no cluster access"
+
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """Validated arguments with every default filled in."""
+
+    cluster_name: str
+    mgmt: ClusterAccess
+    remote: ClusterAccess
+    relay_server_address: pulumi.Input[str] | None
+    relay_discovery: RelayDiscovery
+    relay_node_name: str | None
+    relay_authority: str
+    agent_version: pulumi.Input[str] | None
+    chart_repo: str
+    mgmt_namespace: str
+    remote_namespace: str
+    create_remote_namespace: bool
+    cluster_domain: str
+    agent_values: Mapping[str, Any]
+    insecure: bool
+    wait_for_client_cert: bool
+    client_cert_timeout_seconds: int
+    remove_bootstrap_token: bool
+    generation: AgentGeneration = field(default=GLOO_MESH_ENTERPRISE_1X)
+
+    def helm_values(self, *, server_address: str, agent_version: str) -> dict[str, Any]:
+        """The agent's Helm values: ``agent_values`` under the registration's own values."""
+        owned = self.generation.registration_values(
+            cluster_name=self.cluster_name,
+            server_address=server_address,
+            authority=self.relay_authority,
+            namespace=self.remote_namespace,
+            insecure=self.insecure,
+            agent_version=agent_version,
+        )
+        return merge_values(self.agent_values, owned, self.generation.reserved_value_paths())
+
+
+FieldLabel = Callable[[str], str]
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
+
+
+def _looks_like_path(kubeconfig: str) -> bool:
+    return "\n" not in kubeconfig and not kubeconfig.lstrip().startswith(("{", "apiVersion"))
+
+
+def check_dns1123_label(label: str, value: object, what: str) -> str:
+    """Return ``value`` if it is a DNS-1123 label (what Kubernetes accepts as a namespace or cluster name)."""
+    if not isinstance(value, str) or not value or len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise RegistrationConfigError(
+            label,
+            repr(value),
+            f"is not a valid {what}: it must be a DNS-1123 label (1 to 63 characters of a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit)",
+            f"use a name such as {_suggest_label(value)!r}",
+        )
+    return value
+
+
+def _suggest_label(value: object) -> str:
+    text = re.sub(r"[^a-z0-9-]+", "-", str(value).lower()).strip("-")[:63].strip("-")
+    return text or "remote-cluster"
+
+
+def check_host_port(label: str, value: str) -> str:
+    """Return ``value`` if it is ``host:port`` with a DNS name or IP host and a port in 1..65535."""
+    host, sep, port = value.rpartition(":")
+    fix = "give host:port, for example '203.0.113.10:9900' or 'relay.example.com:443' ('[2001:db8::1]:9900' for IPv6)"
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise RegistrationConfigError(label, repr(value), "has no valid port (1 to 65535)", fix)
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise RegistrationConfigError(label, repr(value), "has an invalid IPv6 host", fix) from None
+        return value
+    if not host or len(host) > 253 or not _DNS_HOSTNAME.match(host):
+        raise RegistrationConfigError(label, repr(value), "has no valid host name or IPv4 address", fix)
+    return value
+
+
+def normalize_agent_version(label: str, value: str) -> str:
+    """Strip a leading ``v`` (as meshctl does) and require a semantic version such as ``1.1.6``."""
+    version = value.removeprefix("v")
+    if not semver.Version.is_valid(version):
+        raise RegistrationConfigError(
+            label,
+            repr(value),
+            "is not a valid agent version",
+            "give the enterprise-networking version as semver, e.g. '1.1.6' or 'v1.2.0-beta1' "
+            "(`meshctl version` shows it), or leave it unset to read it from the management cluster",
+        )
+    return version
+
+
+def _bool(args: Mapping[str, Any], key: str, default: bool, label: FieldLabel) -> bool:
+    value = args.get(key, default)
+    if not isinstance(value, bool):
+        raise RegistrationConfigError(label(key), repr(value), "is not a boolean", "use true or false")
+    return value
+
+
+def _optional_str(args: Mapping[str, Any], key: str, label: FieldLabel) -> str | None:
+    value = args.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise RegistrationConfigError(label(key), repr(value), "is not a non-empty string", "give a string or leave it unset")
+    return value
+
+
+def _access(
+    args: Mapping[str, Any], role: Literal["management", "remote"], prefix: str, label: FieldLabel, needs_kubectl: bool
+) -> ClusterAccess:
+    context = _optional_str(args, f"{prefix}_context", label)
+    kubeconfig = args.get(f"{prefix}_kubeconfig")
+    provider = args.get(f"{prefix}_provider")
+    if provider is not None and not isinstance(provider, k8s.Provider):
+        raise RegistrationConfigError(
+            label(f"{prefix}_provider"), type(provider).__name__, "is not a pulumi_kubernetes.Provider", "pass a kubernetes Provider"
+        )
+    if context is None and kubeconfig is None and provider is None:
+        raise RegistrationConfigError(
+            label(f"{prefix}_context"),
+            "nothing",
+            f"was given for the {role} cluster, and no kubernetes resource may fall back to the ambient kubeconfig context",
+            f"set {label(f'{prefix}_context')}, {label(f'{prefix}_kubeconfig')} or {label(f'{prefix}_provider')}",
+        )
+    if isinstance(kubeconfig, str):
+        if not kubeconfig.strip():
+            raise RegistrationConfigError(
+                label(f"{prefix}_kubeconfig"), "''", "is empty", "give a kubeconfig file path or its contents"
+            )
+        if _looks_like_path(kubeconfig):
+            path = os.path.expanduser(kubeconfig)
+            if not os.path.isfile(path):
+                raise RegistrationConfigError(
+                    label(f"{prefix}_kubeconfig"),
+                    repr(kubeconfig),
+                    "is not an existing kubeconfig file",
+                    "give the path of a kubeconfig file on this machine, or the kubeconfig contents as a secret",
+                )
+            kubeconfig = path
+    if provider is not None and needs_kubectl and context is None and kubeconfig is None:
+        raise RegistrationConfigError(
+            label(f"{prefix}_provider"),
+            "a Provider object",
+            f"gives the shell steps (placing and removing the bootstrap token, waiting for the client certificate, "
+            f"clean-up on destroy) no way to reach the {role} cluster with kubectl: a Provider's kubeconfig cannot be "
+            "read back",
+            f"also set {label(f'{prefix}_context')} and/or {label(f'{prefix}_kubeconfig')} for the same cluster, or set "
+            "insecure (no shell steps)",
+        )
+    return ClusterAccess(role=role, context=context, kubeconfig=kubeconfig, provider=provider)
+
+
+def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lambda key: key) -> RegistrationSettings:
+    """Check every argument and fill in defaults; raise :class:`RegistrationConfigError` on the first problem."""
+    if not isinstance(args, Mapping):
+        raise RegistrationConfigError("args", type(args).__name__, "is not a mapping", "pass a RemoteClusterRegistrationArgs dict")
+    unknown = sorted(set(args) - ARG_KEYS)
+    if unknown:
+        raise RegistrationConfigError(
+            label(unknown[0]), repr(unknown[0]), "is not a registration argument", f"use one of: {', '.join(sorted(ARG_KEYS))}"
+        )
+    generation = GLOO_MESH_ENTERPRISE_1X
+    cluster_name = check_dns1123_label(label("cluster_name"), args.get("cluster_name"), "cluster name")
+    insecure = _bool(args, "insecure", False, label)
+    wait = _bool(args, "wait_for_client_cert", not insecure, label) and not insecure
+    remove_token = _bool(args, "remove_bootstrap_token", wait, label) and not insecure
+    if remove_token and not wait:
+        raise RegistrationConfigError(
+            label("remove_bootstrap_token"),
+            "true",
+            "needs wait_for_client_cert: the token can only be removed once the agent holds its client certificate",
+            f"set {label('wait_for_client_cert')} to true, or {label('remove_bootstrap_token')} to false",
+        )
+    mgmt = _access(args, "management", "mgmt", label, needs_kubectl=False)
+    remote = _access(args, "remote", "remote", label, needs_kubectl=not insecure)
+
+    address = args.get("relay_server_address")
+    if isinstance(address, str):
+        address = check_host_port(label("relay_server_address"), address)
+    elif address is not None and not isinstance(address, pulumi.Output):
+        raise RegistrationConfigError(label("relay_server_address"), repr(address), "is not a string", "give host:port")
+    discovery = args.get("relay_discovery", "loadbalancer")
+    if discovery not in RELAY_DISCOVERY_MODES:
+        raise RegistrationConfigError(
+            label("relay_discovery"), repr(discovery), "is not a discovery mode", f"use one of {', '.join(RELAY_DISCOVERY_MODES)}"
+        )
+    node_name = _optional_str(args, "relay_node_name", label)
+    if address is None and discovery == "istio-ingress-nodeport" and node_name is None:
+        raise RegistrationConfigError(
+            label("relay_node_name"),
+            "nothing",
+            "is needed to discover the relay address through the Istio ingress NodePort",
+            "set it to a management cluster node, e.g. 'mgmt-cluster-control-plane' for kind",
+        )
+    authority = args.get("relay_authority", generation.default_authority)
+    if not isinstance(authority, str) or not _DNS1123_SUBDOMAIN.match(authority) or len(authority) > 253:
+        raise RegistrationConfigError(
+            label("relay_authority"),
+            repr(authority),
+            "is not a DNS name",
+            f"give the relay server's TLS name, normally {generation.default_authority!r}",
+        )
+    version = args.get("agent_version")
+    if isinstance(version, str):
+        version = normalize_agent_version(label("agent_version"), version)
+    elif version is not None and not isinstance(version, pulumi.Output):
+        raise RegistrationConfigError(label("agent_version"), repr(version), "is not a string", "give a version such as '1.1.6'")
+    chart_repo = args.get("chart_repo", generation.chart_repo)
+    parsed = urlparse(chart_repo) if isinstance(chart_repo, str) else None
+    if parsed is None or parsed.scheme not in ("https", "http", "oci") or not parsed.netloc:
+        raise RegistrationConfigError(
+            label("chart_repo"), repr(chart_repo), "is not a Helm repository URL", f"give an https:// or oci:// URL such as {generation.chart_repo!r}"
+        )
+    mgmt_namespace = check_dns1123_label(label("mgmt_namespace"), args.get("mgmt_namespace", generation.default_namespace), "namespace")
+    remote_namespace = check_dns1123_label(
+        label("remote_namespace"), args.get("remote_namespace", generation.default_namespace), "namespace"
+    )
+    cluster_domain = args.get("cluster_domain", "cluster.local")
+    if not isinstance(cluster_domain, str) or len(cluster_domain) > 253 or not _DNS1123_SUBDOMAIN.match(cluster_domain):
+        raise RegistrationConfigError(
+            label("cluster_domain"), repr(cluster_domain), "is not a DNS domain", "give the cluster's DNS suffix, normally 'cluster.local'"
+        )
+    timeout = args.get("client_cert_timeout_seconds", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_CLIENT_CERT_TIMEOUT_SECONDS:
+        raise RegistrationConfigError(
+            label("client_cert_timeout_seconds"),
+            repr(timeout),
+            f"is not a whole number of seconds from 1 to {MAX_CLIENT_CERT_TIMEOUT_SECONDS}",
+            "use e.g. 300",
+        )
+    agent_values = args.get("agent_values", {})
+    if not isinstance(agent_values, Mapping):
+        raise RegistrationConfigError(label("agent_values"), type(agent_values).__name__, "is not a mapping", "give a mapping of Helm values")
+
+    settings = RegistrationSettings(
+        cluster_name=cluster_name,
+        mgmt=mgmt,
+        remote=remote,
+        relay_server_address=address,
+        relay_discovery=discovery,
+        relay_node_name=node_name,
+        relay_authority=authority,
+        agent_version=version,
+        chart_repo=chart_repo,
+        mgmt_namespace=mgmt_namespace,
+        remote_namespace=remote_namespace,
+        create_remote_namespace=_bool(args, "create_remote_namespace", True, label),
+        cluster_domain=cluster_domain,
+        agent_values=agent_values,
+        insecure=insecure,
+        wait_for_client_cert=wait,
+        client_cert_timeout_seconds=timeout,
+        remove_bootstrap_token=remove_token,
+        generation=generation,
+    )
+    check_agent_values(settings, label)
+    return settings
+
+
+def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambda key: key) -> None:
+    """Reject ``agent_values`` that would change a registration value, using what is known before discovery."""
+    known_address = settings.relay_server_address if isinstance(settings.relay_server_address, str) else "<discovered>"
+    known_version = settings.agent_version if isinstance(settings.agent_version, str) else "1.1.0"
+    try:
+        settings.helm_values(server_address=known_address, agent_version=known_version)
+    except ValueConflict as conflict:
+        raise agent_values_error(conflict, label) from None
+
+
+def agent_values_error(conflict: ValueConflict, label: FieldLabel = lambda key: key) -> RegistrationConfigError:
+    """The error for a user value that collides with a registration value (the user's value is not echoed)."""
+    path = ".".join(conflict.path)
+    argument = {
+        "relay.serverAddress": "relay_server_address",
+        "relay.cluster": "cluster_name",
+        "relay.authority": "relay_authority",
+        "relay.insecure": "insecure",
+        "global.insecure": "insecure",
+    }.get(path, "the registration's own arguments")
+    return RegistrationConfigError(
+        f"{label('agent_values')}.{path}",
+        "a value",
+        f"would override the registration's value ({conflict.owned_value!r}); registration-critical values are "
+        "not silently overridden",
+        f"remove it from {label('agent_values')} and set {argument} instead",
+    )

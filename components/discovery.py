@@ -1,0 +1,184 @@
+"""Discovery from the management cluster: agent version, relay address, and a check of the relay secrets.
+
+Everything here reads live state through the management provider (``X.get``), which the engine also does during
+``pulumi preview``, so a preview shows the version and address the registration will use. API modules are
+imported where they are used: ``pulumi_kubernetes.apps.v1`` costs start-up time and is needed only when the
+version must be discovered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .args import RegistrationConfigError, RegistrationSettings, check_host_port, normalize_agent_version
+from .lifecycle import kubectl_environment, management_secrets_check_script, parse_secrets_report
+
+
+class DiscoveryError(RuntimeError):
+    """The management cluster does not answer what the registration needs; the message says what to set."""
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of an image reference, or None for a digest-only or untagged reference.
+
+    ``registry:5000/repo/name:1.1.6`` -> ``1.1.6``; ``repo/name@sha256:...`` -> None. A registry port is not a tag.
+    """
+    without_digest = image.split("@", 1)[0]
+    last_segment = without_digest.rsplit("/", 1)[-1]
+    if ":" not in last_segment:
+        return None
+    return last_segment.rsplit(":", 1)[1] or None
+
+
+def _read_opts(settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(provider=provider, parent=parent)
+
+
+def resolve_agent_version(
+    name: str, settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """Step 1: the given version, else the image tag of the server Deployment (as meshctl does)."""
+    given = settings.agent_version
+    if isinstance(given, str):
+        return pulumi.Output.from_input(given)
+    if given is not None:
+        return pulumi.Output.from_input(cast("pulumi.Output[str]", given)).apply(
+            lambda v: normalize_agent_version("agent_version", v)
+        )
+
+    from pulumi_kubernetes.apps.v1 import Deployment
+
+    gen = settings.generation
+    deployment = Deployment.get(
+        f"{name}-server-deployment", f"{settings.mgmt_namespace}/{gen.server_deployment}", opts=_read_opts(settings, provider, parent)
+    )
+    where = f"Deployment {settings.mgmt_namespace}/{gen.server_deployment} ({settings.mgmt.describe()})"
+
+    def version_from_spec(spec: Any) -> str:
+        containers = list(spec.template.spec.containers or []) if spec is not None else []
+        container = next((c for c in containers if gen.server_container_hint in (c.name or "")), None)
+        container = container or (containers[0] if containers else None)
+        if container is None or not container.image:
+            raise DiscoveryError(f"{where} has no {gen.server_container_hint} container image. Fix: set agent_version.")
+        tag = image_tag(container.image)
+        if tag is None:
+            raise DiscoveryError(
+                f"{where} runs image {container.image!r}, which has no tag (digest-pinned), so the agent version "
+                "cannot be read from it. Fix: set agent_version to the enterprise-networking version."
+            )
+        try:
+            return normalize_agent_version("agent_version", tag)
+        except RegistrationConfigError:
+            raise DiscoveryError(
+                f"{where} runs image {container.image!r}, whose tag {tag!r} is not a version (mirrored or re-tagged "
+                "image?). Fix: set agent_version to the enterprise-networking version."
+            ) from None
+
+    return deployment.spec.apply(version_from_spec)
+
+
+def resolve_relay_address(
+    name: str, settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """Step 2: the given ``host:port``, else discovered from the server's LoadBalancer or the Istio ingress NodePort."""
+    given = settings.relay_server_address
+    if isinstance(given, str):
+        return pulumi.Output.from_input(given)
+    if given is not None:
+        return pulumi.Output.from_input(cast("pulumi.Output[str]", given)).apply(
+            lambda a: check_host_port("relay_server_address", a)
+        )
+
+    from pulumi_kubernetes.core.v1 import Node, Service
+
+    opts = _read_opts(settings, provider, parent)
+    gen = settings.generation
+    if settings.relay_discovery == "loadbalancer":
+        service = Service.get(f"{name}-relay-service", f"{settings.mgmt_namespace}/{gen.server_service}", opts=opts)
+        where = f"Service {settings.mgmt_namespace}/{gen.server_service} ({settings.mgmt.describe()})"
+
+        def from_load_balancer(spec: Any, status: Any) -> str:
+            port = _named_port(spec, gen.server_grpc_port_name, where, node_port=False)
+            ingress = list(status.load_balancer.ingress or []) if status and status.load_balancer else []
+            host = next((i.ip or i.hostname for i in ingress if (i.ip or i.hostname)), None)
+            if host is None:
+                raise DiscoveryError(
+                    f"{where} has no LoadBalancer ingress address yet (pending, or not of type LoadBalancer). Fix: wait "
+                    "for the load balancer, or set relay_server_address (or relay_discovery: istio-ingress-nodeport)."
+                )
+            return check_host_port("relay_server_address", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+        # Nested applies keep the typed output objects (Output.all turns them into plain dicts).
+        return service.spec.apply(lambda spec: service.status.apply(lambda status: from_load_balancer(spec, status)))
+
+    ingress_service = Service.get(f"{name}-istio-ingress-service", "istio-system/istio-ingressgateway", opts=opts)
+    node = Node.get(f"{name}-relay-node", str(settings.relay_node_name), opts=opts)
+    service_where = f"Service istio-system/istio-ingressgateway ({settings.mgmt.describe()})"
+    node_where = f"Node {settings.relay_node_name} ({settings.mgmt.describe()})"
+
+    def from_node_port(spec: Any, node_status: Any) -> str:
+        port = _named_port(spec, "https", service_where, node_port=True)
+        addresses = list(node_status.addresses or []) if node_status else []
+        address = next((a.address for a in addresses if a.type == "InternalIP"), None)
+        if address is None:
+            raise DiscoveryError(f"{node_where} reports no InternalIP address. Fix: set relay_server_address.")
+        return check_host_port("relay_server_address", f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+
+    return ingress_service.spec.apply(lambda spec: node.status.apply(lambda status: from_node_port(spec, status)))
+
+
+def _named_port(spec: Any, port_name: str, where: str, *, node_port: bool) -> int:
+    ports = list(spec.ports or []) if spec is not None else []
+    port = next((p for p in ports if p.name == port_name), None)
+    number = (port.node_port if node_port else port.port) if port is not None else None
+    if not number:
+        kind = "nodePort of the port" if node_port else "port"
+        raise DiscoveryError(f"{where} has no {kind} named {port_name!r}. Fix: set relay_server_address.")
+    return int(number)
+
+
+def check_management_secrets(
+    name: str, settings: RegistrationSettings, parent: pulumi.Resource
+) -> pulumi.Output[bool] | None:
+    """Fail ``pulumi preview`` with a message naming secret, namespace and context when a relay secret is unusable.
+
+    Runs ``kubectl`` through the ``command:local:run`` invoke (invokes run during preview). Returns None when the
+    management cluster is reachable only through a Provider object (no kubeconfig to give kubectl); then the read
+    itself fails the preview with the provider's "not found" error.
+    """
+    if settings.insecure or not settings.mgmt.reachable_by_kubectl:
+        return None
+    from pulumi_command import local
+
+    gen = settings.generation
+    required = {gen.root_ca_secret: gen.root_ca_key, gen.token_secret: gen.token_key}
+    result = local.run_output(
+        command=management_secrets_check_script(settings.mgmt_namespace, tuple(required)),
+        environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(kubectl_environment(settings.mgmt))),
+        logging=local.Logging.NONE,
+        opts=pulumi.InvokeOutputOptions(parent=parent),
+    )
+
+    def verdict(stdout: str) -> bool:
+        report = parse_secrets_report(stdout)
+        for secret, key in required.items():
+            keys = report.get(secret)
+            where = f"secret {secret!r} in namespace {settings.mgmt_namespace!r} of the management cluster ({settings.mgmt.describe()})"
+            if keys is None:
+                raise DiscoveryError(
+                    f"cluster {settings.cluster_name}: {where} does not exist. Fix: install Gloo Mesh Enterprise on the "
+                    "management cluster (it creates the relay secrets), or point mgmt_context/mgmt_namespace at it."
+                )
+            if keys.get(key, 0) == 0:
+                raise DiscoveryError(
+                    f"cluster {settings.cluster_name}: {where} has no non-empty key {key!r}; an agent cannot "
+                    "bootstrap from it. Fix: recreate the secret on the management cluster (see the Gloo Mesh "
+                    "relay certificate docs)."
+                )
+        return True
+
+    return result.stdout.apply(verdict)

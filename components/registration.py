@@ -1,0 +1,304 @@
+"""``RemoteClusterRegistration``: ``meshctl cluster register enterprise``, made declarative.
+
+The constructor reads as meshctl's steps, in order. What each step waits on is expressed through Pulumi
+dependencies, so ``pulumi preview`` shows the order, ``pulumi up`` converges on a re-run instead of failing, and
+``pulumi destroy`` deregisters in the reverse order: the KubernetesCluster first, then the agent release, then
+the copied secrets and the agent's identity, never a CRD and never a management secret.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_command import local
+
+from .args import (
+    ClusterAccess,
+    RegistrationConfigError,
+    RegistrationSettings,
+    RemoteClusterRegistrationArgs,
+    agent_values_error,
+    validate_registration_args,
+)
+from .discovery import check_management_secrets, resolve_agent_version, resolve_relay_address
+from .lifecycle import (
+    RemoteIdentity,
+    await_client_certificate_script,
+    forget_remote_identity_script,
+    kubectl_environment,
+    place_bootstrap_token_script,
+    secret_manifest,
+    token_unchanged_script,
+)
+from .values import ValueConflict
+
+COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
+MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gloo-mesh-registration"}
+
+
+class _ClusterNameClaims:
+    """Cluster names registered with one management plane in this program: a second agent under the same name
+    would take over the first one's relay identity."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claims: dict[tuple[int, tuple[str, ...], str], str] = {}
+
+    def claim(self, settings: RegistrationSettings, resource_name: str) -> None:
+        monitor = id(pulumi.runtime.settings.get_monitor())
+        mgmt = settings.mgmt
+        plane = (
+            (f"provider:{id(mgmt.provider)}",)
+            if mgmt.provider is not None
+            else (f"context:{mgmt.context}", f"kubeconfig:{mgmt.kubeconfig if isinstance(mgmt.kubeconfig, str) else id(mgmt.kubeconfig)}")
+        ) + (settings.mgmt_namespace,)
+        key = (monitor, plane, settings.cluster_name)
+        with self._lock:
+            holder = self._claims.setdefault(key, resource_name)
+        if holder != resource_name:
+            raise RegistrationConfigError(
+                "cluster_name",
+                repr(settings.cluster_name),
+                f"is already registered with the same management plane by {holder!r} in this program; two agents "
+                "under one name claim each other's relay identity",
+                "give every registered cluster a unique cluster_name",
+            )
+
+
+CLUSTER_NAME_CLAIMS = _ClusterNameClaims()
+
+
+class RemoteClusterRegistration(pulumi.ComponentResource):
+    """Registers one workload cluster with a Gloo Mesh Enterprise management plane over the relay."""
+
+    cluster_name: pulumi.Output[str]
+    """The name the cluster is registered under (``relay.cluster`` and the KubernetesCluster name)."""
+    relay_server_address: pulumi.Output[str]
+    """The relay server address the agent dials (given or discovered)."""
+    agent_version: pulumi.Output[str]
+    """The agent chart version (given or discovered from the server)."""
+    remote_namespace: pulumi.Output[str]
+    """The namespace of the agent on the registered cluster."""
+    release_status: pulumi.Output[str]
+    """Helm status of the agent release, e.g. ``deployed``."""
+
+    def __init__(
+        self, name: str, args: RemoteClusterRegistrationArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        settings = validate_registration_args(args)
+        CLUSTER_NAME_CLAIMS.claim(settings, name)
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        self._name = name
+        self._settings = settings
+        gen = settings.generation
+        self._identity = RemoteIdentity(settings.remote_namespace, gen.token_secret, gen.client_cert_secret)
+
+        mgmt = self._cluster_provider(settings.mgmt, "mgmt")
+        remote = self._cluster_provider(settings.remote, "remote")
+        # 1. Agent version: given, else the server Deployment's image tag.
+        version = resolve_agent_version(name, settings, mgmt, self)
+        # 2. Relay address: given, else the server's LoadBalancer or the Istio ingress NodePort.
+        address = resolve_relay_address(name, settings, mgmt, self)
+        # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent.
+        namespace = self._remote_namespace(remote)
+        prerequisites: list[pulumi.Resource] = []
+        if not settings.insecure:
+            relay_secrets_ok = check_management_secrets(name, settings, self)
+            # 4. Root CA: ca.crt only, so the CA's private key never leaves the management cluster.
+            prerequisites.append(self._copy_root_ca(mgmt, remote, namespace, relay_secrets_ok))
+            # 5. Bootstrap token: in place for the agent's first start; stale client certificate dropped.
+            token = self._bootstrap_token_data(mgmt, relay_secrets_ok)
+            prerequisites.append(self._place_bootstrap_token(namespace, token))
+        # 6. The agent release, only once its namespace and secrets exist.
+        release = self._install_agent(remote, namespace, version, address, prerequisites)
+        # 7. The KubernetesCluster in the management namespace, after the release.
+        cluster = self._declare_kubernetes_cluster(mgmt, release)
+        # 8 and 9. Wait for the client certificate, then remove the bootstrap token (also on failure).
+        if settings.wait_for_client_cert:
+            self._await_client_certificate(address, token, [release, cluster])
+
+        self.cluster_name = pulumi.Output.from_input(settings.cluster_name)
+        self.relay_server_address = address
+        self.agent_version = version
+        self.remote_namespace = pulumi.Output.from_input(settings.remote_namespace)
+        self.release_status = release.status.apply(lambda s: s.status)
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "relay_server_address": self.relay_server_address,
+                "agent_version": self.agent_version,
+                "remote_namespace": self.remote_namespace,
+                "release_status": self.release_status,
+            }
+        )
+
+    # -- providers ---------------------------------------------------------------------------------------------
+
+    def _cluster_provider(self, access: ClusterAccess, role: str) -> k8s.Provider:
+        """The given Provider, else one declared from the context/kubeconfig (kubeconfig contents as a secret)."""
+        if access.provider is not None:
+            return access.provider
+        return k8s.Provider(
+            f"{self._name}-{role}",
+            context=access.context,
+            kubeconfig=access.kubeconfig_input(),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _opts(self, provider: k8s.Provider, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=provider, **kwargs)
+
+    # -- steps -------------------------------------------------------------------------------------------------
+
+    def _remote_namespace(self, remote: k8s.Provider) -> k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch:
+        s = self._settings
+        metadata = k8s.meta.v1.ObjectMetaArgs(name=s.remote_namespace, labels={"istio-injection": "disabled"})
+        if s.create_remote_namespace:
+            return k8s.core.v1.Namespace(f"{self._name}-namespace", metadata=metadata, opts=self._opts(remote))
+        # A namespace the user already had: label it (server-side apply), never delete it.
+        return k8s.core.v1.NamespacePatch(
+            f"{self._name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=s.remote_namespace, labels={"istio-injection": "disabled"}),
+            opts=self._opts(remote, retain_on_delete=True),
+        )
+
+    def _read_management_secret(
+        self, mgmt: k8s.Provider, secret_name: str, suffix: str, relay_secrets_ok: pulumi.Output[bool] | None
+    ) -> k8s.core.v1.Secret:
+        """Read a relay secret; after the secrets check, so a missing secret fails with our message first."""
+        secret_id: pulumi.Input[str] = f"{self._settings.mgmt_namespace}/{secret_name}"
+        if relay_secrets_ok is not None:
+            plain_id = f"{self._settings.mgmt_namespace}/{secret_name}"
+            secret_id = relay_secrets_ok.apply(lambda _ok: plain_id)
+        return k8s.core.v1.Secret.get(
+            f"{self._name}-{suffix}",
+            secret_id,
+            opts=pulumi.ResourceOptions(parent=self, provider=mgmt, additional_secret_outputs=["data", "stringData"]),
+        )
+
+    def _copy_root_ca(
+        self,
+        mgmt: k8s.Provider,
+        remote: k8s.Provider,
+        namespace: pulumi.Resource,
+        relay_secrets_ok: pulumi.Output[bool] | None,
+    ) -> k8s.core.v1.Secret:
+        gen = self._settings.generation
+        source = self._read_management_secret(mgmt, gen.root_ca_secret, "mgmt-root-ca", relay_secrets_ok)
+        ca_only: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
+            source.data.apply(lambda data: {gen.root_ca_key: (data or {})[gen.root_ca_key]})
+        )
+        return k8s.core.v1.Secret(
+            f"{self._name}-root-ca",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=gen.root_ca_secret, namespace=self._settings.remote_namespace, labels=MANAGED_BY_LABELS
+            ),
+            type="Opaque",
+            data=ca_only,
+            opts=self._opts(remote, depends_on=[namespace], delete_before_replace=True),
+        )
+
+    def _bootstrap_token_data(self, mgmt: k8s.Provider, relay_secrets_ok: pulumi.Output[bool] | None) -> pulumi.Output[str]:
+        """The token Secret manifest for stdin (secret): the token's life belongs to the registration step."""
+        gen = self._settings.generation
+        source = self._read_management_secret(mgmt, gen.token_secret, "mgmt-bootstrap-token", relay_secrets_ok)
+        manifest: pulumi.Output[str] = pulumi.Output.secret(
+            source.data.apply(
+                lambda data: secret_manifest(
+                    self._settings.remote_namespace,
+                    gen.token_secret,
+                    {gen.token_key: (data or {})[gen.token_key]},
+                    MANAGED_BY_LABELS,
+                )
+            )
+        )
+        return manifest
+
+    def _place_bootstrap_token(self, namespace: pulumi.Resource, token_manifest: pulumi.Output[str]) -> local.Command:
+        s = self._settings
+        return local.Command(
+            f"{self._name}-bootstrap-token",
+            create=place_bootstrap_token_script(self._identity),
+            update=token_unchanged_script(),
+            delete=forget_remote_identity_script(self._identity),
+            stdin=token_manifest,
+            environment=kubectl_environment(s.remote),
+            logging=local.Logging.STDERR,
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[namespace], additional_secret_outputs=["stdout", "stderr"]
+            ),
+        )
+
+    def _install_agent(
+        self,
+        remote: k8s.Provider,
+        namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch,
+        version: pulumi.Output[str],
+        address: pulumi.Output[str],
+        prerequisites: list[pulumi.Resource],
+    ) -> k8s.helm.v3.Release:
+        s = self._settings
+        gen = s.generation
+
+        def values(address_and_version: list[str]) -> dict[str, Any]:
+            server_address, agent_version = address_and_version
+            try:
+                return s.helm_values(server_address=server_address, agent_version=agent_version)
+            except ValueConflict as conflict:
+                raise agent_values_error(conflict) from None
+
+        return k8s.helm.v3.Release(
+            f"{self._name}-agent",
+            name=gen.release_name,
+            chart=gen.chart,
+            version=version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.chart_repo),
+            namespace=s.remote_namespace,
+            values=pulumi.Output.all(address, version).apply(values),
+            create_namespace=False,
+            opts=self._opts(remote, depends_on=[namespace, *prerequisites]),
+        )
+
+    def _declare_kubernetes_cluster(
+        self, mgmt: k8s.Provider, release: k8s.helm.v3.Release
+    ) -> k8s.apiextensions.CustomResource:
+        s = self._settings
+        gen = s.generation
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-kubernetes-cluster",
+            api_version=gen.cluster_api_version,
+            kind=gen.cluster_kind,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=s.cluster_name, namespace=s.mgmt_namespace, labels=MANAGED_BY_LABELS),
+            spec={"clusterDomain": s.cluster_domain},
+            opts=self._opts(mgmt, depends_on=[release], delete_before_replace=True),
+        )
+
+    def _await_client_certificate(
+        self, address: pulumi.Output[str], token_manifest: pulumi.Output[str], after: list[pulumi.Resource]
+    ) -> local.Command:
+        s = self._settings
+        script = await_client_certificate_script(
+            self._identity,
+            cluster_name=s.cluster_name,
+            timeout_seconds=s.client_cert_timeout_seconds,
+            remove_token=s.remove_bootstrap_token,
+        )
+        environment: dict[str, pulumi.Input[str]] = {
+            **kubectl_environment(s.remote),
+            "GM_RELAY_ADDRESS": address,
+            "GM_RELAY_AUTHORITY": s.relay_authority,
+        }
+        return local.Command(
+            f"{self._name}-client-certificate",
+            create=script,
+            update=script,
+            stdin=token_manifest,
+            environment=environment,
+            logging=local.Logging.STDERR,
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after, additional_secret_outputs=["stdout", "stderr"]),
+        )

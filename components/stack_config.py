@@ -1,0 +1,147 @@
+"""Stack configuration (``stacks/Pulumi.<stack>.yaml``) to registration arguments.
+
+The stack file speaks Pulumi's camelCase; the component speaks snake_case. This module is the only translation,
+and it rejects unknown keys with the list of known ones, so a typo (``relayAdress``) fails before anything is
+declared instead of silently registering with a default.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .args import (
+    ClusterAccess,
+    RegistrationConfigError,
+    RemoteClusterRegistrationArgs,
+    check_dns1123_label,
+    validate_registration_args,
+)
+
+MANAGEMENT_KEYS: dict[str, str] = {
+    "context": "mgmt_context",
+    "kubeconfig": "mgmt_kubeconfig",
+    "namespace": "mgmt_namespace",
+    "relayServerAddress": "relay_server_address",
+    "relayDiscovery": "relay_discovery",
+    "relayNodeName": "relay_node_name",
+    "relayAuthority": "relay_authority",
+    "agentVersion": "agent_version",
+    "chartRepo": "chart_repo",
+    "insecure": "insecure",
+}
+"""Keys of the ``management`` object: the management plane, shared by every cluster of the stack."""
+
+CLUSTER_KEYS: dict[str, str] = {
+    "name": "cluster_name",
+    "context": "remote_context",
+    "kubeconfig": "remote_kubeconfig",
+    "namespace": "remote_namespace",
+    "createNamespace": "create_remote_namespace",
+    "clusterDomain": "cluster_domain",
+    "relayServerAddress": "relay_server_address",
+    "agentValues": "agent_values",
+    "waitForClientCert": "wait_for_client_cert",
+    "clientCertTimeoutSeconds": "client_cert_timeout_seconds",
+    "removeBootstrapToken": "remove_bootstrap_token",
+}
+"""Keys of each ``clusters`` entry: one registered cluster (``relayServerAddress`` overrides the management one)."""
+
+TOP_LEVEL_KEYS = ("management", "clusters")
+
+
+@dataclass(frozen=True)
+class StackRegistrations:
+    """What one stack registers: the management plane's access and one argument set per cluster."""
+
+    management: ClusterAccess
+    """How to reach the management cluster (validated; a kubeconfig path expanded)."""
+    clusters: tuple[RemoteClusterRegistrationArgs, ...]
+
+
+def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrations:
+    """Validate the project's keys of a stack config (full ``project:key`` names to parsed values).
+
+    Raises :class:`RegistrationConfigError` naming the stack-file key for any problem; every registration is
+    validated here, so nothing is declared if any cluster's entry is wrong.
+    """
+    prefix = f"{project}:"
+    own = {key[len(prefix):]: _decoded(value) for key, value in config.items() if key.startswith(prefix)}
+    for key in sorted(own):
+        if key not in TOP_LEVEL_KEYS:
+            raise RegistrationConfigError(
+                f"{prefix}{key}", "(stack config key)", "is not a key of this project", f"use {' and '.join(prefix + k for k in TOP_LEVEL_KEYS)}"
+            )
+    management = own.get("management")
+    if not isinstance(management, Mapping):
+        raise RegistrationConfigError(
+            f"{prefix}management",
+            repr(management) if management is None else type(management).__name__,
+            "is not an object",
+            "set it to an object with at least `context` or `kubeconfig` of the management cluster",
+        )
+    clusters = own.get("clusters")
+    if not isinstance(clusters, list) or not clusters:
+        raise RegistrationConfigError(
+            f"{prefix}clusters", "nothing" if clusters is None else type(clusters).__name__,
+            "is not a non-empty list", "list the clusters to register, each with at least `name` and `context`"
+        )
+    mgmt_args = _translate(management, MANAGEMENT_KEYS, f"{prefix}management")
+    seen: dict[str, int] = {}
+    registrations: list[RemoteClusterRegistrationArgs] = []
+    for index, entry in enumerate(clusters):
+        where = f"{prefix}clusters[{index}]"
+        if not isinstance(entry, Mapping):
+            raise RegistrationConfigError(where, type(entry).__name__, "is not an object", "give an object with `name` and `context`")
+        cluster_args = _translate(entry, CLUSTER_KEYS, where)
+        args: dict[str, Any] = {**mgmt_args, **cluster_args}
+        labels = {arg: f"{where}.{key}" for key, arg in CLUSTER_KEYS.items()} | {
+            arg: f"{prefix}management.{key}" for key, arg in MANAGEMENT_KEYS.items() if arg not in cluster_args
+        }
+        name = check_dns1123_label(labels["cluster_name"], args.get("cluster_name"), "cluster name")
+        if name in seen:
+            raise RegistrationConfigError(
+                labels["cluster_name"],
+                repr(name),
+                f"is also the name of {prefix}clusters[{seen[name]}]; two agents under one name claim each other's "
+                "relay identity",
+                "give every cluster a unique name",
+            )
+        seen[name] = index
+        settings = validate_registration_args(args, _labeller(labels))
+        registrations.append(args)  # type: ignore[arg-type]  # validated just above
+        management_access = settings.mgmt
+    return StackRegistrations(management=management_access, clusters=tuple(registrations))
+
+
+def _labeller(labels: Mapping[str, str]) -> Callable[[str], str]:
+    return lambda key: labels.get(key, key)
+
+
+def current_config() -> dict[str, Any]:
+    """Every config key of the running program: the CLI's language host passes them as PULUMI_CONFIG, the
+    Automation API through ``set_all_config``; ``pulumi.Config`` reads both, and so does this."""
+    from pulumi.runtime import config as runtime_config
+
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+
+
+def _decoded(value: Any) -> Any:
+    """Pulumi hands structured config to the program as JSON text (``Config.get_object`` decodes it the same way)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _translate(raw: Mapping[str, Any], keys: Mapping[str, str], where: str) -> dict[str, Any]:
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise RegistrationConfigError(
+            f"{where}.{unknown[0]}", "(key)", "is not a known key", f"use one of: {', '.join(sorted(keys))}"
+        )
+    return {keys[key]: value for key, value in raw.items()}

@@ -1,0 +1,10 @@
+"""Shared fixtures: the vendored CRD path and a repository-root import path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))

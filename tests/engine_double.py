@@ -1,0 +1,357 @@
+"""A test double of the Pulumi engine: records what the engine would receive, answers like two live clusters.
+
+``RecordingMonitor`` subclasses the SDK's ``MockMonitor`` and keeps every RegisterResource / ReadResource /
+Invoke request as the engine would get it (type, name, parent, provider reference, dependencies, inputs with
+their secret wrappers). Engine behaviour it emulates, with its source:
+
+* ``additionalSecretOutputs``: the engine marks those output properties secret (pulumi/pulumi
+  ``pkg/resource/deploy/step_executor.go``, "additional secret outputs"); the stock MockMonitor ignores them.
+* Reads (``X.get``) answer from live cluster state, during preview too (pulumi docs, "Resource get functions").
+
+``FakeClusters`` is the live state of a management and a remote cluster; tests change it to model failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import runpy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2
+
+CA_CERT = "-----BEGIN CERTIFICATE-----\nMIIBfakeRootCA\n-----END CERTIFICATE-----\n"
+CA_PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEfakeROOTKEYmaterial\n-----END RSA PRIVATE KEY-----\n"
+BOOTSTRAP_TOKEN = "s3cr3t-bootstrap-token-7f9c2e"
+KUBECONFIG_CONTENTS = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: kubeconfig-bearer-9d1e\n"
+ROOT = Path(__file__).resolve().parents[1]
+SECRET_VALUES = (CA_PRIVATE_KEY, BOOTSTRAP_TOKEN, "kubeconfig-bearer-9d1e")
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _default_objects() -> dict[tuple[str, str], dict[str, Any]]:
+    """Live objects of the management cluster, keyed by (type token, "namespace/name" or "name")."""
+    return {
+        ("kubernetes:core/v1:Secret", "gloo-mesh/relay-root-tls-secret"): {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "relay-root-tls-secret", "namespace": "gloo-mesh"},
+            "type": "Opaque",
+            "data": {"ca.crt": b64(CA_CERT), "tls.key": b64(CA_PRIVATE_KEY), "tls.crt": b64(CA_CERT)},
+        },
+        ("kubernetes:core/v1:Secret", "gloo-mesh/relay-identity-token-secret"): {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "relay-identity-token-secret", "namespace": "gloo-mesh"},
+            "type": "Opaque",
+            "data": {"token": b64(BOOTSTRAP_TOKEN)},
+        },
+        ("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking"): {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "enterprise-networking", "namespace": "gloo-mesh"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "enterprise-networking"}},
+                "template": {
+                    "metadata": {"labels": {"app": "enterprise-networking"}},
+                    "spec": {
+                        "containers": [
+                            {"name": "enterprise-networking", "image": "gcr.io/gloo-mesh/enterprise-networking:1.1.6"}
+                        ]
+                    },
+                },
+            },
+        },
+        ("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking"): {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "enterprise-networking", "namespace": "gloo-mesh"},
+            "spec": {
+                "type": "LoadBalancer",
+                "ports": [
+                    {"name": "grpc", "port": 9900, "targetPort": 9900, "nodePort": 31900},
+                    {"name": "http", "port": 8090, "targetPort": 8090},
+                ],
+            },
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}},
+        },
+        ("kubernetes:core/v1:Service", "istio-system/istio-ingressgateway"): {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+            "spec": {
+                "type": "NodePort",
+                "ports": [
+                    {"name": "http2", "port": 80, "nodePort": 30080},
+                    {"name": "https", "port": 443, "nodePort": 32443},
+                ],
+            },
+        },
+        ("kubernetes:core/v1:Node", "mgmt-cluster-control-plane"): {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "mgmt-cluster-control-plane"},
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": "172.18.0.2"},
+                    {"type": "Hostname", "address": "mgmt-cluster-control-plane"},
+                ]
+            },
+        },
+    }
+
+
+class ObjectNotFound(Exception):
+    """What the kubernetes provider reports for a read of an object that does not exist."""
+
+
+class FakeClusters(mocks.Mocks):
+    """Live state behind reads and the ``command:local:run`` secrets check; registrations echo their inputs."""
+
+    def __init__(self) -> None:
+        self.objects = _default_objects()
+        self.invokes: list[mocks.MockCallArgs] = []
+
+    def secret_data(self, ref: str) -> dict[str, str]:
+        return self.objects[("kubernetes:core/v1:Secret", ref)]["data"]  # type: ignore[no-any-return]
+
+    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        self.invokes.append(args)
+        if args.token == "command:local:run":
+            return {"stdout": self._secrets_report(args.args["command"]), "stderr": ""}
+        raise NotImplementedError(args.token)
+
+    def _secrets_report(self, command: str) -> str:
+        """Answer the management secrets check as the real script does against this state (tested for real in
+        test_lifecycle_kubectl.py): ``name key=len ...`` or ``name MISSING``."""
+        lines = []
+        for name in ("relay-root-tls-secret", "relay-identity-token-secret"):
+            if f"get secret {name} " not in command:
+                continue
+            obj = self.objects.get(("kubernetes:core/v1:Secret", f"gloo-mesh/{name}"))
+            if obj is None:
+                lines.append(f"{name} MISSING")
+            else:
+                lines.append(name + " " + " ".join(f"{k}={len(v)}" for k, v in sorted(obj.get("data", {}).items())))
+        return "\n".join(lines) + "\n"
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if args.resource_id and not args.inputs:  # a read (X.get)
+            obj = self.objects.get((args.typ, args.resource_id))
+            if obj is None:
+                raise ObjectNotFound(f'resource "{args.resource_id}" of type {args.typ} does not exist')
+            return args.resource_id, copy.deepcopy(obj)
+        state = dict(args.inputs)
+        if args.typ == "kubernetes:helm.sh/v3:Release":
+            state["status"] = {"status": "deployed", "name": state.get("name"), "version": state.get("version")}
+        if args.typ == "command:local:Command":
+            state.update({"stdout": "", "stderr": ""})
+        return f"{args.name}-id", state
+
+
+@dataclass
+class Recorded:
+    """One request as the engine would receive it."""
+
+    op: str  # "register" | "read"
+    type: str
+    name: str
+    urn: str
+    parent: str
+    provider: str
+    dependencies: frozenset[str]
+    inputs: dict[str, Any]
+    custom: bool
+    additional_secret_outputs: tuple[str, ...]
+    resource_id: str = ""
+
+    @property
+    def provider_urn(self) -> str:
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+
+@dataclass
+class RecordingMonitor(mocks.MockMonitor):
+    """MockMonitor that records requests and honours ``additionalSecretOutputs`` like the engine."""
+
+    fake: FakeClusters
+    records: list[Recorded] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.fake)
+
+    def _record(self, op: str, request: Any, properties: Any) -> None:
+        self.records.append(
+            Recorded(
+                op=op,
+                type=request.type,
+                name=request.name,
+                urn=self.make_urn(request.parent, request.type, request.name),
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=frozenset(request.dependencies),
+                inputs=rpc.deserialize_properties(properties, keep_unknowns=True),
+                custom=getattr(request, "custom", True),
+                additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                resource_id=getattr(request, "id", "") or getattr(request, "importId", ""),
+            )
+        )
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        if request.type != "pulumi:pulumi:Stack":
+            self._record("register", request, request.object)
+        response = super().RegisterResource(request)
+        return self._mark_secret_outputs(response, request.additionalSecretOutputs, resource_pb2.RegisterResourceResponse)
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._record("read", request, request.properties)
+        response = super().ReadResource(request)
+        return self._mark_secret_outputs(response, request.additionalSecretOutputs, resource_pb2.ReadResourceResponse)
+
+    @staticmethod
+    def _mark_secret_outputs(response: Any, secret_keys: Any, _kind: Any) -> Any:
+        if not secret_keys:
+            return response
+        struct = response.object if hasattr(response, "object") and response.HasField("object") else response.properties
+        state = rpc.deserialize_properties(struct, keep_unknowns=True)
+        for key in secret_keys:
+            if key in state and not rpc.is_rpc_secret(state[key]):
+                state[key] = rpc.wrap_rpc_secret(state[key])
+        reserialized = mocks._sync_await(rpc.serialize_properties(state, {}))  # noqa: SLF001 (SDK helper)
+        struct.Clear()
+        struct.update(json.loads(json.dumps(_struct_to_python(reserialized))))
+        return response
+
+    # -- queries used by the tests --------------------------------------------------------------------------
+
+    def registered(self, type_: str | None = None) -> list[Recorded]:
+        return [r for r in self.records if r.op == "register" and (type_ is None or r.type == type_)]
+
+    def reads(self, type_: str | None = None) -> list[Recorded]:
+        return [r for r in self.records if r.op == "read" and (type_ is None or r.type == type_)]
+
+    def one(self, type_: str, name_suffix: str = "", op: str = "register") -> Recorded:
+        found = [r for r in self.records if r.op == op and r.type == type_ and r.name.endswith(name_suffix)]
+        assert len(found) == 1, f"expected one {type_} *{name_suffix}, found {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self) -> dict[str, Recorded]:
+        return {r.urn: r for r in self.records}
+
+    def ancestors_closure(self, urn: str) -> set[str]:
+        """Every URN that ``urn`` waits on, transitively (dependencies, as the engine orders steps)."""
+        index = self.by_urn()
+        seen: set[str] = set()
+        stack = [urn]
+        while stack:
+            current = index.get(stack.pop())
+            if current is None:
+                continue
+            for dep in current.dependencies:
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append(dep)
+        return seen
+
+
+def _struct_to_python(struct: Any) -> Any:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(struct)
+
+
+def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, bool]]:
+    """Yield (path, leaf, inside_secret) for every leaf of a deserialized property tree."""
+    if rpc.is_rpc_secret(value):
+        for sub_path, leaf, _ in walk(rpc.unwrap_rpc_secret(value), path):
+            yield sub_path, leaf, True
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from walk(item, f"{path}.{key}" if path else str(key))
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from walk(item, f"{path}[{i}]")
+        return
+    yield path, value, False
+
+
+def plain(value: Any) -> Any:
+    """A deserialized property tree with every secret wrapper removed."""
+    if rpc.is_rpc_secret(value):
+        return plain(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def run_program(program: Callable[[], Any], fake: FakeClusters | None = None, *, preview: bool = False,
+                project: str = "gloo-mesh-relay-registration", stack: str = "test") -> RecordingMonitor:
+    """Run ``program`` on the mock runtime with a fresh monitor and root stack; return what was recorded.
+
+    Raises what the program raised (the SDK re-raises exceptions from applies after all RPCs finish).
+    """
+    fake = fake or FakeClusters()
+    monitor = RecordingMonitor(fake)
+    pulumi.runtime.settings.reset_options(project=project, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(fake, project=project, stack=stack, preview=preview, monitor=monitor)
+
+    @pulumi.runtime.test
+    def body() -> pulumi.Output[Any]:
+        result = program()
+        return pulumi.Output.from_input(result if isinstance(result, pulumi.Output) else None)
+
+    body()
+    return monitor
+
+
+def run_main(
+    stack_file: Path,
+    fake: FakeClusters | None = None,
+    *,
+    preview: bool = False,
+    config_override: dict[str, Any] | None = None,
+    secret_keys: list[str] | None = None,
+) -> RecordingMonitor:
+    """Run the project's ``__main__.py`` on the mock runtime with the config of a ``stacks/`` file.
+
+    Emulates what the CLI's Python language host gives the program: every config value as text (objects as
+    JSON) under its ``project:key`` name in the PULUMI_CONFIG environment variable, and the secret keys in
+    PULUMI_CONFIG_SECRET_KEYS (pulumi/pulumi ``sdk/python/cmd/pulumi-language-python``; read back by
+    ``sdk/python/lib/pulumi/runtime/config.py``).
+    """
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+    stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    raw = yaml.safe_load(stack_file.read_text()).get("config", {}) | (config_override or {})
+    config = {key: value if isinstance(value, str) else json.dumps(value) for key, value in raw.items()}
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    saved = {key: os.environ.get(key) for key in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys or [])
+    set_all_config({}, [])
+    try:
+        return run_program(program, fake, preview=preview, project=project, stack=stack)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
