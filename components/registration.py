@@ -48,6 +48,7 @@ class _ClusterNameClaims:
         self._claims: dict[tuple[int, tuple[str, ...], str], str] = {}
 
     def claim(self, settings: RegistrationSettings, resource_name: str) -> None:
+        """Record that ``resource_name`` registers ``settings.cluster_name``; raise if another registration did."""
         monitor = id(pulumi.runtime.settings.get_monitor())
         mgmt = settings.mgmt
         plane = (
@@ -57,8 +58,10 @@ class _ClusterNameClaims:
         ) + (settings.mgmt_namespace,)
         key = (monitor, plane, settings.cluster_name)
         with self._lock:
-            holder = self._claims.setdefault(key, resource_name)
-        if holder != resource_name:
+            holder = self._claims.get(key)
+            if holder is None:
+                self._claims[key] = resource_name
+        if holder is not None:
             raise RegistrationConfigError(
                 "cluster_name",
                 repr(settings.cluster_name),

@@ -48,6 +48,8 @@ def _merge_one(path: tuple[str, ...], user: Any, owned: Any, reserved: frozenset
     if owned is _ABSENT:
         if any(path[: len(r)] == r for r in reserved):
             raise ValueConflict(path, user, None)
+        if isinstance(user, Mapping) and any(r[: len(path)] == path for r in reserved):
+            return _merge_mappings(path, user, {}, reserved)  # a reserved key may sit deeper
         return user
     if isinstance(user, Mapping) and isinstance(owned, Mapping):
         return _merge_mappings(path, user, owned, reserved)

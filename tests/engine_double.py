@@ -300,14 +300,21 @@ def plain(value: Any) -> Any:
     return value
 
 
-def run_program(program: Callable[[], Any], fake: FakeClusters | None = None, *, preview: bool = False,
-                project: str = "gloo-mesh-relay-registration", stack: str = "test") -> RecordingMonitor:
+def run_program(
+    program: Callable[[], Any],
+    fake: FakeClusters | None = None,
+    *,
+    preview: bool = False,
+    project: str = "gloo-mesh-relay-registration",
+    stack: str = "test",
+    monitor: RecordingMonitor | None = None,
+) -> RecordingMonitor:
     """Run ``program`` on the mock runtime with a fresh monitor and root stack; return what was recorded.
 
     Raises what the program raised (the SDK re-raises exceptions from applies after all RPCs finish).
     """
-    fake = fake or FakeClusters()
-    monitor = RecordingMonitor(fake)
+    monitor = monitor or RecordingMonitor(fake or FakeClusters())
+    fake = monitor.fake
     pulumi.runtime.settings.reset_options(project=project, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(fake, project=project, stack=stack, preview=preview, monitor=monitor)
 
@@ -327,6 +334,7 @@ def run_main(
     preview: bool = False,
     config_override: dict[str, Any] | None = None,
     secret_keys: list[str] | None = None,
+    monitor: RecordingMonitor | None = None,
 ) -> RecordingMonitor:
     """Run the project's ``__main__.py`` on the mock runtime with the config of a ``stacks/`` file.
 
@@ -348,7 +356,7 @@ def run_main(
     os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys or [])
     set_all_config({}, [])
     try:
-        return run_program(program, fake, preview=preview, project=project, stack=stack)
+        return run_program(program, fake, preview=preview, project=project, stack=stack, monitor=monitor)
     finally:
         for key, value in saved.items():
             if value is None:

@@ -1,0 +1,107 @@
+"""``__main__.py`` run on the mock runtime with each file in ``stacks/``, and stack config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMonitor, plain, run_main
+from pulumi.runtime import rpc
+
+from components import RegistrationConfigError
+from components.stack_config import read_stack_config
+
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+
+
+def test_there_is_a_dev_stack_and_a_fleet_example() -> None:
+    names = [f.name for f in STACK_FILES]
+    assert "Pulumi.dev.yaml" in names and len(names) >= 2
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=[f.name for f in STACK_FILES])
+def test_every_stack_registers_each_of_its_clusters(stack_file: Path) -> None:
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    clusters = config[f"{PROJECT}:clusters"]
+    recorded = run_main(stack_file)
+    components = recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration")
+    assert sorted(c.name for c in components) == sorted(c["name"] for c in clusters)
+    kc_names = sorted(plain(r.inputs)["metadata"]["name"] for r in recorded.registered("kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster"))
+    assert kc_names == sorted(c["name"] for c in clusters)
+    releases = recorded.registered("kubernetes:helm.sh/v3:Release")
+    assert {plain(r.inputs)["values"]["relay"]["cluster"] for r in releases} == {c["name"] for c in clusters}
+    # One shared management provider; one remote provider per cluster; no kubernetes resource without one.
+    providers = {r.urn: r for r in recorded.registered("pulumi:providers:kubernetes")}
+    assert sorted(p.name for p in providers.values()) == sorted(["management"] + [f"{c['name']}-remote" for c in clusters])
+    for r in recorded.records:
+        if r.type.startswith("kubernetes:"):
+            assert r.provider_urn in providers, f"{r.name} has no explicit provider"
+
+
+def test_dev_stack_is_the_guides_kind_setup() -> None:
+    recorded = run_main(ROOT / "stacks" / "Pulumi.dev.yaml")
+    providers = {plain(p.inputs).get("context") for p in recorded.registered("pulumi:providers:kubernetes")}
+    assert providers == {"kind-mgmt-cluster", "kind-remote-cluster"}
+    release = plain(recorded.one("kubernetes:helm.sh/v3:Release").inputs)
+    assert release["values"]["relay"]["serverAddress"] == "172.18.0.2:32443"
+    assert release["values"]["relay"]["cluster"] == "remote-cluster"
+
+
+def test_fleet_example_cluster_overrides() -> None:
+    recorded = run_main(ROOT / "stacks" / "Pulumi.fleet-example.yaml")
+    releases = {plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs) for r in recorded.registered("kubernetes:helm.sh/v3:Release")}
+    assert releases["us-east-1-a"]["values"]["relay"]["serverAddress"] == "relay.us-east-1.example.internal:9900"
+    assert releases["eu-west-1-a"]["values"]["relay"]["serverAddress"] == "203.0.113.10:9900"
+    assert releases["eu-west-1-b"]["values"]["enterpriseAgent"]["resources"]["requests"]["cpu"] == "100m"
+    wait = next(r for r in recorded.registered("command:local:Command") if r.name == "us-east-1-a-client-certificate")
+    assert "GM_TIMEOUT=600" in plain(wait.inputs)["create"]
+
+
+def test_secret_kubeconfig_from_stack_config_stays_secret() -> None:
+    override = {
+        f"{PROJECT}:clusters": [{"name": "remote-cluster", "context": "kind-remote-cluster", "kubeconfig": KUBECONFIG_CONTENTS}]
+    }
+    recorded = run_main(ROOT / "stacks" / "Pulumi.dev.yaml", config_override=override, secret_keys=[f"{PROJECT}:clusters"])
+    remote = recorded.one("pulumi:providers:kubernetes", "remote-cluster-remote")
+    assert rpc.is_rpc_secret(remote.inputs["kubeconfig"])
+
+
+def config(**entries: Any) -> dict[str, Any]:
+    base = {
+        f"{PROJECT}:management": {"context": "mgmt"},
+        f"{PROJECT}:clusters": [{"name": "a", "context": "a"}],
+        "pulumi:disable-default-providers": ["kubernetes"],
+    }
+    base.update({f"{PROJECT}:{k}": v for k, v in entries.items()})
+    return {k: json.dumps(v) for k, v in base.items()}
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"clustrs": []}, r"gloo-mesh-registration:clustrs: \(stack config key\) is not a key of this project"),
+        ({"management": {"context": "m", "relayAdress": "x:1"}}, r"management.relayAdress: \(key\) is not a known key.*relayServerAddress"),
+        ({"clusters": [{"name": "a", "context": "a", "kubeconfg": "x"}]}, r"clusters\[0\].kubeconfg: \(key\) is not a known key"),
+        ({"clusters": [{"name": "a", "context": "a"}, {"name": "a", "context": "b"}]}, r"clusters\[1\].name: 'a' is also the name of gloo-mesh-registration:clusters\[0\]"),
+        ({"clusters": [{"name": "A_1", "context": "a"}]}, r"clusters\[0\].name: 'A_1' is not a valid cluster name"),
+        ({"clusters": []}, r"clusters: list is not a non-empty list"),
+        ({"clusters": [{"name": "a", "context": "a", "clientCertTimeoutSeconds": -1}]}, r"clusters\[0\].clientCertTimeoutSeconds: -1"),
+        ({"management": {"context": "m", "relayServerAddress": "nope"}}, r"management.relayServerAddress: 'nope' has no valid port"),
+        ({"management": "kind-mgmt"}, r"management: str is not an object"),
+    ],
+)
+def test_stack_config_errors_name_the_stack_file_key(entries: dict[str, Any], message: str) -> None:
+    with pytest.raises(RegistrationConfigError, match=message):
+        read_stack_config(PROJECT, config(**entries))
+
+
+def test_bad_stack_config_declares_nothing() -> None:
+    override = {f"{PROJECT}:clusters": [{"name": "ok", "context": "a"}, {"name": "Not_OK", "context": "b"}]}
+    monitor = RecordingMonitor(FakeClusters())
+    with pytest.raises(RegistrationConfigError, match=r"clusters\[1\].name: 'Not_OK'"):
+        run_main(ROOT / "stacks" / "Pulumi.dev.yaml", config_override=override, monitor=monitor)
+    assert monitor.records == [], "a resource was declared before the stack config was rejected"

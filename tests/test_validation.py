@@ -1,0 +1,122 @@
+"""Bad input fails before any resource is declared, naming the field, the value and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi_kubernetes as k8s
+import pytest
+from engine_double import KUBECONFIG_CONTENTS, FakeClusters, RecordingMonitor, run_program
+
+from components import RegistrationConfigError, RemoteClusterRegistration
+from components.args import validate_registration_args
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    return {"cluster_name": "remote-cluster", "mgmt_context": "mgmt", "remote_context": "remote", **overrides}
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
+    ("uppercase name", base(cluster_name="Remote-Cluster"), r"cluster_name: 'Remote-Cluster' is not a valid cluster name.*Fix: use a name such as 'remote-cluster'"),
+    ("underscore name", base(cluster_name="remote_cluster"), r"cluster_name: 'remote_cluster' .*DNS-1123 label"),
+    ("empty name", base(cluster_name=""), r"cluster_name: '' is not a valid cluster name"),
+    ("long name", base(cluster_name="a" * 64), r"cluster_name: 'a{64}' is not a valid cluster name"),
+    ("missing name", {"mgmt_context": "m", "remote_context": "r"}, r"cluster_name: None is not a valid cluster name"),
+    ("no port", base(relay_server_address="relay.example.com"), r"relay_server_address: 'relay.example.com' has no valid port.*Fix: give host:port"),
+    ("port zero", base(relay_server_address="relay.example.com:0"), r"has no valid port"),
+    ("port too big", base(relay_server_address="10.0.0.1:65536"), r"has no valid port"),
+    ("bad host", base(relay_server_address="relay_example:9900"), r"has no valid host name"),
+    ("bad ipv6", base(relay_server_address="[zz::1]:9900"), r"has an invalid IPv6 host"),
+    ("bad version", base(agent_version="latest"), r"agent_version: 'latest' is not a valid agent version.*Fix: give the enterprise-networking version"),
+    ("partial version", base(agent_version="1.1"), r"agent_version: '1.1' is not a valid agent version"),
+    ("bad domain", base(cluster_domain="Cluster_Local"), r"cluster_domain: 'Cluster_Local' is not a DNS domain.*'cluster.local'"),
+    ("bad namespace", base(remote_namespace="Gloo-Mesh"), r"remote_namespace: 'Gloo-Mesh' is not a valid namespace"),
+    ("bad mgmt namespace", base(mgmt_namespace="gloo mesh"), r"mgmt_namespace: 'gloo mesh' is not a valid namespace"),
+    ("bad authority", base(relay_authority="enterprise networking"), r"relay_authority: 'enterprise networking' is not a DNS name"),
+    ("bad repo", base(chart_repo="storage.googleapis.com/x"), r"chart_repo: 'storage.googleapis.com/x' is not a Helm repository URL"),
+    ("no mgmt access", {"cluster_name": "c", "remote_context": "r"}, r"mgmt_context: nothing was given for the management cluster.*Fix: set mgmt_context, mgmt_kubeconfig or mgmt_provider"),
+    ("no remote access", {"cluster_name": "c", "mgmt_context": "m"}, r"remote_context: nothing was given for the remote cluster"),
+    ("missing kubeconfig file", base(remote_kubeconfig="/nonexistent/kubeconfig"), r"remote_kubeconfig: '/nonexistent/kubeconfig' is not an existing kubeconfig file"),
+    ("empty kubeconfig", base(mgmt_kubeconfig="  "), r"mgmt_kubeconfig: '' is empty"),
+    ("unknown key", base(relay_adress="x:1"), r"relay_adress: 'relay_adress' is not a registration argument.*relay_server_address"),
+    ("timeout zero", base(client_cert_timeout_seconds=0), r"client_cert_timeout_seconds: 0 is not a whole number of seconds"),
+    ("timeout text", base(client_cert_timeout_seconds="300"), r"client_cert_timeout_seconds: '300' is not a whole number"),
+    ("bool as text", base(insecure="yes"), r"insecure: 'yes' is not a boolean.*Fix: use true or false"),
+    ("discovery mode", base(relay_discovery="nodeport"), r"relay_discovery: 'nodeport' is not a discovery mode"),
+    ("nodeport needs node", base(relay_discovery="istio-ingress-nodeport"), r"relay_node_name: nothing is needed to discover"),
+    ("token removal without wait", base(wait_for_client_cert=False, remove_bootstrap_token=True), r"remove_bootstrap_token: true needs wait_for_client_cert"),
+    ("override cluster", base(agent_values={"relay": {"cluster": "other"}}), r"agent_values.relay.cluster: a value would override the registration's value \('remote-cluster'\).*set cluster_name instead"),
+    ("override address", base(relay_server_address="r:1", agent_values={"relay": {"serverAddress": "x:2"}}), r"agent_values.relay.serverAddress.*set relay_server_address instead"),
+    ("override token ref", base(agent_values={"relay": {"tokenSecret": {"key": "other"}}}), r"agent_values.relay.tokenSecret.key"),
+    ("insecure via values", base(agent_values={"global": {"insecure": True}}), r"agent_values.global.insecure.*set insecure instead"),
+    ("values not a map", base(agent_values=["a"]), r"agent_values: list is not a mapping"),
+]
+
+
+@pytest.mark.parametrize(("case", "bad", "message"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_rejected_before_any_resource(case: str, bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(RegistrationConfigError, match=message):
+        validate_registration_args(bad)
+    declared: list[str] = []
+
+    def program() -> None:
+        try:
+            RemoteClusterRegistration("r", bad)  # type: ignore[arg-type]
+        except RegistrationConfigError:
+            declared.append("raised")
+            raise
+
+    monitor = RecordingMonitor(FakeClusters())
+    with pytest.raises(RegistrationConfigError):
+        run_program(program, monitor=monitor)
+    assert declared == ["raised"]
+    assert monitor.records == [], f"{case}: resources were declared before the input was rejected"
+
+
+def test_nothing_is_declared_when_the_component_rejects_its_input() -> None:
+    monitor = RecordingMonitor(FakeClusters())
+    with pytest.raises(RegistrationConfigError):
+        run_program(lambda: RemoteClusterRegistration("r", base(cluster_name="Bad")), monitor=monitor)  # type: ignore[arg-type]
+    assert monitor.records == []
+
+
+def test_kubeconfig_contents_never_appear_in_an_error() -> None:
+    with pytest.raises(RegistrationConfigError) as raised:
+        validate_registration_args(base(remote_kubeconfig=KUBECONFIG_CONTENTS, cluster_name="Bad_Name"))
+    assert "kubeconfig-bearer" not in str(raised.value)
+    with pytest.raises(RegistrationConfigError) as raised:
+        validate_registration_args(base(agent_values={"relay": {"authority": "secret-ish-value"}}))
+    assert "secret-ish-value" not in str(raised.value)
+
+
+def test_provider_only_remote_needs_kubectl_access_for_the_shell_steps() -> None:
+    import pulumi
+
+    pulumi.runtime.settings.reset_options(project="p", stack="s")
+    pulumi.runtime.set_mocks(FakeClusters(), project="p", stack="s")
+    provider = k8s.Provider("remote", context="remote")
+    with pytest.raises(RegistrationConfigError, match=r"remote_provider: a Provider object gives the shell steps .* also set remote_context"):
+        validate_registration_args({"cluster_name": "c", "mgmt_context": "m", "remote_provider": provider})
+    insecure = validate_registration_args({"cluster_name": "c", "mgmt_context": "m", "remote_provider": provider, "insecure": True})
+    assert insecure.remote.provider is provider
+
+
+def test_kubeconfig_path_is_expanded_and_contents_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "kc").write_text(KUBECONFIG_CONTENTS)
+    settings = validate_registration_args(base(remote_kubeconfig="~/kc"))
+    assert settings.remote.kubeconfig == str(tmp_path / "kc")
+    assert validate_registration_args(base(remote_kubeconfig=KUBECONFIG_CONTENTS)).remote.kubeconfig == KUBECONFIG_CONTENTS
+
+
+def test_defaults() -> None:
+    s = validate_registration_args(base())
+    assert (s.mgmt_namespace, s.remote_namespace, s.cluster_domain) == ("gloo-mesh", "gloo-mesh", "cluster.local")
+    assert (s.relay_authority, s.relay_discovery) == ("enterprise-networking.gloo-mesh", "loadbalancer")
+    assert (s.wait_for_client_cert, s.remove_bootstrap_token, s.client_cert_timeout_seconds) == (True, True, 300)
+    assert s.create_remote_namespace is True and s.insecure is False
+    no_wait = validate_registration_args(base(wait_for_client_cert=False))
+    assert no_wait.remove_bootstrap_token is False
+    ipv6 = validate_registration_args(base(relay_server_address="[2001:db8::1]:9900"))
+    assert ipv6.relay_server_address == "[2001:db8::1]:9900"
