@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 import semver
 
 from .agent_generation import GLOO_MESH_ENTERPRISE_1X, AgentGeneration
-from .values import ValueConflict, merge_values
+from .values import ValueConflictError, merge_values
 
 RelayDiscovery = Literal["loadbalancer", "istio-ingress-nodeport"]
 RELAY_DISCOVERY_MODES: tuple[RelayDiscovery, ...] = ("loadbalancer", "istio-ingress-nodeport")
@@ -228,7 +228,9 @@ def _bool(args: Mapping[str, Any], key: str, default: bool, label: FieldLabel) -
 def _optional_str(args: Mapping[str, Any], key: str, label: FieldLabel) -> str | None:
     value = args.get(key)
     if value is not None and (not isinstance(value, str) or not value):
-        raise RegistrationConfigError(label(key), repr(value), "is not a non-empty string", "give a string or leave it unset")
+        raise RegistrationConfigError(
+            label(key), repr(value), "is not a non-empty string", "give a string or leave it unset"
+        )
     return value
 
 
@@ -240,13 +242,17 @@ def _access(
     provider = args.get(f"{prefix}_provider")
     if provider is not None and not isinstance(provider, k8s.Provider):
         raise RegistrationConfigError(
-            label(f"{prefix}_provider"), type(provider).__name__, "is not a pulumi_kubernetes.Provider", "pass a kubernetes Provider"
+            label(f"{prefix}_provider"),
+            type(provider).__name__,
+            "is not a pulumi_kubernetes.Provider",
+            "pass a kubernetes Provider",
         )
     if context is None and kubeconfig is None and provider is None:
         raise RegistrationConfigError(
             label(f"{prefix}_context"),
             "nothing",
-            f"was given for the {role} cluster, and no kubernetes resource may fall back to the ambient kubeconfig context",
+            f"was given for the {role} cluster, and no kubernetes resource may fall back to the ambient "
+            "kubeconfig context",
             f"set {label(f'{prefix}_context')}, {label(f'{prefix}_kubeconfig')} or {label(f'{prefix}_provider')}",
         )
     if isinstance(kubeconfig, str):
@@ -271,7 +277,8 @@ def _access(
             f"gives the shell steps (placing and removing the bootstrap token, waiting for the client certificate, "
             f"clean-up on destroy) no way to reach the {role} cluster with kubectl: a Provider's kubeconfig cannot be "
             "read back",
-            f"also set {label(f'{prefix}_context')} and/or {label(f'{prefix}_kubeconfig')} for the same cluster, or set "
+            f"also set {label(f'{prefix}_context')} and/or {label(f'{prefix}_kubeconfig')} for the same cluster, "
+            "or set "
             "insecure (no shell steps)",
         )
     return ClusterAccess(role=role, context=context, kubeconfig=kubeconfig, provider=provider)
@@ -280,11 +287,16 @@ def _access(
 def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lambda key: key) -> RegistrationSettings:
     """Check every argument and fill in defaults; raise :class:`RegistrationConfigError` on the first problem."""
     if not isinstance(args, Mapping):
-        raise RegistrationConfigError("args", type(args).__name__, "is not a mapping", "pass a RemoteClusterRegistrationArgs dict")
+        raise RegistrationConfigError(
+            "args", type(args).__name__, "is not a mapping", "pass a RemoteClusterRegistrationArgs dict"
+        )
     unknown = sorted(set(args) - ARG_KEYS)
     if unknown:
         raise RegistrationConfigError(
-            label(unknown[0]), repr(unknown[0]), "is not a registration argument", f"use one of: {', '.join(sorted(ARG_KEYS))}"
+            label(unknown[0]),
+            repr(unknown[0]),
+            "is not a registration argument",
+            f"use one of: {', '.join(sorted(ARG_KEYS))}",
         )
     generation = GLOO_MESH_ENTERPRISE_1X
     cluster_name = check_dns1123_label(label("cluster_name"), args.get("cluster_name"), "cluster name")
@@ -309,7 +321,10 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
     discovery = args.get("relay_discovery", "loadbalancer")
     if discovery not in RELAY_DISCOVERY_MODES:
         raise RegistrationConfigError(
-            label("relay_discovery"), repr(discovery), "is not a discovery mode", f"use one of {', '.join(RELAY_DISCOVERY_MODES)}"
+            label("relay_discovery"),
+            repr(discovery),
+            "is not a discovery mode",
+            f"use one of {', '.join(RELAY_DISCOVERY_MODES)}",
         )
     node_name = _optional_str(args, "relay_node_name", label)
     if address is None and discovery == "istio-ingress-nodeport" and node_name is None:
@@ -331,21 +346,31 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
     if isinstance(version, str):
         version = normalize_agent_version(label("agent_version"), version)
     elif version is not None and not isinstance(version, pulumi.Output):
-        raise RegistrationConfigError(label("agent_version"), repr(version), "is not a string", "give a version such as '1.1.6'")
+        raise RegistrationConfigError(
+            label("agent_version"), repr(version), "is not a string", "give a version such as '1.1.6'"
+        )
     chart_repo = args.get("chart_repo", generation.chart_repo)
     parsed = urlparse(chart_repo) if isinstance(chart_repo, str) else None
     if parsed is None or parsed.scheme not in ("https", "http", "oci") or not parsed.netloc:
         raise RegistrationConfigError(
-            label("chart_repo"), repr(chart_repo), "is not a Helm repository URL", f"give an https:// or oci:// URL such as {generation.chart_repo!r}"
+            label("chart_repo"),
+            repr(chart_repo),
+            "is not a Helm repository URL",
+            f"give an https:// or oci:// URL such as {generation.chart_repo!r}",
         )
-    mgmt_namespace = check_dns1123_label(label("mgmt_namespace"), args.get("mgmt_namespace", generation.default_namespace), "namespace")
+    mgmt_namespace = check_dns1123_label(
+        label("mgmt_namespace"), args.get("mgmt_namespace", generation.default_namespace), "namespace"
+    )
     remote_namespace = check_dns1123_label(
         label("remote_namespace"), args.get("remote_namespace", generation.default_namespace), "namespace"
     )
     cluster_domain = args.get("cluster_domain", "cluster.local")
     if not isinstance(cluster_domain, str) or len(cluster_domain) > 253 or not _DNS1123_SUBDOMAIN.match(cluster_domain):
         raise RegistrationConfigError(
-            label("cluster_domain"), repr(cluster_domain), "is not a DNS domain", "give the cluster's DNS suffix, normally 'cluster.local'"
+            label("cluster_domain"),
+            repr(cluster_domain),
+            "is not a DNS domain",
+            "give the cluster's DNS suffix, normally 'cluster.local'",
         )
     timeout = args.get("client_cert_timeout_seconds", 300)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_CLIENT_CERT_TIMEOUT_SECONDS:
@@ -357,7 +382,9 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
         )
     agent_values = args.get("agent_values", {})
     if not isinstance(agent_values, Mapping):
-        raise RegistrationConfigError(label("agent_values"), type(agent_values).__name__, "is not a mapping", "give a mapping of Helm values")
+        raise RegistrationConfigError(
+            label("agent_values"), type(agent_values).__name__, "is not a mapping", "give a mapping of Helm values"
+        )
 
     settings = RegistrationSettings(
         cluster_name=cluster_name,
@@ -390,11 +417,11 @@ def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambd
     known_version = settings.agent_version if isinstance(settings.agent_version, str) else "1.1.0"
     try:
         settings.helm_values(server_address=known_address, agent_version=known_version)
-    except ValueConflict as conflict:
+    except ValueConflictError as conflict:
         raise agent_values_error(conflict, label) from None
 
 
-def agent_values_error(conflict: ValueConflict, label: FieldLabel = lambda key: key) -> RegistrationConfigError:
+def agent_values_error(conflict: ValueConflictError, label: FieldLabel = lambda key: key) -> RegistrationConfigError:
     """The error for a user value that collides with a registration value (the user's value is not echoed)."""
     path = ".".join(conflict.path)
     argument = {

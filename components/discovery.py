@@ -34,7 +34,9 @@ def image_tag(image: str) -> str | None:
     return last_segment.rsplit(":", 1)[1] or None
 
 
-def _read_opts(settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+def _read_opts(
+    settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
+) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(provider=provider, parent=parent)
 
 
@@ -54,7 +56,9 @@ def resolve_agent_version(
 
     gen = settings.generation
     deployment = Deployment.get(
-        f"{name}-server-deployment", f"{settings.mgmt_namespace}/{gen.server_deployment}", opts=_read_opts(settings, provider, parent)
+        f"{name}-server-deployment",
+        f"{settings.mgmt_namespace}/{gen.server_deployment}",
+        opts=_read_opts(settings, provider, parent),
     )
     where = f"Deployment {settings.mgmt_namespace}/{gen.server_deployment} ({settings.mgmt.describe()})"
 
@@ -107,7 +111,8 @@ def resolve_relay_address(
             host = next((i.ip or i.hostname for i in ingress if (i.ip or i.hostname)), None)
             if host is None:
                 raise DiscoveryError(
-                    f"{where} has no LoadBalancer ingress address yet (pending, or not of type LoadBalancer). Fix: wait "
+                    f"{where} has no LoadBalancer ingress address yet (pending, or not of type LoadBalancer). "
+                    "Fix: wait "
                     "for the load balancer, or set relay_server_address (or relay_discovery: istio-ingress-nodeport)."
                 )
             return check_host_port("relay_server_address", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
@@ -158,7 +163,9 @@ def check_management_secrets(
     required = {gen.root_ca_secret: gen.root_ca_key, gen.token_secret: gen.token_key}
     result = local.run_output(
         command=management_secrets_check_script(settings.mgmt_namespace, tuple(required)),
-        environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(kubectl_environment(settings.mgmt))),
+        environment=cast(
+            "pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(kubectl_environment(settings.mgmt))
+        ),
         logging=local.Logging.NONE,
         opts=pulumi.InvokeOutputOptions(parent=parent),
     )
@@ -167,10 +174,14 @@ def check_management_secrets(
         report = parse_secrets_report(stdout)
         for secret, key in required.items():
             keys = report.get(secret)
-            where = f"secret {secret!r} in namespace {settings.mgmt_namespace!r} of the management cluster ({settings.mgmt.describe()})"
+            where = (
+                f"secret {secret!r} in namespace {settings.mgmt_namespace!r} of the management cluster "
+                f"({settings.mgmt.describe()})"
+            )
             if keys is None:
                 raise DiscoveryError(
-                    f"cluster {settings.cluster_name}: {where} does not exist. Fix: install Gloo Mesh Enterprise on the "
+                    f"cluster {settings.cluster_name}: {where} does not exist. Fix: install Gloo Mesh Enterprise "
+                    "on the "
                     "management cluster (it creates the relay secrets), or point mgmt_context/mgmt_namespace at it."
                 )
             if keys.get(key, 0) == 0:

@@ -33,7 +33,7 @@ from .lifecycle import (
     secret_manifest,
     token_unchanged_script,
 )
-from .values import ValueConflict
+from .values import ValueConflictError
 
 COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gloo-mesh-registration"}
@@ -54,7 +54,10 @@ class _ClusterNameClaims:
         plane = (
             (f"provider:{id(mgmt.provider)}",)
             if mgmt.provider is not None
-            else (f"context:{mgmt.context}", f"kubeconfig:{mgmt.kubeconfig if isinstance(mgmt.kubeconfig, str) else id(mgmt.kubeconfig)}")
+            else (
+                f"context:{mgmt.context}",
+                f"kubeconfig:{mgmt.kubeconfig if isinstance(mgmt.kubeconfig, str) else id(mgmt.kubeconfig)}",
+            )
         ) + (settings.mgmt_namespace,)
         key = (monitor, plane, settings.cluster_name)
         with self._lock:
@@ -204,7 +207,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=self._opts(remote, depends_on=[namespace], delete_before_replace=True),
         )
 
-    def _bootstrap_token_data(self, mgmt: k8s.Provider, relay_secrets_ok: pulumi.Output[bool] | None) -> pulumi.Output[str]:
+    def _bootstrap_token_data(
+        self, mgmt: k8s.Provider, relay_secrets_ok: pulumi.Output[bool] | None
+    ) -> pulumi.Output[str]:
         """The token Secret manifest for stdin (secret): the token's life belongs to the registration step."""
         gen = self._settings.generation
         source = self._read_management_secret(mgmt, gen.token_secret, "mgmt-bootstrap-token", relay_secrets_ok)
@@ -251,7 +256,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             server_address, agent_version = address_and_version
             try:
                 return s.helm_values(server_address=server_address, agent_version=agent_version)
-            except ValueConflict as conflict:
+            except ValueConflictError as conflict:
                 raise agent_values_error(conflict) from None
 
         return k8s.helm.v3.Release(
@@ -275,7 +280,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             f"{self._name}-kubernetes-cluster",
             api_version=gen.cluster_api_version,
             kind=gen.cluster_kind,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=s.cluster_name, namespace=s.mgmt_namespace, labels=MANAGED_BY_LABELS),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=s.cluster_name, namespace=s.mgmt_namespace, labels=MANAGED_BY_LABELS
+            ),
             spec={"clusterDomain": s.cluster_domain},
             opts=self._opts(mgmt, depends_on=[release], delete_before_replace=True),
         )

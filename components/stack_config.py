@@ -68,11 +68,14 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
     validated here, so nothing is declared if any cluster's entry is wrong.
     """
     prefix = f"{project}:"
-    own = {key[len(prefix):]: _decoded(value) for key, value in config.items() if key.startswith(prefix)}
+    own = {key[len(prefix) :]: _decoded(value) for key, value in config.items() if key.startswith(prefix)}
     for key in sorted(own):
         if key not in TOP_LEVEL_KEYS:
             raise RegistrationConfigError(
-                f"{prefix}{key}", "(stack config key)", "is not a key of this project", f"use {' and '.join(prefix + k for k in TOP_LEVEL_KEYS)}"
+                f"{prefix}{key}",
+                "(stack config key)",
+                "is not a key of this project",
+                f"use {' and '.join(prefix + k for k in TOP_LEVEL_KEYS)}",
             )
     management = own.get("management")
     if not isinstance(management, Mapping):
@@ -85,8 +88,10 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
     clusters = own.get("clusters")
     if not isinstance(clusters, list) or not clusters:
         raise RegistrationConfigError(
-            f"{prefix}clusters", "nothing" if clusters is None else type(clusters).__name__,
-            "is not a non-empty list", "list the clusters to register, each with at least `name` and `context`"
+            f"{prefix}clusters",
+            "nothing" if clusters is None else type(clusters).__name__,
+            "is not a non-empty list",
+            "list the clusters to register, each with at least `name` and `context`",
         )
     mgmt_args = _translate(management, MANAGEMENT_KEYS, f"{prefix}management")
     seen: dict[str, int] = {}
@@ -94,7 +99,9 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
     for index, entry in enumerate(clusters):
         where = f"{prefix}clusters[{index}]"
         if not isinstance(entry, Mapping):
-            raise RegistrationConfigError(where, type(entry).__name__, "is not an object", "give an object with `name` and `context`")
+            raise RegistrationConfigError(
+                where, type(entry).__name__, "is not an object", "give an object with `name` and `context`"
+            )
         cluster_args = _translate(entry, CLUSTER_KEYS, where)
         args: dict[str, Any] = {**mgmt_args, **cluster_args}
         labels = {arg: f"{where}.{key}" for key, arg in CLUSTER_KEYS.items()} | {

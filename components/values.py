@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 
-class ValueConflict(ValueError):
+class ValueConflictError(ValueError):
     """A user value tries to change a value that the registration owns."""
 
     def __init__(self, path: tuple[str, ...], user_value: Any, owned_value: Any) -> None:
@@ -26,7 +26,7 @@ def merge_values(
 ) -> dict[str, Any]:
     """Return ``user`` deep-merged under ``owned``.
 
-    Raises :class:`ValueConflict` where the user sets an owned leaf to another value, or sets anything under a
+    Raises :class:`ValueConflictError` where the user sets an owned leaf to another value, or sets anything under a
     reserved path that the registration leaves unset (such as ``relay.insecure`` in secure mode): a silent
     override would register the cluster differently from what the stack says.
     """
@@ -37,7 +37,7 @@ def _merge_mappings(
     path: tuple[str, ...], user: Mapping[str, Any], owned: Mapping[str, Any], reserved: frozenset[tuple[str, ...]]
 ) -> dict[str, Any]:
     return {
-        key: _merge_one(path + (key,), user.get(key, _ABSENT), owned.get(key, _ABSENT), reserved)
+        key: _merge_one((*path, key), user.get(key, _ABSENT), owned.get(key, _ABSENT), reserved)
         for key in sorted(user.keys() | owned.keys())
     }
 
@@ -47,12 +47,12 @@ def _merge_one(path: tuple[str, ...], user: Any, owned: Any, reserved: frozenset
         return owned
     if owned is _ABSENT:
         if any(path[: len(r)] == r for r in reserved):
-            raise ValueConflict(path, user, None)
+            raise ValueConflictError(path, user, None)
         if isinstance(user, Mapping) and any(r[: len(path)] == path for r in reserved):
             return _merge_mappings(path, user, {}, reserved)  # a reserved key may sit deeper
         return user
     if isinstance(user, Mapping) and isinstance(owned, Mapping):
         return _merge_mappings(path, user, owned, reserved)
     if user != owned:
-        raise ValueConflict(path, user, owned)
+        raise ValueConflictError(path, user, owned)
     return owned

@@ -27,7 +27,7 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _sync_await
 
 CA_CERT = "-----BEGIN CERTIFICATE-----\nMIIBfakeRootCA\n-----END CERTIFICATE-----\n"
 CA_PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEfakeROOTKEYmaterial\n-----END RSA PRIVATE KEY-----\n"
@@ -113,7 +113,7 @@ def _default_objects() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-class ObjectNotFound(Exception):
+class ObjectNotFoundError(Exception):
     """What the kubernetes provider reports for a read of an object that does not exist."""
 
 
@@ -151,7 +151,7 @@ class FakeClusters(mocks.Mocks):
         if args.resource_id and not args.inputs:  # a read (X.get)
             obj = self.objects.get((args.typ, args.resource_id))
             if obj is None:
-                raise ObjectNotFound(f'resource "{args.resource_id}" of type {args.typ} does not exist')
+                raise ObjectNotFoundError(f'resource "{args.resource_id}" of type {args.typ} does not exist')
             return args.resource_id, copy.deepcopy(obj)
         state = dict(args.inputs)
         if args.typ == "kubernetes:helm.sh/v3:Release":
@@ -212,16 +212,16 @@ class RecordingMonitor(mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         if request.type != "pulumi:pulumi:Stack":
             self._record("register", request, request.object)
-        response = super().RegisterResource(request)
-        return self._mark_secret_outputs(response, request.additionalSecretOutputs, resource_pb2.RegisterResourceResponse)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        return self._mark_secret_outputs(response, request.additionalSecretOutputs)
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         self._record("read", request, request.properties)
-        response = super().ReadResource(request)
-        return self._mark_secret_outputs(response, request.additionalSecretOutputs, resource_pb2.ReadResourceResponse)
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        return self._mark_secret_outputs(response, request.additionalSecretOutputs)
 
     @staticmethod
-    def _mark_secret_outputs(response: Any, secret_keys: Any, _kind: Any) -> Any:
+    def _mark_secret_outputs(response: Any, secret_keys: Any) -> Any:
         if not secret_keys:
             return response
         struct = response.object if hasattr(response, "object") and response.HasField("object") else response.properties
@@ -229,9 +229,7 @@ class RecordingMonitor(mocks.MockMonitor):
         for key in secret_keys:
             if key in state and not rpc.is_rpc_secret(state[key]):
                 state[key] = rpc.wrap_rpc_secret(state[key])
-        reserialized = mocks._sync_await(rpc.serialize_properties(state, {}))  # noqa: SLF001 (SDK helper)
-        struct.Clear()
-        struct.update(json.loads(json.dumps(_struct_to_python(reserialized))))
+        struct.CopyFrom(_sync_await(rpc.serialize_properties(state, {})))
         return response
 
     # -- queries used by the tests --------------------------------------------------------------------------
@@ -264,12 +262,6 @@ class RecordingMonitor(mocks.MockMonitor):
                     seen.add(dep)
                     stack.append(dep)
         return seen
-
-
-def _struct_to_python(struct: Any) -> Any:
-    from google.protobuf import json_format
-
-    return json_format.MessageToDict(struct)
 
 
 def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, bool]]:
@@ -318,7 +310,7 @@ def run_program(
     pulumi.runtime.settings.reset_options(project=project, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(fake, project=project, stack=stack, preview=preview, monitor=monitor)
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def body() -> pulumi.Output[Any]:
         result = program()
         return pulumi.Output.from_input(result if isinstance(result, pulumi.Output) else None)

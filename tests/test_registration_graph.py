@@ -90,7 +90,9 @@ def test_root_ca_copy_holds_ca_crt_only_and_is_secret(recorded: RecordingMonitor
     assert plain(data) == {"ca.crt": b64(CA_CERT)}
     assert plain(copy.inputs)["metadata"]["name"] == "relay-root-tls-secret"
     assert plain(copy.inputs)["metadata"]["namespace"] == "gloo-mesh"
-    assert CA_PRIVATE_KEY not in json.dumps(plain(copy.inputs)) and b64(CA_PRIVATE_KEY) not in json.dumps(plain(copy.inputs))
+    assert CA_PRIVATE_KEY not in json.dumps(plain(copy.inputs)) and b64(CA_PRIVATE_KEY) not in json.dumps(
+        plain(copy.inputs)
+    )
 
 
 def test_secret_reads_mark_their_data_secret(recorded: RecordingMonitor) -> None:
@@ -295,7 +297,9 @@ def test_given_providers_are_used_and_none_declared() -> None:
 
 
 def test_agent_values_merge_under_the_registration_values() -> None:
-    recorded = register(args(agent_values={"enterpriseAgent": {"floatingUserId": True}, "relay": {"maxGrpcMessageSize": "8Mi"}}))
+    recorded = register(
+        args(agent_values={"enterpriseAgent": {"floatingUserId": True}, "relay": {"maxGrpcMessageSize": "8Mi"}})
+    )
     values = plain(recorded.one(RELEASE).inputs)["values"]
     assert values["enterpriseAgent"] == {"floatingUserId": True}
     assert values["relay"]["maxGrpcMessageSize"] == "8Mi"
@@ -324,7 +328,7 @@ def test_outputs_resolve(recorded: RecordingMonitor) -> None:
 # -- discovery ---------------------------------------------------------------------------------------------
 
 
-def _with(mutate: Callable[[FakeClusters], None]) -> FakeClusters:
+def _with(mutate: Callable[[FakeClusters], object]) -> FakeClusters:
     fake = FakeClusters()
     mutate(fake)
     return fake
@@ -339,7 +343,9 @@ def _server_image(image: str) -> Callable[[FakeClusters], None]:
 
 
 def test_version_is_the_server_image_tag_with_v_stripped() -> None:
-    recorded = register(args(), fake=_with(_server_image("registry.local:5000/gloo-mesh/enterprise-networking:v1.2.0-beta1")))
+    recorded = register(
+        args(), fake=_with(_server_image("registry.local:5000/gloo-mesh/enterprise-networking:v1.2.0-beta1"))
+    )
     assert plain(recorded.one(RELEASE).inputs)["version"] == "1.2.0-beta1"
 
 
@@ -365,7 +371,7 @@ def test_pending_load_balancer_is_a_clear_error() -> None:
     def pending(fake: FakeClusters) -> None:
         fake.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")]["status"] = {"loadBalancer": {}}
 
-    with pytest.raises(DiscoveryError, match="no LoadBalancer ingress address yet.*set relay_server_address"):
+    with pytest.raises(DiscoveryError, match=r"no LoadBalancer ingress address yet.*set relay_server_address"):
         register(args(agent_version="1.1.6"), fake=_with(pending))
 
 

@@ -30,13 +30,18 @@ def test_every_stack_registers_each_of_its_clusters(stack_file: Path) -> None:
     recorded = run_main(stack_file)
     components = recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration")
     assert sorted(c.name for c in components) == sorted(c["name"] for c in clusters)
-    kc_names = sorted(plain(r.inputs)["metadata"]["name"] for r in recorded.registered("kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster"))
+    kc_names = sorted(
+        plain(r.inputs)["metadata"]["name"]
+        for r in recorded.registered("kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster")
+    )
     assert kc_names == sorted(c["name"] for c in clusters)
     releases = recorded.registered("kubernetes:helm.sh/v3:Release")
     assert {plain(r.inputs)["values"]["relay"]["cluster"] for r in releases} == {c["name"] for c in clusters}
     # One shared management provider; one remote provider per cluster; no kubernetes resource without one.
     providers = {r.urn: r for r in recorded.registered("pulumi:providers:kubernetes")}
-    assert sorted(p.name for p in providers.values()) == sorted(["management"] + [f"{c['name']}-remote" for c in clusters])
+    assert sorted(p.name for p in providers.values()) == sorted(
+        ["management"] + [f"{c['name']}-remote" for c in clusters]
+    )
     for r in recorded.records:
         if r.type.startswith("kubernetes:"):
             assert r.provider_urn in providers, f"{r.name} has no explicit provider"
@@ -53,7 +58,10 @@ def test_dev_stack_is_the_guides_kind_setup() -> None:
 
 def test_fleet_example_cluster_overrides() -> None:
     recorded = run_main(ROOT / "stacks" / "Pulumi.fleet-example.yaml")
-    releases = {plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs) for r in recorded.registered("kubernetes:helm.sh/v3:Release")}
+    releases = {
+        plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs)
+        for r in recorded.registered("kubernetes:helm.sh/v3:Release")
+    }
     assert releases["us-east-1-a"]["values"]["relay"]["serverAddress"] == "relay.us-east-1.example.internal:9900"
     assert releases["eu-west-1-a"]["values"]["relay"]["serverAddress"] == "203.0.113.10:9900"
     assert releases["eu-west-1-b"]["values"]["enterpriseAgent"]["resources"]["requests"]["cpu"] == "100m"
@@ -63,9 +71,13 @@ def test_fleet_example_cluster_overrides() -> None:
 
 def test_secret_kubeconfig_from_stack_config_stays_secret() -> None:
     override = {
-        f"{PROJECT}:clusters": [{"name": "remote-cluster", "context": "kind-remote-cluster", "kubeconfig": KUBECONFIG_CONTENTS}]
+        f"{PROJECT}:clusters": [
+            {"name": "remote-cluster", "context": "kind-remote-cluster", "kubeconfig": KUBECONFIG_CONTENTS}
+        ]
     }
-    recorded = run_main(ROOT / "stacks" / "Pulumi.dev.yaml", config_override=override, secret_keys=[f"{PROJECT}:clusters"])
+    recorded = run_main(
+        ROOT / "stacks" / "Pulumi.dev.yaml", config_override=override, secret_keys=[f"{PROJECT}:clusters"]
+    )
     remote = recorded.one("pulumi:providers:kubernetes", "remote-cluster-remote")
     assert rpc.is_rpc_secret(remote.inputs["kubeconfig"])
 
@@ -84,13 +96,28 @@ def config(**entries: Any) -> dict[str, Any]:
     ("entries", "message"),
     [
         ({"clustrs": []}, r"gloo-mesh-registration:clustrs: \(stack config key\) is not a key of this project"),
-        ({"management": {"context": "m", "relayAdress": "x:1"}}, r"management.relayAdress: \(key\) is not a known key.*relayServerAddress"),
-        ({"clusters": [{"name": "a", "context": "a", "kubeconfg": "x"}]}, r"clusters\[0\].kubeconfg: \(key\) is not a known key"),
-        ({"clusters": [{"name": "a", "context": "a"}, {"name": "a", "context": "b"}]}, r"clusters\[1\].name: 'a' is also the name of gloo-mesh-registration:clusters\[0\]"),
+        (
+            {"management": {"context": "m", "relayAdress": "x:1"}},
+            r"management.relayAdress: \(key\) is not a known key.*relayServerAddress",
+        ),
+        (
+            {"clusters": [{"name": "a", "context": "a", "kubeconfg": "x"}]},
+            r"clusters\[0\].kubeconfg: \(key\) is not a known key",
+        ),
+        (
+            {"clusters": [{"name": "a", "context": "a"}, {"name": "a", "context": "b"}]},
+            r"clusters\[1\].name: 'a' is also the name of gloo-mesh-registration:clusters\[0\]",
+        ),
         ({"clusters": [{"name": "A_1", "context": "a"}]}, r"clusters\[0\].name: 'A_1' is not a valid cluster name"),
         ({"clusters": []}, r"clusters: list is not a non-empty list"),
-        ({"clusters": [{"name": "a", "context": "a", "clientCertTimeoutSeconds": -1}]}, r"clusters\[0\].clientCertTimeoutSeconds: -1"),
-        ({"management": {"context": "m", "relayServerAddress": "nope"}}, r"management.relayServerAddress: 'nope' has no valid port"),
+        (
+            {"clusters": [{"name": "a", "context": "a", "clientCertTimeoutSeconds": -1}]},
+            r"clusters\[0\].clientCertTimeoutSeconds: -1",
+        ),
+        (
+            {"management": {"context": "m", "relayServerAddress": "nope"}},
+            r"management.relayServerAddress: 'nope' has no valid port",
+        ),
         ({"management": "kind-mgmt"}, r"management: str is not an object"),
     ],
 )

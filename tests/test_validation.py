@@ -18,38 +18,110 @@ def base(**overrides: Any) -> dict[str, Any]:
 
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
-    ("uppercase name", base(cluster_name="Remote-Cluster"), r"cluster_name: 'Remote-Cluster' is not a valid cluster name.*Fix: use a name such as 'remote-cluster'"),
+    (
+        "uppercase name",
+        base(cluster_name="Remote-Cluster"),
+        r"cluster_name: 'Remote-Cluster' is not a valid cluster name.*Fix: use a name such as 'remote-cluster'",
+    ),
     ("underscore name", base(cluster_name="remote_cluster"), r"cluster_name: 'remote_cluster' .*DNS-1123 label"),
     ("empty name", base(cluster_name=""), r"cluster_name: '' is not a valid cluster name"),
     ("long name", base(cluster_name="a" * 64), r"cluster_name: 'a{64}' is not a valid cluster name"),
     ("missing name", {"mgmt_context": "m", "remote_context": "r"}, r"cluster_name: None is not a valid cluster name"),
-    ("no port", base(relay_server_address="relay.example.com"), r"relay_server_address: 'relay.example.com' has no valid port.*Fix: give host:port"),
+    (
+        "no port",
+        base(relay_server_address="relay.example.com"),
+        r"relay_server_address: 'relay.example.com' has no valid port.*Fix: give host:port",
+    ),
     ("port zero", base(relay_server_address="relay.example.com:0"), r"has no valid port"),
     ("port too big", base(relay_server_address="10.0.0.1:65536"), r"has no valid port"),
     ("bad host", base(relay_server_address="relay_example:9900"), r"has no valid host name"),
     ("bad ipv6", base(relay_server_address="[zz::1]:9900"), r"has an invalid IPv6 host"),
-    ("bad version", base(agent_version="latest"), r"agent_version: 'latest' is not a valid agent version.*Fix: give the enterprise-networking version"),
+    (
+        "bad version",
+        base(agent_version="latest"),
+        r"agent_version: 'latest' is not a valid agent version.*Fix: give the enterprise-networking version",
+    ),
     ("partial version", base(agent_version="1.1"), r"agent_version: '1.1' is not a valid agent version"),
-    ("bad domain", base(cluster_domain="Cluster_Local"), r"cluster_domain: 'Cluster_Local' is not a DNS domain.*'cluster.local'"),
+    (
+        "bad domain",
+        base(cluster_domain="Cluster_Local"),
+        r"cluster_domain: 'Cluster_Local' is not a DNS domain.*'cluster.local'",
+    ),
     ("bad namespace", base(remote_namespace="Gloo-Mesh"), r"remote_namespace: 'Gloo-Mesh' is not a valid namespace"),
     ("bad mgmt namespace", base(mgmt_namespace="gloo mesh"), r"mgmt_namespace: 'gloo mesh' is not a valid namespace"),
-    ("bad authority", base(relay_authority="enterprise networking"), r"relay_authority: 'enterprise networking' is not a DNS name"),
-    ("bad repo", base(chart_repo="storage.googleapis.com/x"), r"chart_repo: 'storage.googleapis.com/x' is not a Helm repository URL"),
-    ("no mgmt access", {"cluster_name": "c", "remote_context": "r"}, r"mgmt_context: nothing was given for the management cluster.*Fix: set mgmt_context, mgmt_kubeconfig or mgmt_provider"),
-    ("no remote access", {"cluster_name": "c", "mgmt_context": "m"}, r"remote_context: nothing was given for the remote cluster"),
-    ("missing kubeconfig file", base(remote_kubeconfig="/nonexistent/kubeconfig"), r"remote_kubeconfig: '/nonexistent/kubeconfig' is not an existing kubeconfig file"),
+    (
+        "bad authority",
+        base(relay_authority="enterprise networking"),
+        r"relay_authority: 'enterprise networking' is not a DNS name",
+    ),
+    (
+        "bad repo",
+        base(chart_repo="storage.googleapis.com/x"),
+        r"chart_repo: 'storage.googleapis.com/x' is not a Helm repository URL",
+    ),
+    (
+        "no mgmt access",
+        {"cluster_name": "c", "remote_context": "r"},
+        r"mgmt_context: nothing was given for the management cluster.*Fix: set mgmt_context, mgmt_kubeconfig or mgmt_provider",
+    ),
+    (
+        "no remote access",
+        {"cluster_name": "c", "mgmt_context": "m"},
+        r"remote_context: nothing was given for the remote cluster",
+    ),
+    (
+        "missing kubeconfig file",
+        base(remote_kubeconfig="/nonexistent/kubeconfig"),
+        r"remote_kubeconfig: '/nonexistent/kubeconfig' is not an existing kubeconfig file",
+    ),
     ("empty kubeconfig", base(mgmt_kubeconfig="  "), r"mgmt_kubeconfig: '' is empty"),
-    ("unknown key", base(relay_adress="x:1"), r"relay_adress: 'relay_adress' is not a registration argument.*relay_server_address"),
-    ("timeout zero", base(client_cert_timeout_seconds=0), r"client_cert_timeout_seconds: 0 is not a whole number of seconds"),
-    ("timeout text", base(client_cert_timeout_seconds="300"), r"client_cert_timeout_seconds: '300' is not a whole number"),
+    (
+        "unknown key",
+        base(relay_adress="x:1"),
+        r"relay_adress: 'relay_adress' is not a registration argument.*relay_server_address",
+    ),
+    (
+        "timeout zero",
+        base(client_cert_timeout_seconds=0),
+        r"client_cert_timeout_seconds: 0 is not a whole number of seconds",
+    ),
+    (
+        "timeout text",
+        base(client_cert_timeout_seconds="300"),
+        r"client_cert_timeout_seconds: '300' is not a whole number",
+    ),
     ("bool as text", base(insecure="yes"), r"insecure: 'yes' is not a boolean.*Fix: use true or false"),
     ("discovery mode", base(relay_discovery="nodeport"), r"relay_discovery: 'nodeport' is not a discovery mode"),
-    ("nodeport needs node", base(relay_discovery="istio-ingress-nodeport"), r"relay_node_name: nothing is needed to discover"),
-    ("token removal without wait", base(wait_for_client_cert=False, remove_bootstrap_token=True), r"remove_bootstrap_token: true needs wait_for_client_cert"),
-    ("override cluster", base(agent_values={"relay": {"cluster": "other"}}), r"agent_values.relay.cluster: a value would override the registration's value \('remote-cluster'\).*set cluster_name instead"),
-    ("override address", base(relay_server_address="r:1", agent_values={"relay": {"serverAddress": "x:2"}}), r"agent_values.relay.serverAddress.*set relay_server_address instead"),
-    ("override token ref", base(agent_values={"relay": {"tokenSecret": {"key": "other"}}}), r"agent_values.relay.tokenSecret.key"),
-    ("insecure via values", base(agent_values={"global": {"insecure": True}}), r"agent_values.global.insecure.*set insecure instead"),
+    (
+        "nodeport needs node",
+        base(relay_discovery="istio-ingress-nodeport"),
+        r"relay_node_name: nothing is needed to discover",
+    ),
+    (
+        "token removal without wait",
+        base(wait_for_client_cert=False, remove_bootstrap_token=True),
+        r"remove_bootstrap_token: true needs wait_for_client_cert",
+    ),
+    (
+        "override cluster",
+        base(agent_values={"relay": {"cluster": "other"}}),
+        r"agent_values.relay.cluster: a value would override the registration's value \('remote-cluster'\).*set cluster_name instead",
+    ),
+    (
+        "override address",
+        base(relay_server_address="r:1", agent_values={"relay": {"serverAddress": "x:2"}}),
+        r"agent_values.relay.serverAddress.*set relay_server_address instead",
+    ),
+    (
+        "override token ref",
+        base(agent_values={"relay": {"tokenSecret": {"key": "other"}}}),
+        r"agent_values.relay.tokenSecret.key",
+    ),
+    (
+        "insecure via values",
+        base(agent_values={"global": {"insecure": True}}),
+        r"agent_values.global.insecure.*set insecure instead",
+    ),
     ("values not a map", base(agent_values=["a"]), r"agent_values: list is not a mapping"),
 ]
 
@@ -96,9 +168,14 @@ def test_provider_only_remote_needs_kubectl_access_for_the_shell_steps() -> None
     pulumi.runtime.settings.reset_options(project="p", stack="s")
     pulumi.runtime.set_mocks(FakeClusters(), project="p", stack="s")
     provider = k8s.Provider("remote", context="remote")
-    with pytest.raises(RegistrationConfigError, match=r"remote_provider: a Provider object gives the shell steps .* also set remote_context"):
+    with pytest.raises(
+        RegistrationConfigError,
+        match=r"remote_provider: a Provider object gives the shell steps .* also set remote_context",
+    ):
         validate_registration_args({"cluster_name": "c", "mgmt_context": "m", "remote_provider": provider})
-    insecure = validate_registration_args({"cluster_name": "c", "mgmt_context": "m", "remote_provider": provider, "insecure": True})
+    insecure = validate_registration_args(
+        {"cluster_name": "c", "mgmt_context": "m", "remote_provider": provider, "insecure": True}
+    )
     assert insecure.remote.provider is provider
 
 
@@ -107,7 +184,9 @@ def test_kubeconfig_path_is_expanded_and_contents_are_kept(tmp_path: Path, monke
     (tmp_path / "kc").write_text(KUBECONFIG_CONTENTS)
     settings = validate_registration_args(base(remote_kubeconfig="~/kc"))
     assert settings.remote.kubeconfig == str(tmp_path / "kc")
-    assert validate_registration_args(base(remote_kubeconfig=KUBECONFIG_CONTENTS)).remote.kubeconfig == KUBECONFIG_CONTENTS
+    assert (
+        validate_registration_args(base(remote_kubeconfig=KUBECONFIG_CONTENTS)).remote.kubeconfig == KUBECONFIG_CONTENTS
+    )
 
 
 def test_defaults() -> None:

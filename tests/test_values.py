@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.agent_generation import GLOO_MESH_ENTERPRISE_1X
-from components.values import ValueConflict, merge_values
+from components.values import ValueConflictError, merge_values
 
 RESERVED = GLOO_MESH_ENTERPRISE_1X.reserved_value_paths()
 OWNED = {"relay": {"cluster": "c", "serverAddress": "a:1", "tokenSecret": {"name": "t", "key": "token"}}}
@@ -14,7 +14,12 @@ OWNED = {"relay": {"cluster": "c", "serverAddress": "a:1", "tokenSecret": {"name
 def test_user_values_fill_in_around_owned_values() -> None:
     merged = merge_values({"relay": {"maxGrpcMessageSize": "8Mi"}, "verbose": True}, OWNED, RESERVED)
     assert merged == {
-        "relay": {"cluster": "c", "serverAddress": "a:1", "tokenSecret": {"name": "t", "key": "token"}, "maxGrpcMessageSize": "8Mi"},
+        "relay": {
+            "cluster": "c",
+            "serverAddress": "a:1",
+            "tokenSecret": {"name": "t", "key": "token"},
+            "maxGrpcMessageSize": "8Mi",
+        },
         "verbose": True,
     }
 
@@ -35,10 +40,12 @@ def test_equal_values_are_not_a_conflict() -> None:
     ],
 )
 def test_changing_an_owned_or_reserved_value_is_a_conflict(user: dict[str, object], path: tuple[str, ...]) -> None:
-    with pytest.raises(ValueConflict) as raised:
+    with pytest.raises(ValueConflictError) as raised:
         merge_values(user, OWNED, RESERVED)
     assert raised.value.path == path
 
 
 def test_unreserved_global_values_pass() -> None:
-    assert merge_values({"global": {"image": {"registry": "r"}}}, OWNED, RESERVED)["global"] == {"image": {"registry": "r"}}
+    assert merge_values({"global": {"image": {"registry": "r"}}}, OWNED, RESERVED)["global"] == {
+        "image": {"registry": "r"}
+    }
