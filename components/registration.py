@@ -9,6 +9,7 @@ the copied secrets and the agent's identity, never a CRD and never a management 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -23,7 +24,7 @@ from .args import (
     agent_values_error,
     validate_registration_args,
 )
-from .discovery import check_management_secrets, resolve_agent_version, resolve_relay_address
+from .discovery import DiscoveryError, check_management_secrets, resolve_agent_version, resolve_relay_address
 from .lifecycle import (
     RemoteIdentity,
     await_client_certificate_script,
@@ -185,6 +186,18 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=mgmt, additional_secret_outputs=["data", "stringData"]),
         )
 
+    def _secret_value(self, data: Mapping[str, str] | None, secret_name: str, key: str) -> str:
+        """One key of a management secret's data; a clear error (never the data) when it is missing or empty."""
+        value = (data or {}).get(key)
+        if not value:
+            s = self._settings
+            raise DiscoveryError(
+                f"cluster {s.cluster_name}: secret {secret_name!r} in namespace {s.mgmt_namespace!r} of the management "
+                f"cluster ({s.mgmt.describe()}) has no non-empty key {key!r}. Fix: recreate the secret on the "
+                "management cluster."
+            )
+        return value
+
     def _copy_root_ca(
         self,
         mgmt: k8s.Provider,
@@ -195,7 +208,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         gen = self._settings.generation
         source = self._read_management_secret(mgmt, gen.root_ca_secret, "mgmt-root-ca", relay_secrets_ok)
         ca_only: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-            source.data.apply(lambda data: {gen.root_ca_key: (data or {})[gen.root_ca_key]})
+            source.data.apply(
+                lambda data: {gen.root_ca_key: self._secret_value(data, gen.root_ca_secret, gen.root_ca_key)}
+            )
         )
         return k8s.core.v1.Secret(
             f"{self._name}-root-ca",
@@ -218,7 +233,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
                 lambda data: secret_manifest(
                     self._settings.remote_namespace,
                     gen.token_secret,
-                    {gen.token_key: (data or {})[gen.token_key]},
+                    {gen.token_key: self._secret_value(data, gen.token_secret, gen.token_key)},
                     MANAGED_BY_LABELS,
                 )
             )

@@ -427,3 +427,16 @@ def test_secrets_check_runs_kubectl_without_secrets_in_its_command() -> None:
     assert "get secret relay-root-tls-secret -n gloo-mesh" in check.args["command"]
     assert "kubeconfig-bearer" not in check.args["command"]
     assert check.args["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
+
+
+def test_provider_only_management_cluster_still_gets_a_clear_error_for_a_missing_key() -> None:
+    """Without kubectl access to the management cluster there is no secrets check; the copy step says it instead."""
+    fake = _with(lambda f: f.secret_data("gloo-mesh/relay-root-tls-secret").pop("ca.crt"))
+
+    def program() -> None:
+        mgmt = k8s.Provider("platform-mgmt", context="ctx-mgmt")
+        RemoteClusterRegistration("east", {"cluster_name": "east", "mgmt_provider": mgmt, "remote_context": "east"})
+
+    with pytest.raises(DiscoveryError, match=r"secret 'relay-root-tls-secret' .* has no non-empty key 'ca.crt'"):
+        run_program(program, fake)
+    assert not [call for call in fake.invokes if call.token == "command:local:run"]

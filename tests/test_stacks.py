@@ -132,3 +132,15 @@ def test_bad_stack_config_declares_nothing() -> None:
     with pytest.raises(RegistrationConfigError, match=r"clusters\[1\].name: 'Not_OK'"):
         run_main(ROOT / "stacks" / "Pulumi.dev.yaml", config_override=override, monitor=monitor)
     assert monitor.records == [], "a resource was declared before the stack config was rejected"
+
+
+def test_project_file() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["runtime"]["name"] == "python" and project["runtime"]["options"]["virtualenv"] == ".venv"
+    assert project["stackConfigDir"] == "stacks"
+    assert project["backend"]["url"].startswith("file://")
+    assert "kubernetes" in project["config"]["pulumi:disable-default-providers"]["value"]
+    from components.stack_config import TOP_LEVEL_KEYS
+
+    declared = {key for key in project["config"] if ":" not in key}
+    assert declared == set(TOP_LEVEL_KEYS), "every project config key the program reads is declared, and no other"
