@@ -8,7 +8,7 @@ version must be discovered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import pulumi
@@ -34,23 +34,27 @@ def image_tag(image: str) -> str | None:
     return last_segment.rsplit(":", 1)[1] or None
 
 
-def _read_opts(
-    settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
-) -> pulumi.ResourceOptions:
+def _read_opts(provider: k8s.Provider, parent: pulumi.Resource) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(provider=provider, parent=parent)
+
+
+def _given(value: pulumi.Input[str] | None, check: Callable[[str], str]) -> pulumi.Output[str] | None:
+    """A value the user gave instead of discovery: plain strings were checked already, Outputs are checked once
+    they resolve (they may come from other resources). None when nothing was given."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return pulumi.Output.from_input(value)
+    return pulumi.Output.from_input(cast("pulumi.Output[str]", value)).apply(check)
 
 
 def resolve_agent_version(
     name: str, settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
 ) -> pulumi.Output[str]:
     """Step 1: the given version, else the image tag of the server Deployment (as meshctl does)."""
-    given = settings.agent_version
-    if isinstance(given, str):
-        return pulumi.Output.from_input(given)
+    given = _given(settings.agent_version, lambda v: normalize_agent_version("agent_version", v))
     if given is not None:
-        return pulumi.Output.from_input(cast("pulumi.Output[str]", given)).apply(
-            lambda v: normalize_agent_version("agent_version", v)
-        )
+        return given
 
     from pulumi_kubernetes.apps.v1 import Deployment
 
@@ -58,7 +62,7 @@ def resolve_agent_version(
     deployment = Deployment.get(
         f"{name}-server-deployment",
         f"{settings.mgmt_namespace}/{gen.server_deployment}",
-        opts=_read_opts(settings, provider, parent),
+        opts=_read_opts(provider, parent),
     )
     where = f"Deployment {settings.mgmt_namespace}/{gen.server_deployment} ({settings.mgmt.describe()})"
 
@@ -89,17 +93,13 @@ def resolve_relay_address(
     name: str, settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
 ) -> pulumi.Output[str]:
     """Step 2: the given ``host:port``, else discovered from the server's LoadBalancer or the Istio ingress NodePort."""
-    given = settings.relay_server_address
-    if isinstance(given, str):
-        return pulumi.Output.from_input(given)
+    given = _given(settings.relay_server_address, lambda a: check_host_port("relay_server_address", a))
     if given is not None:
-        return pulumi.Output.from_input(cast("pulumi.Output[str]", given)).apply(
-            lambda a: check_host_port("relay_server_address", a)
-        )
+        return given
 
     from pulumi_kubernetes.core.v1 import Node, Service
 
-    opts = _read_opts(settings, provider, parent)
+    opts = _read_opts(provider, parent)
     gen = settings.generation
     if settings.relay_discovery == "loadbalancer":
         service = Service.get(f"{name}-relay-service", f"{settings.mgmt_namespace}/{gen.server_service}", opts=opts)

@@ -440,3 +440,28 @@ def test_provider_only_management_cluster_still_gets_a_clear_error_for_a_missing
     with pytest.raises(DiscoveryError, match=r"secret 'relay-root-tls-secret' .* has no non-empty key 'ca.crt'"):
         run_program(program, fake)
     assert not [call for call in fake.invokes if call.token == "command:local:run"]
+
+
+def test_version_and_address_may_be_outputs_of_other_resources() -> None:
+    def program() -> None:
+        RemoteClusterRegistration(
+            "remote-cluster",
+            args(
+                agent_version=pulumi.Output.from_input("v1.1.7"),
+                relay_server_address=pulumi.Output.from_input("relay.example.com:443"),
+            ),
+        )
+
+    recorded = run_program(program)
+    release = plain(recorded.one(RELEASE).inputs)
+    assert release["version"] == "1.1.7"
+    assert release["values"]["relay"]["serverAddress"] == "relay.example.com:443"
+    assert not recorded.reads("kubernetes:apps/v1:Deployment") and not recorded.reads("kubernetes:core/v1:Service")
+
+
+def test_an_output_address_is_checked_when_it_resolves() -> None:
+    def program() -> None:
+        RemoteClusterRegistration("remote-cluster", args(relay_server_address=pulumi.Output.from_input("no-port")))
+
+    with pytest.raises(Exception, match="relay_server_address: 'no-port' has no valid port"):
+        run_program(program)
