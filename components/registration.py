@@ -112,6 +112,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent.
         namespace = self._remote_namespace(remote)
         prerequisites: list[pulumi.Resource] = []
+        token: pulumi.Output[str] | None = None
         if not settings.insecure:
             relay_secrets_ok = check_management_secrets(name, settings, self)
             # 4. Root CA: ca.crt only, so the CA's private key never leaves the management cluster.
@@ -124,7 +125,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         # 7. The KubernetesCluster in the management namespace, after the release.
         cluster = self._declare_kubernetes_cluster(mgmt, release)
         # 8 and 9. Wait for the client certificate, then remove the bootstrap token (also on failure).
-        if settings.wait_for_client_cert:
+        if settings.wait_for_client_cert and token is not None:  # never in insecure mode
             self._await_client_certificate(address, token, [release, cluster])
 
         self.cluster_name = pulumi.Output.from_input(settings.cluster_name)
