@@ -4,13 +4,12 @@ A registration that is wrong in its input must fail with a message that names th
 fix, before Pulumi is told about a single resource: nothing half-registered, nothing to clean up.
 """
 
-from __future__ import annotations
-
 import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, Required, TypedDict
 from urllib.parse import urlparse
 
@@ -21,8 +20,17 @@ import semver
 from .agent_generation import GLOO_MESH_ENTERPRISE_1X, AgentGeneration
 from .values import ValueConflictError, merge_values
 
-RelayDiscovery = Literal["loadbalancer", "istio-ingress-nodeport"]
-RELAY_DISCOVERY_MODES: tuple[RelayDiscovery, ...] = ("loadbalancer", "istio-ingress-nodeport")
+
+class RelayDiscovery(StrEnum):
+    """How the relay server address is discovered when it is not given."""
+
+    LOADBALANCER = "loadbalancer"
+    """The enterprise-networking Service's LoadBalancer ingress (ip or hostname) and its grpc port."""
+    ISTIO_INGRESS_NODEPORT = "istio-ingress-nodeport"
+    """A management node's InternalIP and the nodePort of istio-ingressgateway's https port (the guide's kind setup)."""
+
+
+RELAY_DISCOVERY_MODES = tuple(mode.value for mode in RelayDiscovery)
 MAX_CLIENT_CERT_TIMEOUT_SECONDS = 3600
 
 
@@ -30,7 +38,7 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     """Arguments of :class:`components.RemoteClusterRegistration`; the keys mirror meshctl's flags."""
 
     cluster_name: Required[str]
-    """Name the cluster registers under: ``relay.cluster`` and the KubernetesCluster name (a DNS-1123 label)."""
+    """Name the cluster registers under: `relay.cluster` and the KubernetesCluster name (a DNS-1123 label)."""
     mgmt_context: str
     """Kubeconfig context of the management cluster."""
     mgmt_kubeconfig: pulumi.Input[str]
@@ -44,25 +52,25 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     remote_provider: k8s.Provider
     """An existing kubernetes Provider for the cluster being registered."""
     relay_server_address: pulumi.Input[str]
-    """``host:port`` of the relay server; discovered from the management cluster when absent."""
+    """`host:port` of the relay server; discovered from the management cluster when absent."""
     relay_discovery: RelayDiscovery
-    """How to discover the relay address: ``loadbalancer`` (default) or ``istio-ingress-nodeport``."""
+    """How to discover the relay address: `loadbalancer` (default) or `istio-ingress-nodeport`."""
     relay_node_name: str
-    """Management node whose InternalIP fronts the Istio ingress NodePort (``istio-ingress-nodeport`` only)."""
+    """Management node whose InternalIP fronts the Istio ingress NodePort (`istio-ingress-nodeport` only)."""
     relay_authority: str
-    """gRPC authority and TLS server name of the relay server (default ``enterprise-networking.gloo-mesh``)."""
+    """gRPC authority and TLS server name of the relay server (default `enterprise-networking.gloo-mesh`)."""
     agent_version: pulumi.Input[str]
     """Agent chart version; must equal the server's. Discovered from the server Deployment's image when absent."""
     chart_repo: str
     """Helm repository of the agent chart (default the public enterprise-agent repository)."""
     mgmt_namespace: str
-    """Namespace of the relay server, its secrets and the KubernetesCluster objects (default ``gloo-mesh``)."""
+    """Namespace of the relay server, its secrets and the KubernetesCluster objects (default `gloo-mesh`)."""
     remote_namespace: str
-    """Namespace of the agent and its secrets on the registered cluster (default ``gloo-mesh``)."""
+    """Namespace of the agent and its secrets on the registered cluster (default `gloo-mesh`)."""
     create_remote_namespace: bool
     """Create the remote namespace (default true); false labels a namespace that exists and never deletes it."""
     cluster_domain: str
-    """DNS suffix of the registered cluster (default ``cluster.local``)."""
+    """DNS suffix of the registered cluster (default `cluster.local`)."""
     agent_values: Mapping[str, Any]
     """Extra Helm values, merged under the registration's own; overriding a registration value is an error."""
     insecure: bool
@@ -146,7 +154,7 @@ class RegistrationSettings:
     generation: AgentGeneration = field(default=GLOO_MESH_ENTERPRISE_1X)
 
     def helm_values(self, *, server_address: str, agent_version: str) -> dict[str, Any]:
-        """The agent's Helm values: ``agent_values`` under the registration's own values."""
+        """The agent's Helm values: `agent_values` under the registration's own values."""
         owned = self.generation.registration_values(
             cluster_name=self.cluster_name,
             server_address=server_address,
@@ -170,7 +178,7 @@ def _looks_like_path(kubeconfig: str) -> bool:
 
 
 def check_dns1123_label(label: str, value: object, what: str) -> str:
-    """Return ``value`` if it is a DNS-1123 label (what Kubernetes accepts as a namespace or cluster name)."""
+    """Return `value` if it is a DNS-1123 label (what Kubernetes accepts as a namespace or cluster name)."""
     if not isinstance(value, str) or not value or len(value) > 63 or not _DNS1123_LABEL.match(value):
         raise RegistrationConfigError(
             label,
@@ -188,7 +196,7 @@ def _suggest_label(value: object) -> str:
 
 
 def check_host_port(label: str, value: str) -> str:
-    """Return ``value`` if it is ``host:port`` with a DNS name or IP host and a port in 1..65535."""
+    """Return `value` if it is `host:port` with a DNS name or IP host and a port in 1..65535."""
     host, sep, port = value.rpartition(":")
     fix = "give host:port, for example '203.0.113.10:9900' or 'relay.example.com:443' ('[2001:db8::1]:9900' for IPv6)"
     if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -205,7 +213,7 @@ def check_host_port(label: str, value: str) -> str:
 
 
 def normalize_agent_version(label: str, value: str) -> str:
-    """Strip a leading ``v`` (as meshctl does) and require a semantic version such as ``1.1.6``."""
+    """Strip a leading `v` (as meshctl does) and require a semantic version such as `1.1.6`."""
     version = value.removeprefix("v")
     if not semver.Version.is_valid(version):
         raise RegistrationConfigError(
@@ -319,7 +327,7 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
     elif address is not None and not isinstance(address, pulumi.Output):
         raise RegistrationConfigError(label("relay_server_address"), repr(address), "is not a string", "give host:port")
     discovery = args.get("relay_discovery", "loadbalancer")
-    if discovery not in RELAY_DISCOVERY_MODES:
+    if discovery not in RELAY_DISCOVERY_MODES:  # a RelayDiscovery member equals its value
         raise RegistrationConfigError(
             label("relay_discovery"),
             repr(discovery),
@@ -391,7 +399,7 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
         mgmt=mgmt,
         remote=remote,
         relay_server_address=address,
-        relay_discovery=discovery,
+        relay_discovery=RelayDiscovery(discovery),
         relay_node_name=node_name,
         relay_authority=authority,
         agent_version=version,
@@ -412,7 +420,7 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
 
 
 def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambda key: key) -> None:
-    """Reject ``agent_values`` that would change a registration value, using what is known before discovery."""
+    """Reject `agent_values` that would change a registration value, using what is known before discovery."""
     known_address = settings.relay_server_address if isinstance(settings.relay_server_address, str) else "<discovered>"
     known_version = settings.agent_version if isinstance(settings.agent_version, str) else "1.1.0"
     try:

@@ -14,7 +14,13 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .args import RegistrationConfigError, RegistrationSettings, check_host_port, normalize_agent_version
+from .args import (
+    RegistrationConfigError,
+    RegistrationSettings,
+    RelayDiscovery,
+    check_host_port,
+    normalize_agent_version,
+)
 from .lifecycle import kubectl_environment, management_secrets_check_script, parse_secrets_report
 
 
@@ -101,7 +107,7 @@ def resolve_relay_address(
 
     opts = _read_opts(provider, parent)
     gen = settings.generation
-    if settings.relay_discovery == "loadbalancer":
+    if settings.relay_discovery is RelayDiscovery.LOADBALANCER:
         service = Service.get(f"{name}-relay-service", f"{settings.mgmt_namespace}/{gen.server_service}", opts=opts)
         where = f"Service {settings.mgmt_namespace}/{gen.server_service} ({settings.mgmt.describe()})"
 

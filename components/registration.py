@@ -1,12 +1,10 @@
-"""``RemoteClusterRegistration``: ``meshctl cluster register enterprise``, made declarative.
+"""`RemoteClusterRegistration`: `meshctl cluster register enterprise`, made declarative.
 
 The constructor reads as meshctl's steps, in order. What each step waits on is expressed through Pulumi
-dependencies, so ``pulumi preview`` shows the order, ``pulumi up`` converges on a re-run instead of failing, and
-``pulumi destroy`` deregisters in the reverse order: the KubernetesCluster first, then the agent release, then
+dependencies, so `pulumi preview` shows the order, `pulumi up` converges on a re-run instead of failing, and
+`pulumi destroy` deregisters in the reverse order: the KubernetesCluster first, then the agent release, then
 the copied secrets and the agent's identity, never a CRD and never a management secret.
 """
-
-from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
@@ -49,7 +47,7 @@ class _ClusterNameClaims:
         self._claims: dict[tuple[int, tuple[str, ...], str], str] = {}
 
     def claim(self, settings: RegistrationSettings, resource_name: str) -> None:
-        """Record that ``resource_name`` registers ``settings.cluster_name``; raise if another registration did."""
+        """Record that `resource_name` registers `settings.cluster_name`; raise if another registration did."""
         monitor = id(pulumi.runtime.settings.get_monitor())
         mgmt = settings.mgmt
         plane = (
@@ -82,7 +80,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     """Registers one workload cluster with a Gloo Mesh Enterprise management plane over the relay."""
 
     cluster_name: pulumi.Output[str]
-    """The name the cluster is registered under (``relay.cluster`` and the KubernetesCluster name)."""
+    """The name the cluster is registered under (`relay.cluster` and the KubernetesCluster name)."""
     relay_server_address: pulumi.Output[str]
     """The relay server address the agent dials (given or discovered)."""
     agent_version: pulumi.Output[str]
@@ -90,7 +88,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     remote_namespace: pulumi.Output[str]
     """The namespace of the agent on the registered cluster."""
     release_status: pulumi.Output[str]
-    """Helm status of the agent release, e.g. ``deployed``."""
+    """Helm status of the agent release, e.g. `deployed`."""
 
     def __init__(
         self, name: str, args: RemoteClusterRegistrationArgs, opts: pulumi.ResourceOptions | None = None
