@@ -173,6 +173,11 @@ _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 _DNS_HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
 
 
+def is_dns1123_subdomain(value: object) -> bool:
+    """Whether `value` is a DNS-1123 subdomain, as Kubernetes checks DNS names (at most 253 characters)."""
+    return isinstance(value, str) and len(value) <= 253 and _DNS1123_SUBDOMAIN.match(value) is not None
+
+
 def _looks_like_path(kubeconfig: str) -> bool:
     return "\n" not in kubeconfig and not kubeconfig.lstrip().startswith(("{", "apiVersion"))
 
@@ -343,7 +348,7 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
             "set it to a management cluster node, e.g. 'mgmt-cluster-control-plane' for kind",
         )
     authority = args.get("relay_authority", generation.default_authority)
-    if not isinstance(authority, str) or not _DNS1123_SUBDOMAIN.match(authority) or len(authority) > 253:
+    if not isinstance(authority, str) or not is_dns1123_subdomain(authority):
         raise RegistrationConfigError(
             label("relay_authority"),
             repr(authority),
@@ -373,7 +378,7 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
         label("remote_namespace"), args.get("remote_namespace", generation.default_namespace), "namespace"
     )
     cluster_domain = args.get("cluster_domain", "cluster.local")
-    if not isinstance(cluster_domain, str) or len(cluster_domain) > 253 or not _DNS1123_SUBDOMAIN.match(cluster_domain):
+    if not isinstance(cluster_domain, str) or not is_dns1123_subdomain(cluster_domain):
         raise RegistrationConfigError(
             label("cluster_domain"),
             repr(cluster_domain),

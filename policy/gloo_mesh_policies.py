@@ -1,0 +1,728 @@
+"""Guardrails for Gloo Mesh Enterprise 1.x relay registrations, as a Pulumi policy pack.
+
+Importable on purpose: constructing :class:`pulumi_policy.PolicyPack` starts the analyzer's gRPC server and
+blocks, so it happens only in :func:`serve` (called by the pack's ``__main__.py``). Tests import the policies.
+
+Resource policies see a resource's inputs before it is created (``Analyze``); stack policies see every resource of
+the stack with its outputs, parent, provider and dependencies at the end of a preview or update (``AnalyzeStack``).
+``pulumi up`` previews first, so a mandatory stack violation stops it before anything is applied (unless it is run
+with ``--skip-preview``). Policies see secret values unwrapped; no message here ever repeats a value of a secret.
+
+Every name the policies check (chart, secrets, value keys, the cluster resource, the component's type) comes from
+``components`` (``agent_generation`` and ``registration``), installed into the pack's environment as the
+``gloo-mesh-registration`` package (``policy/requirements.txt``), so the pack and the component cannot disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import semver
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyConfigSchema,
+    PolicyPack,
+    PolicyProviderResource,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidation,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from components.agent_generation import GLOO_MESH_ENTERPRISE_1X, AgentGeneration
+from components.args import RegistrationConfigError, check_dns1123_label, is_dns1123_subdomain
+from components.discovery import image_tag
+from components.registration import COMPONENT_TYPE
+
+PACK_NAME = "gloo-mesh-relay-guardrails"
+
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+SECRET_TYPE = "kubernetes:core/v1:Secret"
+NAMESPACE_TYPES = ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:NamespacePatch")
+DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
+COMMAND_TYPE = "command:local:Command"
+
+STACK_ALLOW_INSECURE_KEY = "gloo-mesh-guardrails:allowInsecure"
+"""Stack config key (``config:`` of a ``Pulumi.<stack>.yaml``) by which one stack allows insecure registrations."""
+REGISTRATION_TYPE = COMPONENT_TYPE
+"""Type token of the registration component: the resources below one belong to one registered cluster."""
+
+_DEFAULT_PROVIDER_NAME = re.compile(r"^default(_.+)?$")
+"""Names the engine gives default providers: ``default`` or ``default_<major>_<minor>_<patch>...`` (pulumi/pulumi
+``pkg/resource/deploy/providers``, ``ProviderRequest.DefaultName``, used by ``source_eval.go``)."""
+
+
+def cluster_type(gen: AgentGeneration) -> str:
+    """Type token of the generation's cluster custom resource, as pulumi-kubernetes registers it."""
+    return f"kubernetes:{gen.cluster_api_version}:{gen.cluster_kind}"
+
+
+# -- reading properties ------------------------------------------------------------------------------------------
+
+
+def _path(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return []
+    return [item for item in value if isinstance(item, str)]
+
+
+def _version(value: str) -> str | None:
+    """An exact semantic version (a leading ``v`` stripped, as meshctl does), or None."""
+    stripped = value.strip().removeprefix("v")
+    return stripped if semver.Version.is_valid(stripped) else None
+
+
+def _is_agent_release(resource_type: str, props: Mapping[str, Any], gen: AgentGeneration) -> bool:
+    chart = props.get("chart") if resource_type == RELEASE_TYPE else None
+    return isinstance(chart, str) and (chart == gen.chart or chart.endswith("/" + gen.chart))
+
+
+def _relay_value(props: Mapping[str, Any], key: str) -> Any:
+    return _path(props, "values", "relay", key)
+
+
+def _release_namespace(props: Mapping[str, Any]) -> str:
+    return _text(props.get("namespace")) or "default"
+
+
+def _provider_urn(resource: PolicyResource) -> str | None:
+    return resource.provider.urn if resource.provider is not None else None
+
+
+def _stack_config() -> dict[str, Any]:
+    """The stack's config as the engine hands it to a policy pack: JSON in ``PULUMI_CONFIG`` (pulumi/pulumi
+    ``sdk/go/common/resource/plugin/analyzer_plugin.go``, ``constructEnv``)."""
+    try:
+        parsed = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+class _Graph:
+    """The stack's resources by URN, with the edges the engine orders steps by."""
+
+    def __init__(self, resources: Sequence[PolicyResource]) -> None:
+        self.resources = resources
+        self.by_urn = {r.urn: r for r in resources}
+
+    def dependencies(self, resource: PolicyResource, *, with_provider: bool = False) -> Iterator[PolicyResource]:
+        yield from resource.dependencies
+        if with_provider and resource.provider is not None and resource.provider.urn in self.by_urn:
+            yield self.by_urn[resource.provider.urn]
+
+    def closure(self, resource: PolicyResource, *, with_provider: bool = False) -> dict[str, PolicyResource]:
+        """Every resource ``resource`` waits on, transitively."""
+        seen: dict[str, PolicyResource] = {}
+        stack = [resource]
+        while stack:
+            for dep in self.dependencies(stack.pop(), with_provider=with_provider):
+                if dep.urn not in seen:
+                    seen[dep.urn] = dep
+                    stack.append(dep)
+        return seen
+
+    def of_type(self, *types: str) -> list[PolicyResource]:
+        return [r for r in self.resources if r.resource_type in types]
+
+
+def _agent_releases(graph: _Graph, gen: AgentGeneration) -> list[PolicyResource]:
+    return [r for r in graph.of_type(RELEASE_TYPE) if _is_agent_release(r.resource_type, r.props, gen)]
+
+
+def _is_insecure(props: Mapping[str, Any]) -> bool:
+    return _truthy(_relay_value(props, "insecure")) or _truthy(_path(props, "values", "global", "insecure"))
+
+
+def _cluster_name(resource: PolicyResource) -> str | None:
+    return _text(_path(resource.props, "metadata", "name"))
+
+
+def _cluster_identity(provider: PolicyProviderResource | None) -> str:
+    """Which cluster a provider reaches: its context and kubeconfig (providers without either use the ambient
+    kubeconfig's current context, so they all reach the same cluster). The kubeconfig is hashed, never shown."""
+    if provider is None:
+        return "ambient"
+    context = _text(provider.props.get("context")) or ""
+    kubeconfig = provider.props.get("kubeconfig")
+    digest = hashlib.sha256(kubeconfig.encode()).hexdigest() if isinstance(kubeconfig, str) else ""
+    return f"context={context};kubeconfig={digest}" if context or digest else "ambient"
+
+
+# -- 1. explicit provider ----------------------------------------------------------------------------------------
+
+
+def _explicit_provider(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not args.resource_type.startswith("kubernetes:"):
+        return
+    provider = args.provider
+    if provider is None:
+        report_violation(f"{args.resource_type} '{args.name}' has no provider.", None)
+    elif _DEFAULT_PROVIDER_NAME.match(provider.name):
+        report_violation(
+            f"{args.resource_type} '{args.name}' uses the default provider '{provider.name}', i.e. whatever "
+            "kubeconfig context is current where Pulumi runs.",
+            None,
+        )
+
+
+# -- 2. agent chart version --------------------------------------------------------------------------------------
+
+
+def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        graph = _Graph(args.resources)
+        expected_raw = _text(args.get_config().get("expectedAgentVersion"))
+        expected = _version(expected_raw) if expected_raw else None
+        if expected_raw and expected is None:
+            report_violation(f"Policy config expectedAgentVersion {expected_raw!r} is not a version.", None)
+        server_tags = _server_versions(graph, gen)
+        pinned: dict[str, tuple[PolicyResource, str]] = {}
+        for release in _agent_releases(graph, gen):
+            raw = release.props.get("version")
+            if not isinstance(raw, str) or not raw.strip():
+                report_violation(
+                    f"Release '{release.name}' pins no chart version: Helm would install the newest "
+                    f"{gen.chart} chart, whatever the server runs.",
+                    release.urn,
+                )
+                continue
+            version = _version(raw)
+            if version is None:
+                report_violation(
+                    f"Release '{release.name}' chart version {raw!r} is not one exact version.", release.urn
+                )
+                continue
+            pinned[release.urn] = (release, version)
+            if expected is not None and version != expected:
+                report_violation(
+                    f"Release '{release.name}' installs agent {version}; the management server runs {expected} "
+                    "(policy config expectedAgentVersion).",
+                    release.urn,
+                )
+            for server, tag in server_tags:
+                if version != tag:
+                    report_violation(
+                        f"Release '{release.name}' installs agent {version}; the server Deployment read as "
+                        f"'{server}' runs {tag}.",
+                        release.urn,
+                    )
+        if len({version for _, version in pinned.values()}) > 1:
+            listing = ", ".join(sorted(f"{r.name}={v}" for r, v in pinned.values()))
+            for release, _ in pinned.values():
+                report_violation(
+                    f"Agent versions differ across the stack's clusters ({listing}); every agent must run the "
+                    "server's version.",
+                    release.urn,
+                )
+
+    return validate
+
+
+def _server_versions(graph: _Graph, gen: AgentGeneration) -> list[tuple[str, str]]:
+    """(resource name, version) of each server Deployment the stack read, from its container image tag."""
+    found = []
+    for deployment in graph.of_type(DEPLOYMENT_TYPE):
+        if _path(deployment.props, "metadata", "name") != gen.server_deployment:
+            continue
+        containers = _path(deployment.props, "spec", "template", "spec", "containers")
+        containers = [c for c in containers if isinstance(c, Mapping)] if isinstance(containers, Sequence) else []
+        hinted = [c for c in containers if gen.server_container_hint in str(c.get("name", ""))]
+        for container in (hinted or containers)[:1]:
+            tag = image_tag(str(container.get("image", "")))
+            version = _version(tag) if tag else None
+            if version is not None:
+                found.append((deployment.name, version))
+    return found
+
+
+# -- 3. relay.cluster and KubernetesCluster ----------------------------------------------------------------------
+
+
+def _relay_cluster_matches(gen: AgentGeneration) -> StackValidation:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        graph = _Graph(args.resources)
+        clusters = graph.of_type(cluster_type(gen))
+        cluster_names = {name for name in map(_cluster_name, clusters) if name}
+        releases_by_name: dict[str, list[PolicyResource]] = {}
+        for release in _agent_releases(graph, gen):
+            name = _text(_relay_value(release.props, "cluster"))
+            if name is None:
+                report_violation(f"Release '{release.name}' sets no relay.cluster.", release.urn)
+                continue
+            releases_by_name.setdefault(name, []).append(release)
+            if name not in cluster_names:
+                report_violation(
+                    f"Release '{release.name}' registers as relay.cluster '{name}', but the stack declares no "
+                    f"{gen.cluster_kind} named '{name}'.",
+                    release.urn,
+                )
+        for cluster in clusters:
+            name = _cluster_name(cluster)
+            releases = releases_by_name.get(name or "", [])
+            if len(releases) != 1:
+                names = ", ".join(sorted(f"'{r.name}'" for r in releases)) or "none"
+                report_violation(
+                    f"{gen.cluster_kind} '{name}' has {len(releases)} agent Releases with relay.cluster "
+                    f"'{name}' ({names}); it needs exactly one.",
+                    cluster.urn,
+                )
+
+    return validate
+
+
+# -- 4. KubernetesCluster names ----------------------------------------------------------------------------------
+
+
+def _cluster_names(gen: AgentGeneration) -> StackValidation:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        graph = _Graph(args.resources)
+        namespace = _text(args.get_config().get("managementNamespace")) or gen.default_namespace
+        seen: dict[tuple[str, str, str], PolicyResource] = {}
+        for cluster in graph.of_type(cluster_type(gen)):
+            name = _cluster_name(cluster)
+            try:
+                check_dns1123_label("metadata.name", name, "cluster name")
+            except RegistrationConfigError as bad_name:
+                report_violation(f"{gen.cluster_kind} '{cluster.name}' {bad_name}", cluster.urn)
+            actual_namespace = _text(_path(cluster.props, "metadata", "namespace"))
+            if actual_namespace != namespace:
+                report_violation(
+                    f"{gen.cluster_kind} '{cluster.name}' is in namespace {actual_namespace!r}, not in the "
+                    f"management namespace '{namespace}' (policy config managementNamespace).",
+                    cluster.urn,
+                )
+            domain = _path(cluster.props, "spec", "clusterDomain")
+            if not is_dns1123_subdomain(domain):
+                report_violation(
+                    f"{gen.cluster_kind} '{cluster.name}' has spec.clusterDomain {domain!r}; give the cluster's "
+                    "DNS suffix, normally 'cluster.local'.",
+                    cluster.urn,
+                )
+            key = (_cluster_identity(cluster.provider), actual_namespace or "", name or "")
+            first = seen.setdefault(key, cluster)
+            if first is not cluster:
+                report_violation(
+                    f"{gen.cluster_kind} '{cluster.name}' and '{first.name}' both register '{name}' in "
+                    f"namespace '{actual_namespace}' of the same management cluster.",
+                    cluster.urn,
+                )
+
+    return validate
+
+
+# -- 5. root CA copy ---------------------------------------------------------------------------------------------
+
+
+def _root_ca_copy(gen: AgentGeneration) -> ResourceValidation:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type != SECRET_TYPE or _path(args.props, "metadata", "name") != gen.root_ca_secret:
+            return
+        if args.provider is not None and args.provider.name in _strings(args.get_config().get("exemptProviders")):
+            return
+        data = args.props.get("data")
+        string_data = args.props.get("stringData")
+        data = data if isinstance(data, Mapping) else {}
+        string_data = string_data if isinstance(string_data, Mapping) else {}
+        extra = sorted((set(data) | set(string_data)) - {gen.root_ca_key})
+        if extra:
+            report_violation(
+                f"Secret '{args.name}' ({gen.root_ca_secret}) holds {', '.join(extra)} besides {gen.root_ca_key}.",
+                None,
+            )
+        if gen.root_ca_key not in data and gen.root_ca_key not in string_data:
+            report_violation(f"Secret '{args.name}' ({gen.root_ca_secret}) has no {gen.root_ca_key}.", None)
+        decoded = [_decoded(v) for v in data.values()] + [v for v in string_data.values() if isinstance(v, str)]
+        if any("PRIVATE KEY" in value for value in decoded):
+            report_violation(f"Secret '{args.name}' ({gen.root_ca_secret}) carries private key material.", None)
+
+    return validate
+
+
+def _decoded(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return value
+
+
+# -- 6. agent namespace without sidecars -------------------------------------------------------------------------
+
+
+def _agent_namespace(gen: AgentGeneration) -> StackValidation:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        graph = _Graph(args.resources)
+        namespaces = graph.of_type(*NAMESPACE_TYPES)
+        for release in _agent_releases(graph, gen):
+            name = _release_namespace(release.props)
+            declared = [
+                ns
+                for ns in namespaces
+                if _path(ns.props, "metadata", "name") == name and _provider_urn(ns) == _provider_urn(release)
+            ]
+            if not declared:
+                report_violation(
+                    f"Release '{release.name}' installs the agent into namespace '{name}', which this stack does "
+                    "not declare on the same cluster, so nothing keeps Istio from injecting it.",
+                    release.urn,
+                )
+            for ns in declared:
+                label = _path(ns.props, "metadata", "labels", "istio-injection")
+                if label != "disabled":
+                    report_violation(
+                        f"Namespace '{name}' ({ns.name}) of agent Release '{release.name}' has istio-injection "
+                        f"{label!r}.",
+                        ns.urn,
+                    )
+
+    return validate
+
+
+# -- 7. independent registrations --------------------------------------------------------------------------------
+
+
+def _independent_registrations(gen: AgentGeneration) -> StackValidation:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        graph = _Graph(args.resources)
+        owner = {r.urn: _registration_of(r, gen) for r in graph.resources}
+        reported: set[tuple[str, str]] = set()
+        for resource in graph.resources:
+            mine = owner[resource.urn]
+            if mine is None:
+                continue
+            for dep in graph.closure(resource, with_provider=True).values():
+                theirs = owner.get(dep.urn)
+                if theirs is None or theirs.urn == mine.urn or (mine.urn, theirs.urn) in reported:
+                    continue
+                reported.add((mine.urn, theirs.urn))
+                report_violation(
+                    f"Registration '{mine.name}' waits on registration '{theirs.name}': '{resource.name}' depends "
+                    f"on '{dep.name}'.",
+                    resource.urn,
+                )
+
+    return validate
+
+
+def _registration_of(resource: PolicyResource, gen: AgentGeneration) -> PolicyResource | None:
+    current: PolicyResource | None = resource
+    while current is not None:
+        if current.resource_type == REGISTRATION_TYPE:
+            return current
+        current = current.parent
+    return None
+
+
+# -- 8. relay authority ------------------------------------------------------------------------------------------
+
+
+def _relay_authority(gen: AgentGeneration) -> ResourceValidation:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if not _is_agent_release(args.resource_type, args.props, gen):
+            return
+        allowed = _strings(args.get_config().get("allowedAuthorities")) or [gen.default_authority]
+        authority = _relay_value(args.props, "authority")
+        effective = authority if isinstance(authority, str) and authority else gen.default_authority
+        if effective not in allowed:
+            report_violation(
+                f"Release '{args.name}' sets relay.authority {effective!r}; allowed: {', '.join(allowed)}.", None
+            )
+
+    return validate
+
+
+# -- 9. insecure mode --------------------------------------------------------------------------------------------
+
+
+def _insecure_mode(gen: AgentGeneration) -> ResourceValidation:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if not _is_agent_release(args.resource_type, args.props, gen) or not _is_insecure(args.props):
+            return
+        if _truthy(args.get_config().get("allowInsecure")) or _truthy(_stack_config().get(STACK_ALLOW_INSECURE_KEY)):
+            return
+        report_violation(
+            f"Release '{args.name}' registers without TLS (insecure flag set in its values).",
+            None,
+        )
+
+    return validate
+
+
+# -- 10. step order ----------------------------------------------------------------------------------------------
+
+
+def _step_order(gen: AgentGeneration) -> StackValidation:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        graph = _Graph(args.resources)
+        releases = _agent_releases(graph, gen)
+        for release in releases:
+            if _is_insecure(release.props):
+                continue
+            waits_on = graph.closure(release)
+            namespace = _release_namespace(release.props)
+            for what, candidates in (
+                (f"root CA copy ({gen.root_ca_secret})", _root_ca_copies(graph, release, namespace, gen)),
+                (f"bootstrap token ({gen.token_secret})", _token_placements(graph, namespace, gen)),
+            ):
+                if not any(c.urn in waits_on for c in candidates):
+                    found = ", ".join(sorted(f"'{c.name}'" for c in candidates)) or "none in the stack"
+                    report_violation(
+                        f"Release '{release.name}' does not wait for the {what} in namespace '{namespace}' "
+                        f"(candidates: {found}).",
+                        release.urn,
+                    )
+        for cluster in graph.of_type(cluster_type(gen)):
+            name = _cluster_name(cluster)
+            own = [r for r in releases if _relay_value(r.props, "cluster") == name]
+            if own and not any(r.urn in graph.closure(cluster) for r in own):
+                report_violation(
+                    f"{gen.cluster_kind} '{cluster.name}' does not wait for its agent Release "
+                    f"({', '.join(sorted(repr(r.name) for r in own))}).",
+                    cluster.urn,
+                )
+
+    return validate
+
+
+def _root_ca_copies(
+    graph: _Graph, release: PolicyResource, namespace: str, gen: AgentGeneration
+) -> list[PolicyResource]:
+    return [
+        s
+        for s in graph.of_type(SECRET_TYPE)
+        if _path(s.props, "metadata", "name") == gen.root_ca_secret
+        and _path(s.props, "metadata", "namespace") == namespace
+        and _provider_urn(s) == _provider_urn(release)
+    ]
+
+
+def _token_placements(graph: _Graph, namespace: str, gen: AgentGeneration) -> list[PolicyResource]:
+    """The token as a Secret resource, or a command that applies the token Secret's manifest from stdin."""
+    found = []
+    for resource in graph.of_type(SECRET_TYPE, COMMAND_TYPE):
+        if resource.resource_type == SECRET_TYPE:
+            metadata = _path(resource.props, "metadata")
+        else:
+            try:
+                manifest = json.loads(resource.props.get("stdin") or "null")
+            except (TypeError, json.JSONDecodeError):
+                continue
+            metadata = _path(manifest, "metadata") if _path(manifest, "kind") == "Secret" else None
+        if _path(metadata, "name") == gen.token_secret and _path(metadata, "namespace") == namespace:
+            found.append(resource)
+    return found
+
+
+# -- the pack ----------------------------------------------------------------------------------------------------
+
+
+def _string_list(description: str, default: list[str]) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "description": description,
+        "default": default,
+    }
+
+
+def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
+    """The pack's policies, numbered as in the README's "Guardrails (policy pack)" section."""
+    return [
+        ResourceValidationPolicy(
+            name="kubernetes-explicit-provider",
+            description=(
+                "Every kubernetes resource names an explicit Provider for its cluster, never the default provider "
+                "(the ambient kubeconfig context). Fix: pass opts=ResourceOptions(provider=...) and set "
+                "`pulumi:disable-default-providers: [kubernetes]` in Pulumi.yaml."
+            ),
+            validate=_explicit_provider,
+            enforcement_level=EnforcementLevel.MANDATORY,
+            severity=Severity.HIGH,
+        ),
+        StackValidationPolicy(
+            name="agent-chart-version",
+            description=(
+                f"Each {gen.chart} Release pins one exact chart version, equal to the management server's version "
+                "and the same for every cluster of the stack. Fix: set agentVersion to the enterprise-networking "
+                "version (`meshctl version`), or leave it unset to read it from the server."
+            ),
+            validate=_agent_chart_version(gen),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            config_schema=PolicyConfigSchema(
+                properties={
+                    "expectedAgentVersion": {
+                        "type": "string",
+                        "description": "The enterprise-networking version the agents must equal, e.g. 1.1.6.",
+                    }
+                }
+            ),
+            severity=Severity.HIGH,
+        ),
+        StackValidationPolicy(
+            name="relay-cluster-matches-kubernetes-cluster",
+            description=(
+                f"relay.cluster of each agent Release names a {gen.cluster_kind} of the stack, and each "
+                f"{gen.cluster_kind} has exactly one agent Release: two agents under one name take each other's "
+                "relay identity. Fix: register every cluster once, under one name, through RemoteClusterRegistration."
+            ),
+            validate=_relay_cluster_matches(gen),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            severity=Severity.CRITICAL,
+        ),
+        StackValidationPolicy(
+            name="kubernetes-cluster-name",
+            description=(
+                f"{gen.cluster_kind} names are DNS-1123 labels, unique per management cluster, in the management "
+                "namespace, with a spec.clusterDomain. Fix: give each cluster a unique name such as 'eu-west-1-a', "
+                "and set the management namespace and clusterDomain (or managementNamespace in the policy config)."
+            ),
+            validate=_cluster_names(gen),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            config_schema=PolicyConfigSchema(
+                properties={
+                    "managementNamespace": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Namespace of the relay server and the cluster objects.",
+                        "default": gen.default_namespace,
+                    }
+                }
+            ),
+            severity=Severity.HIGH,
+        ),
+        ResourceValidationPolicy(
+            name="root-ca-copy-ca-crt-only",
+            description=(
+                f"The {gen.root_ca_secret} copy on a registered cluster holds only {gen.root_ca_key}: the "
+                "management secret can hold the CA's private key, which must never leave the management cluster. "
+                f"Fix: copy only data['{gen.root_ca_key}'] (RemoteClusterRegistration does)."
+            ),
+            validate=_root_ca_copy(gen),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            config_schema=PolicyConfigSchema(
+                properties={
+                    "exemptProviders": _string_list(
+                        "Names of Provider resources of a management cluster whose own root secret this program "
+                        "manages (not a copy).",
+                        [],
+                    )
+                }
+            ),
+            severity=Severity.CRITICAL,
+        ),
+        StackValidationPolicy(
+            name="agent-namespace-no-istio-injection",
+            description=(
+                "The agent's namespace is declared on its cluster with the label istio-injection: disabled: a sidecar "
+                "in front of the agent breaks its relay connection. Fix: create or label the namespace with "
+                "istio-injection=disabled (RemoteClusterRegistration does, also with createNamespace: false)."
+            ),
+            validate=_agent_namespace(gen),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            severity=Severity.HIGH,
+        ),
+        StackValidationPolicy(
+            name="registrations-independent",
+            description=(
+                "No resource of one cluster's registration depends on a resource of another's, so one unreachable "
+                "cluster never holds up the others. Fix: give each registration its own inputs (e.g. the relay "
+                "address as a value, not another registration's output) and no depends_on across registrations."
+            ),
+            validate=_independent_registrations(gen),
+            enforcement_level=EnforcementLevel.ADVISORY,
+            severity=Severity.MEDIUM,
+        ),
+        ResourceValidationPolicy(
+            name="relay-authority-allowed",
+            description=(
+                "relay.authority of each agent Release (the relay server's gRPC authority and TLS name) is one the "
+                "server certificate is issued for. Fix: set relayAuthority to an allowed name, or add the name your "
+                "server certificate carries to allowedAuthorities in the policy config."
+            ),
+            validate=_relay_authority(gen),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            config_schema=PolicyConfigSchema(
+                properties={
+                    "allowedAuthorities": _string_list(
+                        "Authorities the relay server certificate is valid for.", [gen.default_authority]
+                    )
+                }
+            ),
+            severity=Severity.HIGH,
+        ),
+        ResourceValidationPolicy(
+            name="insecure-relay-refused",
+            description=(
+                "Agents register over TLS: insecure mode (relay.insecure / global.insecure) is refused unless the "
+                f"stack allows it explicitly. Fix: remove insecure, or allow it for this stack with the stack "
+                f"config `{STACK_ALLOW_INSECURE_KEY}: true` (or allowInsecure in the policy config); "
+                "set enforcementLevel mandatory to block it."
+            ),
+            validate=_insecure_mode(gen),
+            enforcement_level=EnforcementLevel.ADVISORY,
+            config_schema=PolicyConfigSchema(
+                properties={
+                    "allowInsecure": {
+                        "type": "boolean",
+                        "description": "Allow insecure registrations in every stack this configuration applies to.",
+                        "default": False,
+                    }
+                }
+            ),
+            severity=Severity.HIGH,
+        ),
+        StackValidationPolicy(
+            name="registration-step-order",
+            description=(
+                f"Each agent Release waits for the {gen.root_ca_secret} copy and the bootstrap token of its "
+                f"namespace, and each {gen.cluster_kind} waits for its agent Release (the registration steps' "
+                "order). Fix: keep the depends_on of RemoteClusterRegistration's steps, or add the missing ones."
+            ),
+            validate=_step_order(gen),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            severity=Severity.HIGH,
+        ),
+    ]
+
+
+def serve() -> None:
+    """Serve the pack to the Pulumi engine (blocks; the pack's ``__main__.py`` calls this)."""
+    PolicyPack(
+        name=PACK_NAME,
+        policies=policies(),
+        enforcement_level=EnforcementLevel.ADVISORY,
+        description="Guardrails for Gloo Mesh Enterprise 1.x relay registrations (RemoteClusterRegistration).",
+        display_name="Gloo Mesh relay registration guardrails",
+    )

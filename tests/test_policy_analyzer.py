@@ -1,0 +1,574 @@
+"""The real program, run on the mock runtime, fed to the policy pack's analyzer as the Pulumi CLI feeds it.
+
+The pack is served in process by its own `serve()` (a real `PolicyPack`, its gRPC server on a local port) and called
+over gRPC with requests built from `pulumi.runtime.proto.analyzer_pb2`. What the engine does around the analyzer is
+emulated here, from these sources (pulumi/pulumi unless noted):
+
+* Start-up: the pack prints its port and serves `Analyzer` (pulumi-policy `PolicyPack.__init__`); the CLI starts it
+  with `python -m pulumi.policy ENGINE .` in the pack folder (`sdk/python/dist/pulumi-analyzer-policy-python`),
+  which `test_the_pack_starts_as_the_cli_starts_it` does for real.
+* Config: defaults from each policy's `configSchema`, then the `--policy-pack-config` file (a level, or an object
+  with `enforcementLevel` and properties; `all` for every policy), validated against the schema, sent with
+  `Configure` (`pkg/resource/analyzer/config.go`, `ReconcilePolicyPackConfig`).
+* `Analyze`: once per registered resource (not for reads), with its inputs, `options.parent` and its provider
+  (URN, type, name, the provider's inputs) (`pkg/resource/deploy/step_generator.go`, `generateSteps`). A custom
+  resource registered without a provider gets the package's default provider `default_<version>`
+  (`source_eval.go`, `defaultProviders`), unless `pulumi:disable-default-providers` denies it, which fails the
+  deployment.
+* `AnalyzeStack`: every resource of the deployment (root stack, providers, components, registrations, reads) with
+  its outputs, parent, dependencies and provider (`step_generator.go`, `AnalyzeResources`).
+* Properties keep secrets and unknowns (`sdk/go/common/resource/plugin/analyzer_plugin.go`, `MarshalProperties`
+  with `KeepSecrets`/`KeepUnknowns`); outputs named in `additionalSecretOutputs` are secret.
+* The stack's config reaches the pack as JSON in `PULUMI_CONFIG` (`analyzer_plugin.go`, `constructEnv`).
+
+Not emulated: the provider's `Check` (pulumi-kubernetes adds `apiVersion`/`kind` to inputs; no policy reads them)
+and `propertyDependencies` (no policy reads them).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+import jsonschema
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_policy.policy
+import pytest
+import yaml
+from engine_double import CA_CERT, CA_PRIVATE_KEY, ROOT, RecordingMonitor, b64, run_main, run_program
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi_command import local
+
+from components import GLOO_MESH_ENTERPRISE_1X, RemoteClusterRegistration, RemoteClusterRegistrationArgs
+from policy import gloo_mesh_policies
+from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY
+
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+POLICY_DIR = ROOT / "policy"
+PROJECT_FILE = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+LEVELS = {
+    "advisory": analyzer_pb2.ADVISORY,
+    "mandatory": analyzer_pb2.MANDATORY,
+    "remediate": analyzer_pb2.REMEDIATE,
+    "disabled": analyzer_pb2.DISABLED,
+}
+LEVEL_NAMES = {value: name for name, value in LEVELS.items()}
+ALL_POLICIES = {
+    "kubernetes-explicit-provider",
+    "agent-chart-version",
+    "relay-cluster-matches-kubernetes-cluster",
+    "kubernetes-cluster-name",
+    "root-ca-copy-ca-crt-only",
+    "agent-namespace-no-istio-injection",
+    "registrations-independent",
+    "relay-authority-allowed",
+    "insecure-relay-refused",
+    "registration-step-order",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    level: str
+    urn: str
+    message: str
+    stage: str  # "Analyze" | "AnalyzeStack"
+
+
+# -- the engine's side of the analyzer protocol ------------------------------------------------------------------
+
+
+def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """Properties on the wire: secrets stay `{sig: secret, value: ...}` objects, unknowns stay sentinels."""
+    struct = struct_pb2.Struct()
+    struct.update(dict(value))
+    return struct
+
+
+def _mark_secret(state: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: rpc.wrap_rpc_secret(v) if k in keys and not rpc.is_rpc_secret(v) else v for k, v in state.items()}
+
+
+def reconcile_config(info: Any, given: Mapping[str, Any]) -> dict[str, analyzer_pb2.PolicyConfig]:
+    """`ReconcilePolicyPackConfig`: schema defaults, then `given` (a `--policy-pack-config` file), validated."""
+    levels: dict[str, str] = {}
+    props: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, dict[str, Any]] = {}
+    for policy in info.policies:
+        levels[policy.name] = LEVEL_NAMES[policy.enforcementLevel]
+        properties = json_format.MessageToDict(policy.configSchema.properties)
+        schemas[policy.name] = {"type": "object", "properties": properties}
+        if policy.configSchema.required:
+            schemas[policy.name]["required"] = list(policy.configSchema.required)
+        props[policy.name] = {k: v["default"] for k, v in properties.items() if "default" in v}
+    if isinstance(given.get("all"), str):
+        levels = dict.fromkeys(levels, given["all"])
+    for name, value in given.items():
+        if name == "all":
+            continue
+        assert name in levels, f"the config names {name!r}, which is not a policy of the pack"
+        if isinstance(value, str):
+            levels[name] = value
+        else:
+            value = dict(value)
+            levels[name] = value.pop("enforcementLevel", levels[name])
+            props[name].update(value)
+    for name, schema in schemas.items():
+        jsonschema.validate(props[name], schema)
+    return {
+        name: analyzer_pb2.PolicyConfig(enforcementLevel=LEVELS[levels[name]], properties=_struct(props[name]))
+        for name in levels
+    }
+
+
+class PolicyAnalyzer:
+    """Calls the pack like the engine: GetAnalyzerInfo, Configure, Analyze per resource, AnalyzeStack."""
+
+    def __init__(self, stub: Any) -> None:
+        self.stub = stub
+
+    def info(self) -> Any:
+        return self.stub.GetAnalyzerInfo(empty_pb2.Empty())
+
+    def configure(self, given: Mapping[str, Any] | None = None) -> None:
+        config = reconcile_config(self.info(), given or {})
+        self.stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config))
+
+    def run(
+        self,
+        monitor: RecordingMonitor,
+        config: Mapping[str, Any] | None = None,
+        *,
+        denied_default_providers: frozenset[str] = frozenset(),
+    ) -> list[Violation]:
+        self.configure(config)
+        resources = _stack_resources(monitor, denied_default_providers)
+        by_urn = {r.urn: r for r in resources}
+        violations = []
+        for record in monitor.registered():
+            resource = by_urn[record.urn]
+            request = analyzer_pb2.AnalyzeRequest(
+                urn=record.urn,
+                type=record.type,
+                name=record.name,
+                properties=_struct(record.inputs),
+                options=resource.options,
+                provider=resource.provider if resource.HasField("provider") else None,
+            )
+            violations += _violations(self.stub.Analyze(request), "Analyze")
+        response = self.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources))
+        return violations + _violations(response, "AnalyzeStack")
+
+
+def _violations(response: Any, stage: str) -> list[Violation]:
+    return [
+        Violation(d.policyName, LEVEL_NAMES[d.enforcementLevel], d.urn, d.message, stage) for d in response.diagnostics
+    ]
+
+
+def _stack_resources(monitor: RecordingMonitor, denied: frozenset[str]) -> list[Any]:
+    """Every resource of the deployment as `AnalyzerResource`s, default providers and the root stack included."""
+    outputs = monitor.get_registered_resources()
+    providers: dict[str, analyzer_pb2.AnalyzerProviderResource] = {}
+    resources: list[Any] = []
+    stack_urn = next((r.parent for r in monitor.records if r.parent and "::pulumi:pulumi:Stack::" in r.parent), "")
+    if stack_urn:
+        resources.append(
+            analyzer_pb2.AnalyzerResource(urn=stack_urn, type="pulumi:pulumi:Stack", name=stack_urn.rsplit("::", 1)[1])
+        )
+    for record in monitor.records:
+        if record.type.startswith("pulumi:providers:"):
+            providers[record.urn] = analyzer_pb2.AnalyzerProviderResource(
+                urn=record.urn, type=record.type, name=record.name, properties=_struct(record.inputs)
+            )
+    for record in monitor.records:
+        provider = providers.get(record.provider_urn) if record.provider_urn else None
+        if provider is None and record.custom and not record.type.startswith("pulumi:providers:"):
+            provider = _default_provider(
+                record.type.split(":", 1)[0], stack_urn, denied, record.urn, providers, resources
+            )
+        state = outputs[record.urn].state if record.urn in outputs else {}
+        resources.append(
+            analyzer_pb2.AnalyzerResource(
+                urn=record.urn,
+                type=record.type,
+                name=record.name,
+                properties=_struct(_mark_secret(state, record.additional_secret_outputs)),
+                options=analyzer_pb2.AnalyzerResourceOptions(
+                    parent=record.parent, additionalSecretOutputs=list(record.additional_secret_outputs)
+                ),
+                provider=provider,
+                parent=record.parent,
+                dependencies=sorted(record.dependencies),
+            )
+        )
+    return resources
+
+
+def _default_provider(
+    package: str,
+    stack_urn: str,
+    denied: frozenset[str],
+    urn: str,
+    providers: dict[str, analyzer_pb2.AnalyzerProviderResource],
+    resources: list[Any],
+) -> analyzer_pb2.AnalyzerProviderResource:
+    if package in denied or "*" in denied:
+        raise AssertionError(f"Default provider for '{package}' disabled. '{urn}' must use an explicit provider.")
+    try:
+        version = metadata.version(f"pulumi-{package}")
+        name = "default_" + "_".join(version.replace("-", ".").split("."))
+    except metadata.PackageNotFoundError:
+        name = "default"
+    project_stack = stack_urn.split("::pulumi:pulumi:Stack::", 1)[0]
+    provider_urn = f"{project_stack}::pulumi:providers:{package}::{name}"
+    if provider_urn not in providers:
+        providers[provider_urn] = analyzer_pb2.AnalyzerProviderResource(
+            urn=provider_urn, type=f"pulumi:providers:{package}", name=name
+        )
+        resources.append(analyzer_pb2.AnalyzerResource(urn=provider_urn, type=f"pulumi:providers:{package}", name=name))
+    return providers[provider_urn]
+
+
+class _BlockingClock:
+    """Stands in for `time` in pulumi-policy: its serve loop sleeps until the test module is done."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def sleep(self, _seconds: float) -> None:
+        self.released.wait()
+        raise KeyboardInterrupt  # what PolicyPack's serve loop stops its server on
+
+
+class _PortSink:
+    """Stands in for stdout: PolicyPack prints the port it serves on, as the engine expects."""
+
+    def __init__(self) -> None:
+        self.ports: queue.Queue[int] = queue.Queue()
+
+    def write(self, data: bytes) -> int:
+        self.ports.put(int(data.decode().strip()))
+        return len(data)
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Iterator[PolicyAnalyzer]:
+    clock, sink = _BlockingClock(), _PortSink()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pulumi_policy.policy, "time", clock)
+        patch.setattr(pulumi_policy.policy, "sys", SimpleNamespace(stdout=SimpleNamespace(buffer=sink)))
+        server = threading.Thread(target=gloo_mesh_policies.serve, daemon=True)
+        server.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{sink.ports.get(timeout=30)}")
+        try:
+            yield PolicyAnalyzer(analyzer_pb2_grpc.AnalyzerStub(channel))
+        finally:
+            channel.close()
+            clock.released.set()
+            server.join(timeout=10)
+
+
+def names(violations: list[Violation]) -> set[str]:
+    return {v.policy for v in violations}
+
+
+# -- the pack as the engine sees it ------------------------------------------------------------------------------
+
+
+def test_the_pack_describes_ten_policies_with_fixes_levels_and_config(analyzer: PolicyAnalyzer) -> None:
+    info = analyzer.info()
+    assert info.name == "gloo-mesh-relay-guardrails" and info.supportsConfig
+    policies = {p.name: p for p in info.policies}
+    assert set(policies) == ALL_POLICIES
+    for policy in policies.values():
+        assert "Fix:" in policy.description, policy.name
+        assert policy.enforcementLevel in (analyzer_pb2.ADVISORY, analyzer_pb2.MANDATORY)
+    assert policies["insecure-relay-refused"].enforcementLevel == analyzer_pb2.ADVISORY
+    assert policies["root-ca-copy-ca-crt-only"].enforcementLevel == analyzer_pb2.MANDATORY
+    configurable = {name for name, p in policies.items() if p.configSchema.properties}
+    assert configurable == {
+        "agent-chart-version",
+        "kubernetes-cluster-name",
+        "root-ca-copy-ca-crt-only",
+        "relay-authority-allowed",
+        "insecure-relay-refused",
+    }
+
+
+def test_the_example_policy_config_is_valid_for_the_pack(analyzer: PolicyAnalyzer) -> None:
+    example = json.loads((POLICY_DIR / "config.example.json").read_text())
+    config = reconcile_config(analyzer.info(), example)
+    assert config["insecure-relay-refused"].enforcementLevel == analyzer_pb2.MANDATORY
+    with pytest.raises(jsonschema.ValidationError):
+        reconcile_config(analyzer.info(), {"relay-authority-allowed": {"allowedAuthorities": "not-a-list"}})
+
+
+def test_the_pack_starts_as_the_cli_starts_it() -> None:
+    """`python -m pulumi.policy ENGINE .` in the pack folder: the pack's two-line `__main__.py` serves the pack.
+
+    policy/requirements.txt installs this repository's package into the pack's environment; here the checkout is
+    on PYTHONPATH instead."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", "."],
+        cwd=POLICY_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().strip()
+        assert port.isdigit(), f"the pack printed {port!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            info = analyzer_pb2_grpc.AnalyzerStub(channel).GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+        assert {p.name for p in info.policies} == ALL_POLICIES
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_the_pack_folder_is_a_pulumi_policy_pack() -> None:
+    project = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
+    assert project["runtime"] == {"name": "python", "options": {"virtualenv": ".venv"}}
+    requirements = (POLICY_DIR / "requirements.txt").read_text().splitlines()
+    assert f"pulumi-policy=={metadata.version('pulumi-policy')}" in requirements
+    dev_requirements = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert f"pulumi-policy=={metadata.version('pulumi-policy')}" in dev_requirements
+    main = [line for line in (POLICY_DIR / "__main__.py").read_text().splitlines() if line.strip()]
+    assert len(main) == 2 and main[1] == "serve()"
+
+
+# -- every stack passes ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=[f.name for f in STACK_FILES])
+def test_every_stack_passes_every_policy(
+    analyzer: PolicyAnalyzer, stack_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = run_main(stack_file, preview=True)
+    denied = frozenset(PROJECT_FILE["config"]["pulumi:disable-default-providers"]["value"])
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    monkeypatch.setenv(
+        "PULUMI_CONFIG", json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    )
+    assert recorded.registered("kubernetes:helm.sh/v3:Release"), "the program registered nothing to check"
+    assert analyzer.run(recorded, denied_default_providers=denied) == []
+
+
+# -- misconfigured registrations, each with the violation it must raise ------------------------------------------
+
+
+def args(name: str = "east", **overrides: Any) -> RemoteClusterRegistrationArgs:
+    base: dict[str, Any] = {"cluster_name": name, "mgmt_context": "mgmt", "remote_context": f"{name}-ctx"}
+    base.update(overrides)
+    return base  # type: ignore[return-value]
+
+
+def registrations(
+    *entries: tuple[str, RemoteClusterRegistrationArgs],
+    change: pulumi.ResourceTransformation | None = None,
+) -> RecordingMonitor:
+    """Run the real component once per (resource name, args), in preview; `change` is a transformation of the
+    component's children, which is how a program would alter what the component declares."""
+
+    def program() -> None:
+        opts = pulumi.ResourceOptions(transformations=[change]) if change else None
+        for name, registration in entries:
+            RemoteClusterRegistration(name, registration, opts)
+
+    return run_program(program, preview=True)
+
+
+def of_type(
+    type_: str, change: Callable[[Any, pulumi.ResourceOptions], tuple[Any, pulumi.ResourceOptions]]
+) -> pulumi.ResourceTransformation:
+    """A transformation of every child of type `type_`: `change(props, opts)` returns the new props and options."""
+
+    def transformation(t: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if t.type_ != type_:
+            return None
+        props, opts = change(t.props, copy.copy(t.opts))
+        return pulumi.ResourceTransformationResult(props, opts)
+
+    return transformation
+
+
+def _release_without_secrets(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    depends_on = opts.depends_on if isinstance(opts.depends_on, list) else []
+    opts.depends_on = [d for d in depends_on if not isinstance(d, (k8s.core.v1.Secret, local.Command))]
+    return props, opts
+
+
+def _cluster_without_release(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    opts.depends_on = []
+    return props, opts
+
+
+def _cluster_without_provider(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    opts.provider = None
+    return props, opts
+
+
+def _renamed_cluster(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    metadata = props["metadata"]
+    props = {**props, "metadata": k8s.meta.v1.ObjectMetaArgs(name="east-typo", namespace=metadata.namespace)}
+    return props, opts
+
+
+def _whole_root_secret(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    metadata = props.get("metadata")
+    if metadata is None or metadata.name != GLOO_MESH_ENTERPRISE_1X.root_ca_secret:  # a read, or another Secret
+        return props, opts
+    # What a naive copy of the management secret would carry: the CA's private key next to its certificate.
+    everything = {"ca.crt": b64(CA_CERT), "tls.crt": b64(CA_CERT), "tls.key": b64(CA_PRIVATE_KEY)}
+    return {**props, "data": pulumi.Output.secret(everything)}, opts
+
+
+def _injected_namespace(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    name = props["metadata"].name
+    return {**props, "metadata": k8s.meta.v1.ObjectMetaArgs(name=name, labels={"istio-injection": "enabled"})}, opts
+
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CLUSTER = "kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster"
+
+
+def test_a_removed_dependency_of_the_release_on_its_secrets(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args()), change=of_type(RELEASE, _release_without_secrets))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"registration-step-order"}
+    messages = " ".join(v.message for v in violations)
+    assert "root CA copy" in messages and "bootstrap token" in messages
+    assert all(v.urn.endswith("::east-agent") and v.level == "mandatory" for v in violations)
+
+
+def test_a_removed_dependency_of_the_kubernetes_cluster_on_the_release(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args()), change=of_type(CLUSTER, _cluster_without_release))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"registration-step-order"}
+    assert [v.urn.rsplit("::", 1)[1] for v in violations] == ["east-kubernetes-cluster"]
+
+
+def test_relay_cluster_differs_from_the_kubernetes_cluster_name(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args()), change=of_type(CLUSTER, _renamed_cluster))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"relay-cluster-matches-kubernetes-cluster"}
+    assert {v.urn.rsplit("::", 1)[1] for v in violations} == {"east-agent", "east-kubernetes-cluster"}
+
+
+def test_a_second_registration_of_the_same_name(analyzer: PolicyAnalyzer) -> None:
+    """The component refuses this with one management Provider; two Providers of the same context get past it."""
+
+    def program() -> None:
+        first, second = (k8s.Provider(name, context="mgmt") for name in ("mgmt-a", "mgmt-b"))
+        RemoteClusterRegistration("east-a", args(remote_context="east-a", mgmt_provider=first))
+        RemoteClusterRegistration("east-b", args(remote_context="east-b", mgmt_provider=second))
+
+    violations = analyzer.run(run_program(program, preview=True))
+    assert names(violations) == {"relay-cluster-matches-kubernetes-cluster", "kubernetes-cluster-name"}
+    duplicate = next(v for v in violations if v.policy == "kubernetes-cluster-name")
+    assert "both register 'east'" in duplicate.message
+
+
+def test_a_root_ca_copy_with_the_private_key(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args()), change=of_type("kubernetes:core/v1:Secret", _whole_root_secret))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"root-ca-copy-ca-crt-only"}
+    assert {v.stage for v in violations} == {"Analyze"}
+    assert any("tls.crt, tls.key" in v.message for v in violations)
+    assert any("private key material" in v.message for v in violations)
+    assert not any(CA_PRIVATE_KEY.splitlines()[1] in v.message for v in violations)
+
+
+def test_a_resource_without_an_explicit_provider(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args()), change=of_type(CLUSTER, _cluster_without_provider))
+    assert recorded.one(CLUSTER).provider == ""
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"kubernetes-explicit-provider"}
+    assert "default provider 'default_4_34_2'" in violations[0].message
+    # With the project's `pulumi:disable-default-providers: [kubernetes]`, the engine refuses it outright.
+    with pytest.raises(AssertionError, match="Default provider for 'kubernetes' disabled"):
+        analyzer.run(recorded, denied_default_providers=frozenset({"kubernetes"}))
+
+
+def test_an_agent_namespace_open_to_sidecar_injection(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args()), change=of_type("kubernetes:core/v1:Namespace", _injected_namespace))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"agent-namespace-no-istio-injection"}
+    assert "'enabled'" in violations[0].message
+
+
+def test_insecure_mode_is_advisory_unless_configured_mandatory_or_allowed(
+    analyzer: PolicyAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = registrations(("east", args(insecure=True, relay_server_address="relay.example.com:9900")))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"insecure-relay-refused"}
+    assert {v.level for v in violations} == {"advisory"}
+    mandatory = analyzer.run(recorded, {"insecure-relay-refused": "mandatory"})
+    assert {(v.policy, v.level) for v in mandatory} == {("insecure-relay-refused", "mandatory")}
+    assert analyzer.run(recorded, {"insecure-relay-refused": {"allowInsecure": True}}) == []
+    # The stack's own explicit allowance: the engine hands the stack config to the pack in PULUMI_CONFIG.
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({STACK_ALLOW_INSECURE_KEY: "true"}))
+    assert analyzer.run(recorded, {"insecure-relay-refused": "mandatory"}) == []
+
+
+def test_an_authority_outside_the_allow_list(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args(relay_authority="relay.example.com")))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"relay-authority-allowed"}
+    assert "'relay.example.com'" in violations[0].message
+    allowed = {"relay-authority-allowed": {"allowedAuthorities": ["relay.example.com"]}}
+    assert analyzer.run(recorded, allowed) == []
+
+
+def test_one_registration_using_another_registrations_relay_address(analyzer: PolicyAnalyzer) -> None:
+    def program() -> None:
+        west = RemoteClusterRegistration("west", args("west"))
+        RemoteClusterRegistration("east", args(relay_server_address=west.relay_server_address))
+
+    violations = analyzer.run(run_program(program, preview=True))
+    assert names(violations) == {"registrations-independent"}
+    assert [v.message.splitlines()[-1].split(":")[0] for v in violations] == [
+        "Registration 'east' waits on registration 'west'"
+    ]
+
+
+def test_agent_versions_that_differ_across_clusters(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args(agent_version="1.1.6")), ("west", args("west", agent_version="1.1.5")))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"agent-chart-version"}
+    assert {v.urn.rsplit("::", 1)[1] for v in violations} == {"east-agent", "west-agent"}
+
+
+def test_an_agent_version_that_differs_from_the_configured_server_version(analyzer: PolicyAnalyzer) -> None:
+    recorded = run_main(STACK_FILES[0], preview=True)
+    violations = analyzer.run(recorded, {"agent-chart-version": {"expectedAgentVersion": "1.2.0"}})
+    assert names(violations) == {"agent-chart-version"}
+    assert "the management server runs 1.2.0" in violations[0].message
+    assert analyzer.run(recorded, {"agent-chart-version": {"expectedAgentVersion": "v1.1.6"}}) == []
+
+
+def test_a_kubernetes_cluster_outside_the_configured_management_namespace(analyzer: PolicyAnalyzer) -> None:
+    recorded = registrations(("east", args()))
+    violations = analyzer.run(recorded, {"kubernetes-cluster-name": {"managementNamespace": "gloo-mesh-system"}})
+    assert names(violations) == {"kubernetes-cluster-name"}

@@ -1,0 +1,485 @@
+"""Each policy of the pack called directly, on inputs that pass and inputs that fail.
+
+Resource policies get `ResourceValidationArgs` (a resource's inputs and provider), stack policies get
+`StackValidationArgs` (every resource with outputs, parent, provider and dependencies), as pulumi-policy builds them.
+The graph below is what one `RemoteClusterRegistration` declares (tests/test_registration_graph.py asserts the
+same shape from the real component); each test changes one thing in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from engine_double import CA_CERT, CA_PRIVATE_KEY, b64
+from pulumi_policy import (
+    Policy,
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from components import GLOO_MESH_ENTERPRISE_1X as GEN
+from components.registration import COMPONENT_TYPE
+from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY, cluster_type, policies
+
+POLICIES: dict[str, Policy] = {p.name: p for p in policies()}
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+COMMAND = "command:local:Command"
+CLUSTER = cluster_type(GEN)
+STACK = "urn:pulumi:test::proj"
+
+
+def _options(parent: str | None = None) -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], parent)
+
+
+def provider(name: str, **props: Any) -> PolicyProviderResource:
+    return PolicyProviderResource(
+        "pulumi:providers:kubernetes", props, f"{STACK}::pulumi:providers:kubernetes::{name}", name
+    )
+
+
+def check_resource(
+    policy_name: str,
+    type_: str,
+    props: Mapping[str, Any],
+    *,
+    via: PolicyProviderResource | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The messages the resource policy reports for one resource."""
+    policy = POLICIES[policy_name]
+    assert isinstance(policy, ResourceValidationPolicy)
+    args = ResourceValidationArgs(type_, props, f"{STACK}::{type_}::r", "r", _options(), via, config)
+    messages: list[str] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        messages.append(message)
+
+    policy.validate(args, report)
+    return messages
+
+
+def check_stack(
+    policy_name: str, resources: list[PolicyResource], config: Mapping[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """(resource name or "", message) for each violation the stack policy reports."""
+    policy = POLICIES[policy_name]
+    assert isinstance(policy, StackValidationPolicy)
+    by_urn = {r.urn: r.name for r in resources}
+    found: list[tuple[str, str]] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append((by_urn.get(urn or "", ""), message))
+
+    policy.validate(StackValidationArgs(resources, config), report)
+    return found
+
+
+def editable(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The props of a resource built here (a dict), for a test to change."""
+    assert isinstance(props, dict)
+    return props
+
+
+# -- a registration's resources, as AnalyzeStack delivers them --------------------------------------------------
+
+
+def release_props(cluster: str, version: str | None = "1.1.6", **relay: Any) -> dict[str, Any]:
+    values = {
+        "serverAddress": "203.0.113.10:9900",
+        "cluster": cluster,
+        "authority": GEN.default_authority,
+        "rootTlsSecret": {"name": GEN.root_ca_secret, "namespace": "gloo-mesh"},
+        "tokenSecret": {"name": GEN.token_secret, "namespace": "gloo-mesh", "key": GEN.token_key},
+        **relay,
+    }
+    props: dict[str, Any] = {
+        "chart": GEN.chart,
+        "name": GEN.release_name,
+        "namespace": "gloo-mesh",
+        "values": {"relay": values},
+    }
+    if version is not None:
+        props["version"] = version
+    return props
+
+
+@dataclass
+class Stack:
+    """Resources of a stack under construction; `add` links parents, providers and dependencies."""
+
+    resources: list[PolicyResource] = field(default_factory=list)
+    providers: dict[str, PolicyProviderResource] = field(default_factory=dict)
+
+    def add(
+        self,
+        type_: str,
+        name: str,
+        props: Mapping[str, Any] | None = None,
+        *,
+        parent: PolicyResource | None = None,
+        via: str | None = None,
+        deps: tuple[PolicyResource, ...] = (),
+    ) -> PolicyResource:
+        qualified = f"{parent.resource_type}${type_}" if parent else type_
+        urn = f"{STACK}::{qualified}::{name}"
+        prov = self.providers[via] if via else None
+        resource = PolicyResource(
+            type_, dict(props or {}), urn, name, _options(parent.urn if parent else None), prov, parent, list(deps), {}
+        )
+        self.resources.append(resource)
+        if type_ == "pulumi:providers:kubernetes":
+            self.providers[name] = PolicyProviderResource(type_, dict(props or {}), urn, name)
+        return resource
+
+    def named(self, name: str) -> PolicyResource:
+        return next(r for r in self.resources if r.name == name)
+
+    def registration(
+        self, name: str, *, mgmt: str = "management", version: str | None = "1.1.6", insecure: bool = False
+    ) -> PolicyResource:
+        """What RemoteClusterRegistration declares for one cluster (reads of the management secrets included)."""
+        if mgmt not in self.providers:
+            self.add("pulumi:providers:kubernetes", mgmt, {"context": "mgmt"})
+        component = self.add(COMPONENT_TYPE, name)
+        remote = self.add(
+            "pulumi:providers:kubernetes", f"{name}-remote", {"context": f"{name}-ctx"}, parent=component
+        ).name
+        ns = self.add(
+            NAMESPACE,
+            f"{name}-namespace",
+            {"metadata": {"name": "gloo-mesh", "labels": {"istio-injection": "disabled"}}},
+            parent=component,
+            via=remote,
+        )
+        prerequisites: tuple[PolicyResource, ...] = (ns,)
+        relay: dict[str, Any] = {"insecure": True} if insecure else {}
+        if not insecure:
+            source = self.add(
+                SECRET,
+                f"{name}-mgmt-root-ca",
+                {
+                    "metadata": {"name": GEN.root_ca_secret, "namespace": "gloo-mesh"},
+                    "data": {"ca.crt": "x", "tls.key": "y"},
+                },
+                parent=component,
+                via=mgmt,
+            )
+            ca = self.add(
+                SECRET,
+                f"{name}-root-ca",
+                {"metadata": {"name": GEN.root_ca_secret, "namespace": "gloo-mesh"}, "data": {"ca.crt": b64(CA_CERT)}},
+                parent=component,
+                via=remote,
+                deps=(source, ns),
+            )
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": GEN.token_secret, "namespace": "gloo-mesh"},
+            }
+            token = self.add(
+                COMMAND, f"{name}-bootstrap-token", {"stdin": json.dumps(manifest)}, parent=component, deps=(ns,)
+            )
+            prerequisites = (ns, ca, token)
+        release = self.add(
+            RELEASE,
+            f"{name}-agent",
+            release_props(name, version, **relay),
+            parent=component,
+            via=remote,
+            deps=prerequisites,
+        )
+        self.add(
+            CLUSTER,
+            f"{name}-kubernetes-cluster",
+            {"metadata": {"name": name, "namespace": "gloo-mesh"}, "spec": {"clusterDomain": "cluster.local"}},
+            parent=component,
+            via=mgmt,
+            deps=(release,),
+        )
+        return component
+
+
+def fleet(*names: str) -> Stack:
+    stack = Stack()
+    for name in names:
+        stack.registration(name)
+    return stack
+
+
+@pytest.mark.parametrize("policy_name", sorted(p.name for p in policies() if isinstance(p, StackValidationPolicy)))
+def test_a_well_formed_fleet_passes_every_stack_policy(policy_name: str) -> None:
+    assert check_stack(policy_name, fleet("east", "west").resources) == []
+
+
+# -- 1. explicit provider ----------------------------------------------------------------------------------------
+
+
+def test_explicit_provider() -> None:
+    props = {"metadata": {"name": "gloo-mesh"}}
+    assert (
+        check_resource("kubernetes-explicit-provider", NAMESPACE, props, via=provider("east-remote", context="east"))
+        == []
+    )
+    assert check_resource("kubernetes-explicit-provider", COMMAND, {}) == []  # not a kubernetes resource
+    [missing] = check_resource("kubernetes-explicit-provider", NAMESPACE, props)
+    assert "has no provider" in missing
+    [default] = check_resource("kubernetes-explicit-provider", NAMESPACE, props, via=provider("default_4_34_2"))
+    assert "default provider 'default_4_34_2'" in default and "current" in default
+
+
+# -- 2. agent chart version --------------------------------------------------------------------------------------
+
+
+def _with_release(stack: Stack, name: str, **changes: Any) -> Stack:
+    editable(stack.named(f"{name}-agent").props).update(changes)
+    return stack
+
+
+def test_agent_chart_version_is_pinned_exact_and_consistent() -> None:
+    assert check_stack("agent-chart-version", _with_release(fleet("east"), "east", version="v1.1.6").resources) == []
+    [(where, unpinned)] = check_stack("agent-chart-version", _with_release(fleet("east"), "east", version="").resources)
+    assert where == "east-agent" and "pins no chart version" in unpinned
+    [(_, ranged)] = check_stack("agent-chart-version", _with_release(fleet("east"), "east", version="^1.1").resources)
+    assert "'^1.1' is not one exact version" in ranged
+    differing = check_stack(
+        "agent-chart-version", _with_release(fleet("east", "west"), "west", version="1.1.5").resources
+    )
+    assert sorted(where for where, _ in differing) == ["east-agent", "west-agent"]
+    assert all("east-agent=1.1.6, west-agent=1.1.5" in message for _, message in differing)
+
+
+def test_agent_chart_version_equals_the_configured_and_the_read_server_version() -> None:
+    stack = fleet("east")
+    assert check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.1.6"}) == []
+    [(_, configured)] = check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.2.0"})
+    assert "the management server runs 1.2.0" in configured
+    image = {"containers": [{"name": "enterprise-networking", "image": "gcr.io/gloo-mesh/enterprise-networking:1.1.5"}]}
+    stack.add(
+        "kubernetes:apps/v1:Deployment",
+        "east-server-deployment",
+        {"metadata": {"name": GEN.server_deployment}, "spec": {"template": {"spec": image}}},
+        via="management",
+    )
+    [(_, read)] = check_stack("agent-chart-version", stack.resources)
+    assert "'east-server-deployment' runs 1.1.5" in read
+
+
+# -- 3. relay.cluster matches a KubernetesCluster ----------------------------------------------------------------
+
+
+def test_relay_cluster_matches_exactly_one_kubernetes_cluster() -> None:
+    stack = fleet("east")
+    stack.named("east-agent").props["values"]["relay"]["cluster"] = "east-typo"
+    found = check_stack("relay-cluster-matches-kubernetes-cluster", stack.resources)
+    assert sorted(where for where, _ in found) == ["east-agent", "east-kubernetes-cluster"]
+    assert "no KubernetesCluster named 'east-typo'" in dict(found)["east-agent"]
+    assert "has 0 agent Releases" in dict(found)["east-kubernetes-cluster"]
+
+    twice = fleet("east")
+    twice.add(RELEASE, "east-agent-again", release_props("east"), via="east-remote")
+    [(where, message)] = check_stack("relay-cluster-matches-kubernetes-cluster", twice.resources)
+    assert where == "east-kubernetes-cluster" and "has 2 agent Releases" in message
+
+    unnamed = fleet("east")
+    del unnamed.named("east-agent").props["values"]["relay"]["cluster"]
+    assert ("east-agent", "Release 'east-agent' sets no relay.cluster.") in check_stack(
+        "relay-cluster-matches-kubernetes-cluster", unnamed.resources
+    )
+
+
+# -- 4. KubernetesCluster names ----------------------------------------------------------------------------------
+
+
+def _cluster(stack: Stack, name: str) -> PolicyResource:
+    return stack.named(f"{name}-kubernetes-cluster")
+
+
+def test_kubernetes_cluster_names_are_labels_in_the_management_namespace_with_a_domain() -> None:
+    stack = fleet("east")
+    _cluster(stack, "east").props["metadata"]["name"] = "East_1"
+    [(_, label)] = check_stack("kubernetes-cluster-name", stack.resources)
+    assert "'East_1' is not a valid cluster name" in label and "use a name such as 'east-1'" in label
+
+    stack = fleet("east")
+    _cluster(stack, "east").props["metadata"]["namespace"] = "default"
+    [(_, namespace)] = check_stack("kubernetes-cluster-name", stack.resources)
+    assert "namespace 'default', not in the management namespace 'gloo-mesh'" in namespace
+    assert check_stack("kubernetes-cluster-name", stack.resources, {"managementNamespace": "default"}) == []
+
+    stack = fleet("east")
+    del _cluster(stack, "east").props["spec"]["clusterDomain"]
+    [(_, domain)] = check_stack("kubernetes-cluster-name", stack.resources)
+    assert "spec.clusterDomain None" in domain
+
+
+def test_kubernetes_cluster_names_are_unique_per_management_cluster() -> None:
+    stack = Stack()
+    stack.registration("east")
+    stack.add("pulumi:providers:kubernetes", "management-again", {"context": "mgmt"})
+    stack.registration("east-b", mgmt="management-again")
+    _cluster(stack, "east-b").props["metadata"]["name"] = "east"
+    [(where, message)] = check_stack("kubernetes-cluster-name", stack.resources)
+    assert where == "east-b-kubernetes-cluster" and "both register 'east'" in message
+    # The same name with another management cluster is another cluster object.
+    editable(stack.providers["management-again"].props)["context"] = "other-mgmt"
+    assert check_stack("kubernetes-cluster-name", stack.resources) == []
+
+
+# -- 5. root CA copy ---------------------------------------------------------------------------------------------
+
+
+def test_root_ca_copy_holds_ca_crt_only() -> None:
+    copy = {"metadata": {"name": GEN.root_ca_secret, "namespace": "gloo-mesh"}, "data": {"ca.crt": b64(CA_CERT)}}
+    remote = provider("east-remote", context="east")
+    assert check_resource("root-ca-copy-ca-crt-only", SECRET, copy, via=remote) == []
+    with_key = {**copy, "data": {"ca.crt": b64(CA_CERT), "tls.key": b64(CA_PRIVATE_KEY)}}
+    found = check_resource("root-ca-copy-ca-crt-only", SECRET, with_key, via=remote)
+    assert any("holds tls.key besides ca.crt" in m for m in found) and any("private key material" in m for m in found)
+    assert not any(b64(CA_PRIVATE_KEY) in m or "fakeROOTKEY" in m for m in found)
+    smuggled = {**copy, "stringData": {"ca.crt": CA_CERT + CA_PRIVATE_KEY}, "data": {}}
+    assert check_resource("root-ca-copy-ca-crt-only", SECRET, smuggled, via=remote) == [
+        f"Secret 'r' ({GEN.root_ca_secret}) carries private key material."
+    ]
+    assert check_resource("root-ca-copy-ca-crt-only", SECRET, {**copy, "data": {}}, via=remote) == [
+        f"Secret 'r' ({GEN.root_ca_secret}) has no ca.crt."
+    ]
+    other = {"metadata": {"name": "unrelated"}, "data": {"tls.key": b64(CA_PRIVATE_KEY)}}
+    assert check_resource("root-ca-copy-ca-crt-only", SECRET, other, via=remote) == []
+    # A program that also manages the management plane's own root secret exempts that cluster's provider.
+    own = provider("management", context="mgmt")
+    assert (
+        check_resource(
+            "root-ca-copy-ca-crt-only", SECRET, with_key, via=own, config={"exemptProviders": ["management"]}
+        )
+        == []
+    )
+
+
+# -- 6. agent namespace ------------------------------------------------------------------------------------------
+
+
+def test_agent_namespace_is_declared_and_not_injected() -> None:
+    stack = fleet("east")
+    stack.named("east-namespace").props["metadata"]["labels"] = {"istio-injection": "enabled"}
+    [(where, message)] = check_stack("agent-namespace-no-istio-injection", stack.resources)
+    assert where == "east-namespace" and "istio-injection 'enabled'" in message
+
+    stack = fleet("east")
+    stack.resources.remove(stack.named("east-namespace"))
+    [(where, message)] = check_stack("agent-namespace-no-istio-injection", stack.resources)
+    assert where == "east-agent" and "does not declare on the same cluster" in message
+
+    patched = fleet("east")
+    namespace = patched.named("east-namespace")
+    namespace.resource_type = "kubernetes:core/v1:NamespacePatch"
+    assert check_stack("agent-namespace-no-istio-injection", patched.resources) == []
+
+
+# -- 7. independent registrations --------------------------------------------------------------------------------
+
+
+def test_registrations_stay_independent() -> None:
+    stack = fleet("east", "west")
+    west_release = stack.named("west-agent")
+    west_release.dependencies.append(stack.named("east-mgmt-root-ca"))
+    [(where, message)] = check_stack("registrations-independent", stack.resources)
+    assert where == "west-agent" and "Registration 'west' waits on registration 'east'" in message
+
+    # Through a resource outside both registrations, and through another registration's provider.
+    stack = fleet("east", "west")
+    shared = stack.add("command:local:Command", "shared", deps=(stack.named("east-agent"),))
+    stack.named("west-kubernetes-cluster").dependencies.append(shared)
+    assert [w for w, _ in check_stack("registrations-independent", stack.resources)] == ["west-kubernetes-cluster"]
+    stack = fleet("east", "west")
+    stack.named("west-namespace").provider = stack.providers["east-remote"]
+    assert [w for w, _ in check_stack("registrations-independent", stack.resources)] == ["west-namespace"]
+
+
+# -- 8. relay authority ------------------------------------------------------------------------------------------
+
+
+def test_relay_authority_is_on_the_allow_list() -> None:
+    assert check_resource("relay-authority-allowed", RELEASE, release_props("east")) == []
+    unset = release_props("east")
+    del unset["values"]["relay"]["authority"]  # the chart's default is the enterprise-networking authority
+    assert check_resource("relay-authority-allowed", RELEASE, unset) == []
+    other = release_props("east", authority="relay.example.com")
+    [message] = check_resource("relay-authority-allowed", RELEASE, other)
+    assert "'relay.example.com'; allowed: enterprise-networking.gloo-mesh" in message
+    assert (
+        check_resource("relay-authority-allowed", RELEASE, other, config={"allowedAuthorities": ["relay.example.com"]})
+        == []
+    )
+    not_the_agent = {**other, "chart": "something-else"}
+    assert check_resource("relay-authority-allowed", RELEASE, not_the_agent) == []
+
+
+# -- 9. insecure mode --------------------------------------------------------------------------------------------
+
+
+def test_insecure_mode_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    assert check_resource("insecure-relay-refused", RELEASE, release_props("east")) == []
+    relay_flag = release_props("east", insecure=True)
+    global_flag = {**release_props("east"), "values": {"relay": {"cluster": "east"}, "global": {"insecure": True}}}
+    for insecure in (relay_flag, global_flag):
+        [message] = check_resource("insecure-relay-refused", RELEASE, insecure)
+        assert "registers without TLS" in message
+    assert check_resource("insecure-relay-refused", RELEASE, relay_flag, config={"allowInsecure": True}) == []
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({STACK_ALLOW_INSECURE_KEY: "true", "proj:other": "x"}))
+    assert check_resource("insecure-relay-refused", RELEASE, relay_flag) == []
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({STACK_ALLOW_INSECURE_KEY: "false"}))
+    assert len(check_resource("insecure-relay-refused", RELEASE, relay_flag)) == 1
+
+
+# -- 10. step order ----------------------------------------------------------------------------------------------
+
+
+def _drop(resource: PolicyResource, *names: str) -> None:
+    resource.dependencies = [d for d in resource.dependencies if d.name not in names]
+
+
+def test_release_waits_for_both_secrets_and_the_cluster_for_the_release() -> None:
+    stack = fleet("east")
+    _drop(stack.named("east-agent"), "east-root-ca")
+    [(where, message)] = check_stack("registration-step-order", stack.resources)
+    assert where == "east-agent" and "root CA copy" in message and "'east-root-ca'" in message
+
+    stack = fleet("east")
+    _drop(stack.named("east-agent"), "east-bootstrap-token")
+    [(_, message)] = check_stack("registration-step-order", stack.resources)
+    assert "bootstrap token" in message
+
+    stack = fleet("east")
+    _drop(stack.named("east-kubernetes-cluster"), "east-agent")
+    [(where, message)] = check_stack("registration-step-order", stack.resources)
+    assert where == "east-kubernetes-cluster" and "does not wait for its agent Release" in message
+
+    # Transitive waits count, and a token declared as a Secret resource counts as the token.
+    stack = fleet("east")
+    token = stack.named("east-bootstrap-token")
+    token.resource_type, token.props = SECRET, {"metadata": {"name": GEN.token_secret, "namespace": "gloo-mesh"}}
+    _drop(stack.named("east-agent"), "east-root-ca")
+    stack.named("east-bootstrap-token").dependencies.append(stack.named("east-root-ca"))
+    assert check_stack("registration-step-order", stack.resources) == []
+
+
+def test_insecure_registrations_have_no_secrets_to_wait_for() -> None:
+    stack = Stack()
+    stack.registration("east", insecure=True)
+    assert check_stack("registration-step-order", stack.resources) == []
+    assert check_stack("agent-namespace-no-istio-injection", stack.resources) == []
