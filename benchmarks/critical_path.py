@@ -1,0 +1,172 @@
+"""Critical path: the longest chain of dependent steps in the recorded dependency graph, for fleets of N clusters.
+
+The program runs on the mock runtime (``__main__.py``, a stack of N clusters, version and address discovered) with
+the recording monitor of ``tests/engine_double.py``. Every custom resource the engine would create or read is a
+step; a step waits on its recorded ``dependencies`` (a component in them stands for its steps) and on its provider.
+The management secrets check of each registration is an invoke, not a resource, so it is not in the recorded
+graph; the two relay-secret reads of the registration wait on it (their IDs are Outputs of it,
+``components/registration.py``), so it is added as a step before them.
+
+meshctl 1.x registers one cluster per invocation in 7 sequential steps (agent version, relay address, namespace,
+root CA, token, agent install, KubernetesCluster and the wait), so a fleet of N clusters is 7·N steps in a row.
+
+The figures are counts (the same on every run), not timings.
+
+    python benchmarks/critical_path.py               # N = 1, 10, 50, 100, 200
+    python benchmarks/critical_path.py --quick       # N = 1 and 2: the smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` and `components`
+
+from benchmarks.benchlib import (
+    FLEET_STACK_FILE,
+    emit_result,
+    fleet_config,
+    machine_summary,
+    print_table,
+    run_worker,
+    use_project_paths,
+    verdict,
+)
+
+SCRIPT = Path(__file__).resolve()
+DEFAULT_SIZES = (1, 10, 50, 100, 200)
+MESHCTL_STEPS_PER_CLUSTER = 7
+COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
+
+
+def worker(n: int) -> None:
+    use_project_paths()
+    from engine_double import run_main
+
+    monitor = run_main(FLEET_STACK_FILE, config_override=fleet_config(n, discovery=True))
+    records = {r.urn: r for r in monitor.records}
+    components = {urn for urn, r in records.items() if r.type == COMPONENT_TYPE}
+    steps = {urn for urn, r in records.items() if r.custom}
+    labels = {
+        urn: f"{records[urn].name} ({'read' if records[urn].op == 'read' else records[urn].type})" for urn in steps
+    }
+
+    def owner(urn: str) -> str | None:
+        """The registration (component URN) a record belongs to, None for what the stack shares."""
+        while urn and urn not in components:
+            parent = records[urn].parent if urn in records else ""
+            urn = parent
+        return urn or None
+
+    children: dict[str, set[str]] = {}
+    for urn in steps:
+        component = owner(urn)
+        if component is not None:
+            children.setdefault(component, set()).add(urn)
+
+    waits_on: dict[str, set[str]] = {urn: set() for urn in steps}
+    for urn in steps:
+        record = records[urn]
+        for dependency in record.dependencies:
+            waits_on[urn] |= children.get(dependency, set()) if dependency in components else {dependency} & steps
+        if record.provider_urn in steps:
+            waits_on[urn].add(record.provider_urn)
+
+    # The management secrets check: one invoke per registration; that registration's relay-secret reads wait on it.
+    checks = [invoke for invoke in monitor.fake.invokes if invoke.token == "command:local:run"]
+    if len(checks) != len(components):
+        raise RuntimeError(f"{len(checks)} secrets checks for {len(components)} registrations")
+    for component in components:
+        check = f"{component}::secrets-check"
+        steps.add(check)
+        waits_on[check] = set()
+        labels[check] = f"{records[component].name}-secrets-check (invoke)"
+        for urn in children[component]:
+            if records[urn].op == "read" and records[urn].type == "kubernetes:core/v1:Secret":
+                waits_on[urn].add(check)
+
+    @cache
+    def longest(urn: str) -> tuple[int, tuple[str, ...]]:
+        """Length (in steps) and steps of the longest chain ending at ``urn``."""
+        best: tuple[int, tuple[str, ...]] = (0, ())
+        for dependency in waits_on[urn]:
+            best = max(best, longest(dependency))
+        return best[0] + 1, (*best[1], urn)
+
+    sys.setrecursionlimit(10_000)
+    length, chain = max(longest(urn) for urn in steps)
+
+    def cluster_of(urn: str) -> str | None:
+        return owner(urn.split("::secrets-check")[0]) if "::secrets-check" in urn else owner(urn)
+
+    cross = sum(
+        1
+        for urn in steps
+        for dependency in waits_on[urn]
+        if cluster_of(urn) is not None
+        and cluster_of(dependency) is not None
+        and cluster_of(urn) != cluster_of(dependency)
+    )
+    shared = sorted(labels[urn] for urn in steps if cluster_of(urn) is None)
+    emit_result(
+        {
+            "n": n,
+            "steps": len(steps),
+            "registered": len(monitor.registered()),
+            "reads": len(monitor.reads()),
+            "checks": len(checks),
+            "critical_path": length,
+            "chain": [labels[urn] for urn in chain],
+            "cross_cluster_waits": cross,
+            "shared_steps": shared,
+        }
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="fleet sizes N")
+    parser.add_argument("--quick", action="store_true", help="N = 1 and 2: the smoke test")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker is not None:
+        worker(args.worker)
+        return 0
+
+    sizes = [1, 2] if args.quick else sorted(set(args.sizes))
+    print(machine_summary())
+    results: list[dict[str, Any]] = [run_worker(SCRIPT, [str(n)]) for n in sizes]
+    rows = [
+        [
+            str(r["n"]),
+            str(r["steps"]),
+            str(r["critical_path"]),
+            str(MESHCTL_STEPS_PER_CLUSTER * r["n"]),
+            f"{MESHCTL_STEPS_PER_CLUSTER * r['n'] / r['critical_path']:.1f}",
+            str(r["cross_cluster_waits"]),
+        ]
+        for r in results
+    ]
+    print_table(
+        "Critical path (steps in a row) against meshctl's sequential flow",
+        ["N", "steps in the graph", "critical path", "meshctl 7·N", "meshctl/this", "cross-cluster waits"],
+        rows,
+    )
+    lengths = {r["critical_path"] for r in results}
+    constant = len(lengths) == 1
+    print(f"\nlongest chain (N={results[0]['n']}): " + " -> ".join(results[0]["chain"]))
+    print(f"shared by every cluster: {', '.join(results[-1]['shared_steps'])}")
+    print(
+        f"\nTarget: critical path constant in N: {sorted(lengths)} over N = {', '.join(str(n) for n in sizes)}: "
+        f"{verdict(constant)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The benchmark scripts (benchmarks/) run at their smallest size and print tables of the promised shape.
+
+Only the shape is checked (tables, columns, numeric cells as "median ±spread", the ratios), never a timing. What is
+checked beyond the shape holds on any machine: the flat baselines declare the same resources as the component
+program, and the critical path does not grow with the number of clusters. The four scripts run at once to keep
+the test short (they are mostly waiting: subprocesses, kubectl, sleeps).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = {
+    "evaluation": ["--quick"],
+    "startup": ["--quick"],
+    "critical_path": ["--quick"],
+    "wait_latency": ["--quick"],
+}
+NUMBER = r"-?\d+(?:\.\d+)?"
+MEDIAN_SPREAD = re.compile(rf"^{NUMBER} ±{NUMBER}$")
+INTEGER = re.compile(r"^\d+$")
+
+Table = list[dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def outputs() -> Iterator[dict[str, str]]:
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, args in SCRIPTS.items()
+    }
+    results: dict[str, str] = {}
+    try:
+        for name, process in processes.items():
+            stdout, stderr = process.communicate(timeout=180)
+            assert process.returncode == 0, f"benchmarks/{name}.py failed:\n{stderr}\n{stdout}"
+            results[name] = stdout
+        yield results
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def tables(output: str) -> dict[str, Table]:
+    """Markdown tables by their title (the last text line before the header)."""
+    found: dict[str, Table] = {}
+    lines = output.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|-"):
+            title = next(line for line in reversed(lines[:i]) if line.strip() and not line.startswith("|"))
+            headers = [cell.strip() for cell in lines[i].strip("|").split("|")]
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [cell.strip() for cell in lines[i].strip("|").split("|")]
+                assert len(cells) == len(headers), lines[i]
+                rows.append(dict(zip(headers, cells, strict=True)))
+                i += 1
+            found[title] = rows
+        else:
+            i += 1
+    return found
+
+
+def table(output: str, title_start: str) -> Table:
+    matching = [rows for title, rows in tables(output).items() if title.startswith(title_start)]
+    assert len(matching) == 1, f"expected one table titled {title_start!r} in:\n{output}"
+    assert matching[0], f"table {title_start!r} has no rows"
+    return matching[0]
+
+
+def assert_median_spread(row: dict[str, str], *columns: str) -> None:
+    for column in columns:
+        assert MEDIAN_SPREAD.match(row[column]), f"{column}: {row[column]!r} is not 'median ±spread'"
+
+
+def test_evaluation_tables_and_the_same_resources_as_the_flat_baselines(outputs: dict[str, str]) -> None:
+    out = outputs["evaluation"]
+    assert out.startswith("machine: ") and "cores" in out
+    for variant in ("flat", "flat+reads"):
+        assert f"baseline check, {variant} vs component (N=2):" in out
+        assert (
+            re.search(
+                rf"baseline check, {re.escape(variant)} vs .*same types, names, providers, inputs and depends_on", out
+            )
+            is not None
+        ), out
+    columns = ["wall s", "CPU s", "GC s", "peak RSS MiB", "RSS growth MiB"]
+    for variant in ("component", "flat+reads", "flat"):
+        rows = table(out, f"Evaluation, {variant} ")
+        assert [row["N"] for row in rows] == ["1"]
+        assert_median_spread(rows[0], *columns)
+        assert INTEGER.match(rows[0]["resources"])
+        assert re.match(r"^\d+ \+ \d+ \+ \d+$", rows[0]["registered + read + invokes"])
+        assert re.match(rf"^{NUMBER}$", rows[0]["wall ms/cluster"])
+    assert_median_spread(table(out, "Evaluation, component ")[0], "validation ms")
+    ratios = table(out, "Ratios")
+    assert list(ratios[0]) == [
+        "N",
+        "component/flat wall",
+        "component/flat CPU",
+        "component/flat+reads wall",
+        "flat+reads/flat wall",
+        "component/flat wall excl. GC",
+    ]
+    assert_median_spread(ratios[0], *list(ratios[0])[1:])
+    # The same registrations plus the component itself; the flat baseline leaves out the discovery reads and the check.
+    counts = {
+        v: [int(c) for c in table(out, f"Evaluation, {v} ")[0]["registered + read + invokes"].split(" + ")]
+        for v in ("component", "flat+reads", "flat")
+    }
+    assert counts["component"][0] == counts["flat"][0] + 1 == counts["flat+reads"][0] + 1
+    assert counts["component"][1:] == counts["flat+reads"][1:] and counts["flat"][2] == 0
+
+
+def test_startup_table(outputs: dict[str, str]) -> None:
+    out = outputs["startup"]
+    assert re.search(rf"interpreter alone \(python -c pass\): {NUMBER} ±{NUMBER} s", out)
+    rows = table(out, "Start-up")
+    assert [row["config"] for row in rows] == ["dev", "given"]
+    for row in rows:
+        assert_median_spread(row, "baseline s", "program s", "program/baseline", "program done s")
+        assert row["target <= 1.1"] in ("holds", "FAILS")
+        assert row["first registration"] == "pulumi:providers:kubernetes management"
+    modules = {row["config"]: row["SDK modules the program loads"] for row in rows}
+    assert "pulumi_kubernetes.core.v1" in modules["given"]
+    # Import a module only where it is used: the apps API only when the version must be discovered.
+    assert "pulumi_kubernetes.apps.v1" in modules["dev"] and "pulumi_kubernetes.apps.v1" not in modules["given"]
+
+
+def test_critical_path_is_the_same_for_one_and_two_clusters(outputs: dict[str, str]) -> None:
+    out = outputs["critical_path"]
+    rows = table(out, "Critical path")
+    assert [row["N"] for row in rows] == ["1", "2"]
+    for row in rows:
+        assert INTEGER.match(row["steps in the graph"]) and INTEGER.match(row["critical path"])
+        assert int(row["meshctl 7·N"]) == 7 * int(row["N"])
+        assert re.match(rf"^{NUMBER}$", row["meshctl/this"])
+        assert row["cross-cluster waits"] == "0"
+    assert rows[0]["critical path"] == rows[1]["critical path"]
+    assert "longest chain (N=1): " in out and "Target: critical path constant in N" in out and "holds" in out
+
+
+def test_wait_latency_tables(outputs: dict[str, str]) -> None:
+    out = outputs["wait_latency"]
+    rows = table(out, "Client-certificate wait")
+    assert [row["method"] for row in rows] == ["watch", "kubectl wait", "poll 5 s"]
+    for row in rows:
+        assert_median_spread(
+            row,
+            "wait s",
+            "requests while waiting",
+            "requests/min",
+            "requests/min without probes",
+            "detect latency s",
+            "finish latency s",
+        )
+        assert re.match(r"^\d+ / \d+ / \d+$", row["watches / GETs / version probes"])
+    assert int(rows[0]["watches / GETs / version probes"].split(" / ")[0]) >= 1, "the project's wait watches"
+    assert int(rows[1]["watches / GETs / version probes"].split(" / ")[1]) >= 1, "kubectl wait polls"
+    check = table(out, "Management secrets check")
+    assert_median_spread(check[0], "wall s", "CPU s (kubectl)", "requests")
