@@ -9,7 +9,8 @@ version must be discovered.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,6 +23,7 @@ from .args import (
     normalize_agent_version,
 )
 from .lifecycle import kubectl_environment, management_secrets_check_script, parse_secrets_report
+from .program_run import run_state
 
 
 class DiscoveryError(RuntimeError):
@@ -40,8 +42,46 @@ def image_tag(image: str) -> str | None:
     return last_segment.rsplit(":", 1)[1] or None
 
 
-def _read_opts(provider: k8s.Provider, parent: pulumi.Resource) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions(provider=provider, parent=parent)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """Where a registration's reads of the management cluster live, and whether they are shared.
+
+    Through a Provider the caller passes in (``mgmt_provider``), every registration that uses it reads each
+    management object once: one read of the server Deployment, Service and relay secrets, and one secrets check, per
+    management plane instead of per cluster. Those shared reads are children of the stack, not of one registration,
+    so no cluster's resources wait on another cluster's. Through the registration's own Provider, the reads are the
+    registration's children.
+    """
+
+    prefix: str
+    parent: pulumi.Resource | None
+    provider: k8s.Provider
+    shared_key: tuple[object, ...] | None
+
+    @staticmethod
+    def of(name: str, settings: RegistrationSettings, provider: k8s.Provider, component: pulumi.Resource) -> ReadScope:
+        if settings.mgmt.provider is None:
+            return ReadScope(prefix=name, parent=component, provider=provider, shared_key=None)
+        # The Provider's logical name (the SDK keeps it in `_name`) names the shared reads: unique per provider.
+        provider_name = str(getattr(provider, "_name", "management"))
+        return ReadScope(prefix=provider_name, parent=None, provider=provider, shared_key=(id(provider),))
+
+    def once(self, what: tuple[object, ...], make: Callable[[], T]) -> T:
+        """``make()`` once per shared scope and ``what``; every call in an unshared scope."""
+        if self.shared_key is None:
+            return make()
+        key = (*self.shared_key, *what)
+        shared = run_state("management-reads")  # per program run: a later run in this process reads afresh
+        if key not in shared:
+            shared[key] = make()
+        made: T = shared[key]
+        return made
+
+    def opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(provider=self.provider, parent=self.parent, **kwargs)
 
 
 def _given(value: pulumi.Input[str] | None, check: Callable[[str], str]) -> pulumi.Output[str] | None:
@@ -54,21 +94,20 @@ def _given(value: pulumi.Input[str] | None, check: Callable[[str], str]) -> pulu
     return pulumi.Output.from_input(cast("pulumi.Output[str]", value)).apply(check)
 
 
-def resolve_agent_version(
-    name: str, settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
-) -> pulumi.Output[str]:
+def resolve_agent_version(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
     """Step 1: the given version, else the image tag of the server Deployment (as meshctl does)."""
     given = _given(settings.agent_version, lambda v: normalize_agent_version("agent_version", v))
     if given is not None:
         return given
+    return scope.once(("agent-version", settings.mgmt_namespace), lambda: _discover_agent_version(scope, settings))
 
+
+def _discover_agent_version(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
     from pulumi_kubernetes.apps.v1 import Deployment
 
     gen = settings.generation
     deployment = Deployment.get(
-        f"{name}-server-deployment",
-        f"{settings.mgmt_namespace}/{gen.server_deployment}",
-        opts=_read_opts(provider, parent),
+        f"{scope.prefix}-server-deployment", f"{settings.mgmt_namespace}/{gen.server_deployment}", opts=scope.opts()
     )
     where = f"Deployment {settings.mgmt_namespace}/{gen.server_deployment} ({settings.mgmt.describe()})"
 
@@ -95,39 +134,51 @@ def resolve_agent_version(
     return deployment.spec.apply(version_from_spec)
 
 
-def resolve_relay_address(
-    name: str, settings: RegistrationSettings, provider: k8s.Provider, parent: pulumi.Resource
-) -> pulumi.Output[str]:
-    """Step 2: the given ``host:port``, else discovered from the server's LoadBalancer or the Istio ingress NodePort."""
+def resolve_relay_address(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
+    """Step 2: the given `host:port`, else discovered from the server's LoadBalancer or the Istio ingress NodePort."""
     given = _given(settings.relay_server_address, lambda a: check_host_port("relay_server_address", a))
     if given is not None:
         return given
+    if settings.relay_discovery is RelayDiscovery.LOADBALANCER:
+        return scope.once(
+            ("relay-address-lb", settings.mgmt_namespace), lambda: _address_from_load_balancer(scope, settings)
+        )
+    return scope.once(
+        ("relay-address-nodeport", settings.relay_node_name), lambda: _address_from_node_port(scope, settings)
+    )
 
+
+def _address_from_load_balancer(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
+    from pulumi_kubernetes.core.v1 import Service
+
+    gen = settings.generation
+    service = Service.get(
+        f"{scope.prefix}-relay-service", f"{settings.mgmt_namespace}/{gen.server_service}", opts=scope.opts()
+    )
+    where = f"Service {settings.mgmt_namespace}/{gen.server_service} ({settings.mgmt.describe()})"
+
+    def from_load_balancer(spec: Any, status: Any) -> str:
+        port = _named_port(spec, gen.server_grpc_port_name, where, node_port=False)
+        ingress = list(status.load_balancer.ingress or []) if status and status.load_balancer else []
+        host = next((i.ip or i.hostname for i in ingress if (i.ip or i.hostname)), None)
+        if host is None:
+            raise DiscoveryError(
+                f"{where} has no LoadBalancer ingress address yet (pending, or not of type LoadBalancer). Fix: wait "
+                "for the load balancer, or set relay_server_address (or relay_discovery: istio-ingress-nodeport)."
+            )
+        return check_host_port("relay_server_address", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+    # Nested applies keep the typed output objects (Output.all turns them into plain dicts).
+    return service.spec.apply(lambda spec: service.status.apply(lambda status: from_load_balancer(spec, status)))
+
+
+def _address_from_node_port(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
     from pulumi_kubernetes.core.v1 import Node, Service
 
-    opts = _read_opts(provider, parent)
-    gen = settings.generation
-    if settings.relay_discovery is RelayDiscovery.LOADBALANCER:
-        service = Service.get(f"{name}-relay-service", f"{settings.mgmt_namespace}/{gen.server_service}", opts=opts)
-        where = f"Service {settings.mgmt_namespace}/{gen.server_service} ({settings.mgmt.describe()})"
-
-        def from_load_balancer(spec: Any, status: Any) -> str:
-            port = _named_port(spec, gen.server_grpc_port_name, where, node_port=False)
-            ingress = list(status.load_balancer.ingress or []) if status and status.load_balancer else []
-            host = next((i.ip or i.hostname for i in ingress if (i.ip or i.hostname)), None)
-            if host is None:
-                raise DiscoveryError(
-                    f"{where} has no LoadBalancer ingress address yet (pending, or not of type LoadBalancer). "
-                    "Fix: wait "
-                    "for the load balancer, or set relay_server_address (or relay_discovery: istio-ingress-nodeport)."
-                )
-            return check_host_port("relay_server_address", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-
-        # Nested applies keep the typed output objects (Output.all turns them into plain dicts).
-        return service.spec.apply(lambda spec: service.status.apply(lambda status: from_load_balancer(spec, status)))
-
-    ingress_service = Service.get(f"{name}-istio-ingress-service", "istio-system/istio-ingressgateway", opts=opts)
-    node = Node.get(f"{name}-relay-node", str(settings.relay_node_name), opts=opts)
+    ingress_service = Service.get(
+        f"{scope.prefix}-istio-ingress-service", "istio-system/istio-ingressgateway", opts=scope.opts()
+    )
+    node = Node.get(f"{scope.prefix}-relay-node", str(settings.relay_node_name), opts=scope.opts())
     service_where = f"Service istio-system/istio-ingressgateway ({settings.mgmt.describe()})"
     node_where = f"Node {settings.relay_node_name} ({settings.mgmt.describe()})"
 
@@ -152,17 +203,25 @@ def _named_port(spec: Any, port_name: str, where: str, *, node_port: bool) -> in
     return int(number)
 
 
-def check_management_secrets(
-    name: str, settings: RegistrationSettings, parent: pulumi.Resource
-) -> pulumi.Output[bool] | None:
-    """Fail ``pulumi preview`` with a message naming secret, namespace and context when a relay secret is unusable.
+def check_management_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[bool] | None:
+    """Fail `pulumi preview` with a message naming secret, namespace and context when a relay secret is unusable.
 
-    Runs ``kubectl`` through the ``command:local:run`` invoke (invokes run during preview). Returns None when the
-    management cluster is reachable only through a Provider object (no kubeconfig to give kubectl); then the read
-    itself fails the preview with the provider's "not found" error.
+    Runs `kubectl` through the `command:local:run` invoke (invokes run during preview), once per management plane
+    when the reads are shared. Returns None when the management cluster is reachable only through a Provider object
+    (no kubeconfig to give kubectl); then the copy step names a missing key, and a missing secret fails the read
+    with the provider's "not found" error.
     """
     if settings.insecure or not settings.mgmt.reachable_by_kubectl:
         return None
+    access = settings.mgmt
+    kubeconfig_key = access.kubeconfig if isinstance(access.kubeconfig, str) else id(access.kubeconfig)
+    return scope.once(
+        ("secrets-check", settings.mgmt_namespace, access.context, kubeconfig_key),
+        lambda: _check_management_secrets(scope, settings),
+    )
+
+
+def _check_management_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[bool]:
     from pulumi_command import local
 
     gen = settings.generation
@@ -173,7 +232,7 @@ def check_management_secrets(
             "pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(kubectl_environment(settings.mgmt))
         ),
         logging=local.Logging.NONE,
-        opts=pulumi.InvokeOutputOptions(parent=parent),
+        opts=pulumi.InvokeOutputOptions(parent=scope.parent),
     )
 
     def verdict(stdout: str) -> bool:
@@ -186,18 +245,35 @@ def check_management_secrets(
             )
             if keys is None:
                 raise DiscoveryError(
-                    f"cluster {settings.cluster_name}: {where} does not exist. Fix: install Gloo Mesh Enterprise "
-                    "on the "
-                    "management cluster (it creates the relay secrets), or point mgmt_context/mgmt_namespace at it."
+                    f"{where} does not exist. Fix: install Gloo Mesh Enterprise on the management cluster (it "
+                    "creates the relay secrets), or point mgmt_context/mgmt_namespace at it."
                 )
             if keys.get(key, 0) == 0:
                 raise DiscoveryError(
-                    f"cluster {settings.cluster_name}: {where} has no non-empty key {key!r}; an agent cannot "
-                    "bootstrap from it. Fix: recreate the secret on the management cluster (see the Gloo Mesh "
-                    "relay certificate docs)."
+                    f"{where} has no non-empty key {key!r}; an agent cannot bootstrap from it. Fix: recreate the "
+                    "secret on the management cluster (see the Gloo Mesh relay certificate docs)."
                 )
         return True
 
     # The report holds key names and lengths only. It is secret merely because a kubeconfig passed through the
     # environment is; unsecret it, since a resource ID cannot be secret and the reads' IDs wait on it.
     return pulumi.Output.unsecret(result.stdout).apply(verdict)
+
+
+def read_management_secret(
+    scope: ReadScope, settings: RegistrationSettings, secret_name: str, checked: pulumi.Output[bool] | None
+) -> k8s.core.v1.Secret:
+    """Read a relay secret (data secret); after the secrets check, so a missing secret fails with its message first."""
+
+    def read() -> k8s.core.v1.Secret:
+        from pulumi_kubernetes.core.v1 import Secret
+
+        plain_id = f"{settings.mgmt_namespace}/{secret_name}"
+        secret_id: pulumi.Input[str] = plain_id if checked is None else checked.apply(lambda _ok: plain_id)
+        return Secret.get(
+            f"{scope.prefix}-{secret_name}",
+            secret_id,
+            opts=scope.opts(additional_secret_outputs=["data", "stringData"]),
+        )
+
+    return scope.once(("secret", settings.mgmt_namespace, secret_name), read)

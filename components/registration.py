@@ -22,7 +22,14 @@ from .args import (
     agent_values_error,
     validate_registration_args,
 )
-from .discovery import DiscoveryError, check_management_secrets, resolve_agent_version, resolve_relay_address
+from .discovery import (
+    DiscoveryError,
+    ReadScope,
+    check_management_secrets,
+    read_management_secret,
+    resolve_agent_version,
+    resolve_relay_address,
+)
 from .lifecycle import (
     RemoteIdentity,
     await_client_certificate_script,
@@ -32,6 +39,7 @@ from .lifecycle import (
     secret_manifest,
     token_unchanged_script,
 )
+from .program_run import run_state
 from .values import ValueConflictError
 
 COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
@@ -44,11 +52,9 @@ class _ClusterNameClaims:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._claims: dict[tuple[int, tuple[str, ...], str], str] = {}
 
     def claim(self, settings: RegistrationSettings, resource_name: str) -> None:
         """Record that `resource_name` registers `settings.cluster_name`; raise if another registration did."""
-        monitor = id(pulumi.runtime.settings.get_monitor())
         mgmt = settings.mgmt
         plane = (
             (f"provider:{id(mgmt.provider)}",)
@@ -58,11 +64,12 @@ class _ClusterNameClaims:
                 f"kubeconfig:{mgmt.kubeconfig if isinstance(mgmt.kubeconfig, str) else id(mgmt.kubeconfig)}",
             )
         ) + (settings.mgmt_namespace,)
-        key = (monitor, plane, settings.cluster_name)
+        key = (plane, settings.cluster_name)
         with self._lock:
-            holder = self._claims.get(key)
+            claims = run_state("cluster-name-claims")
+            holder = claims.get(key)
             if holder is None:
-                self._claims[key] = resource_name
+                claims[key] = resource_name
         if holder is not None:
             raise RegistrationConfigError(
                 "cluster_name",
@@ -103,20 +110,22 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
 
         mgmt = self._cluster_provider(settings.mgmt, "mgmt")
         remote = self._cluster_provider(settings.remote, "remote")
+        reads = ReadScope.of(name, settings, mgmt, self)
         # 1. Agent version: given, else the server Deployment's image tag.
-        version = resolve_agent_version(name, settings, mgmt, self)
+        version = resolve_agent_version(reads, settings)
         # 2. Relay address: given, else the server's LoadBalancer or the Istio ingress NodePort.
-        address = resolve_relay_address(name, settings, mgmt, self)
+        address = resolve_relay_address(reads, settings)
         # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent.
         namespace = self._remote_namespace(remote)
         prerequisites: list[pulumi.Resource] = []
         token: pulumi.Output[str] | None = None
         if not settings.insecure:
-            relay_secrets_ok = check_management_secrets(name, settings, self)
+            checked = check_management_secrets(reads, settings)
             # 4. Root CA: ca.crt only, so the CA's private key never leaves the management cluster.
-            prerequisites.append(self._copy_root_ca(mgmt, remote, namespace, relay_secrets_ok))
+            root_ca_source = read_management_secret(reads, settings, gen.root_ca_secret, checked)
+            prerequisites.append(self._copy_root_ca(root_ca_source, remote, namespace))
             # 5. Bootstrap token: in place for the agent's first start; stale client certificate dropped.
-            token = self._bootstrap_token_data(mgmt, relay_secrets_ok)
+            token = self._bootstrap_token_manifest(read_management_secret(reads, settings, gen.token_secret, checked))
             prerequisites.append(self._place_bootstrap_token(namespace, token))
         # 6. The agent release, only once its namespace and secrets exist.
         release = self._install_agent(remote, namespace, version, address, prerequisites)
@@ -171,20 +180,6 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=self._opts(remote, retain_on_delete=True),
         )
 
-    def _read_management_secret(
-        self, mgmt: k8s.Provider, secret_name: str, suffix: str, relay_secrets_ok: pulumi.Output[bool] | None
-    ) -> k8s.core.v1.Secret:
-        """Read a relay secret; after the secrets check, so a missing secret fails with our message first."""
-        secret_id: pulumi.Input[str] = f"{self._settings.mgmt_namespace}/{secret_name}"
-        if relay_secrets_ok is not None:
-            plain_id = f"{self._settings.mgmt_namespace}/{secret_name}"
-            secret_id = relay_secrets_ok.apply(lambda _ok: plain_id)
-        return k8s.core.v1.Secret.get(
-            f"{self._name}-{suffix}",
-            secret_id,
-            opts=pulumi.ResourceOptions(parent=self, provider=mgmt, additional_secret_outputs=["data", "stringData"]),
-        )
-
     def _secret_value(self, data: Mapping[str, str] | None, secret_name: str, key: str) -> str:
         """One key of a management secret's data; a clear error (never the data) when it is missing or empty."""
         value = (data or {}).get(key)
@@ -198,14 +193,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         return value
 
     def _copy_root_ca(
-        self,
-        mgmt: k8s.Provider,
-        remote: k8s.Provider,
-        namespace: pulumi.Resource,
-        relay_secrets_ok: pulumi.Output[bool] | None,
+        self, source: k8s.core.v1.Secret, remote: k8s.Provider, namespace: pulumi.Resource
     ) -> k8s.core.v1.Secret:
         gen = self._settings.generation
-        source = self._read_management_secret(mgmt, gen.root_ca_secret, "mgmt-root-ca", relay_secrets_ok)
         ca_only: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
             source.data.apply(
                 lambda data: {gen.root_ca_key: self._secret_value(data, gen.root_ca_secret, gen.root_ca_key)}
@@ -221,12 +211,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=self._opts(remote, depends_on=[namespace], delete_before_replace=True),
         )
 
-    def _bootstrap_token_data(
-        self, mgmt: k8s.Provider, relay_secrets_ok: pulumi.Output[bool] | None
-    ) -> pulumi.Output[str]:
+    def _bootstrap_token_manifest(self, source: k8s.core.v1.Secret) -> pulumi.Output[str]:
         """The token Secret manifest for stdin (secret): the token's life belongs to the registration step."""
         gen = self._settings.generation
-        source = self._read_management_secret(mgmt, gen.token_secret, "mgmt-bootstrap-token", relay_secrets_ok)
         manifest: pulumi.Output[str] = pulumi.Output.secret(
             source.data.apply(
                 lambda data: secret_manifest(

@@ -82,7 +82,7 @@ def test_every_child_is_parented_to_the_component(recorded: RecordingMonitor) ->
 
 
 def test_root_ca_copy_holds_ca_crt_only_and_is_secret(recorded: RecordingMonitor) -> None:
-    source = recorded.one(SECRET, "mgmt-root-ca", op="read")
+    source = recorded.one(SECRET, "relay-root-tls-secret", op="read")
     assert source.resource_id == "gloo-mesh/relay-root-tls-secret"
     copy = recorded.one(SECRET, "-root-ca")
     data = copy.inputs["data"]
@@ -465,3 +465,77 @@ def test_an_output_address_is_checked_when_it_resolves() -> None:
 
     with pytest.raises(Exception, match="relay_server_address: 'no-port' has no valid port"):
         run_program(program)
+
+
+def _fleet_through_one_management_provider(count: int) -> RecordingMonitor:
+    def program() -> None:
+        mgmt = k8s.Provider("management", context="kind-mgmt-cluster")
+        for i in range(count):
+            RemoteClusterRegistration(
+                f"c{i}",
+                {
+                    "cluster_name": f"c{i}",
+                    "mgmt_provider": mgmt,
+                    "mgmt_context": "kind-mgmt-cluster",
+                    "remote_context": f"c{i}",
+                },
+            )
+
+    return run_program(program)
+
+
+def test_a_shared_management_provider_reads_each_management_object_once() -> None:
+    recorded = _fleet_through_one_management_provider(3)
+    fake = recorded.fake
+    reads = sorted((r.type, r.resource_id) for r in recorded.reads())
+    assert reads == [
+        ("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking"),
+        (SECRET, "gloo-mesh/relay-identity-token-secret"),
+        (SECRET, "gloo-mesh/relay-root-tls-secret"),
+        ("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking"),
+    ]
+    assert len([call for call in fake.invokes if call.token == "command:local:run"]) == 1
+    stack_urn = next(r.parent for r in recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration"))
+    assert all(r.parent == stack_urn for r in recorded.reads()), "shared reads belong to no single registration"
+    # Every cluster still gets its own copy of each value.
+    releases = [plain(r.inputs) for r in recorded.registered(RELEASE)]
+    assert [
+        r["values"]["relay"]["cluster"] for r in sorted(releases, key=lambda r: r["values"]["relay"]["cluster"])
+    ] == ["c0", "c1", "c2"]
+    assert {r["version"] for r in releases} == {"1.1.6"}
+    assert {r["values"]["relay"]["serverAddress"] for r in releases} == {"203.0.113.10:9900"}
+
+
+def test_shared_reads_keep_the_clusters_independent() -> None:
+    recorded = _fleet_through_one_management_provider(2)
+    components = {r.urn for r in recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration")}
+    owner = {r.urn: r.parent for r in recorded.records if r.parent in components}
+    for urn, parent in owner.items():
+        others = {u for u, p in owner.items() if p != parent}
+        assert not (recorded.ancestors_closure(urn) & others)
+    release_urns = [r.urn for r in recorded.registered(RELEASE)]
+    shared = {r.urn for r in recorded.reads()}
+    for urn in release_urns:
+        assert recorded.ancestors_closure(urn) & shared, "each release waits on the shared discovery reads"
+
+
+def test_a_missing_secret_with_shared_reads_still_names_secret_namespace_and_context() -> None:
+    def program() -> None:
+        mgmt = k8s.Provider("management", context="kind-mgmt-cluster")
+        for name in ("a", "b"):
+            RemoteClusterRegistration(
+                name,
+                {
+                    "cluster_name": name,
+                    "mgmt_provider": mgmt,
+                    "mgmt_context": "kind-mgmt-cluster",
+                    "remote_context": name,
+                },
+            )
+
+    fake = _with(lambda f: f.objects.pop((SECRET, "gloo-mesh/relay-identity-token-secret")))
+    with pytest.raises(
+        DiscoveryError,
+        match=r"secret 'relay-identity-token-secret' in namespace 'gloo-mesh' .*context 'kind-mgmt-cluster'",
+    ):
+        run_program(program, fake)
