@@ -63,7 +63,7 @@ class ReadScope:
 
     @staticmethod
     def of(name: str, settings: RegistrationSettings, provider: k8s.Provider, component: pulumi.Resource) -> ReadScope:
-        if settings.mgmt.provider is None:
+        if settings.mgmt.provider is None or _served_to_other_languages():
             return ReadScope(prefix=name, parent=component, provider=provider, shared_key=None)
         # The Provider's logical name (the SDK keeps it in `_name`) names the shared reads: unique per provider.
         provider_name = str(getattr(provider, "_name", "management"))
@@ -82,6 +82,16 @@ class ReadScope:
 
     def opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(provider=self.provider, parent=self.parent, **kwargs)
+
+
+def _served_to_other_languages() -> bool:
+    """Whether this process is the component provider (`provider/__main__.py`). The engine sends it one Construct per
+    registration, each with fresh runtime settings and its own copy of the Provider reference (pulumi/pulumi
+    sdk/python/lib/pulumi/provider/server.py, `_construct`), so reads cannot be shared across registrations there:
+    shared names would be declared twice."""
+    from pulumi.provider.experimental import host
+
+    return bool(host.is_hosting)
 
 
 def _given(value: pulumi.Input[str] | None, check: Callable[[str], str]) -> pulumi.Output[str] | None:

@@ -336,3 +336,26 @@ def test_python_example_runs_on_the_mock_runtime() -> None:
     for provider in recorded.registered("pulumi:providers:kubernetes"):
         if provider.name != "management":
             assert rpc.is_rpc_secret(provider.inputs["kubeconfig"])
+
+
+def test_served_to_other_languages_each_registration_reads_for_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The component provider gets one Construct per registration, each after `reset_options` and with its own copy
+    of the Provider reference (pulumi/pulumi sdk/python/lib/pulumi/provider/server.py, _construct); emulated here by
+    two constructs with two Provider objects of the same name, as two rehydrated references would be."""
+    from pulumi.provider.experimental import host
+
+    monkeypatch.setattr(host, "is_hosting", True)
+    provider = ComponentProvider(COMPONENTS, PACKAGE_NAME, version=package_version())
+
+    def program() -> None:
+        for name in ("east", "west"):
+            mgmt = k8s.Provider("management", context="mgmt")  # a fresh object per Construct, same logical name
+            inputs = {"clusterName": name, "mgmtProvider": mgmt, "mgmtContext": "mgmt", "remoteContext": name}
+            provider.construct(name, TOKEN, inputs, pulumi.ResourceOptions())
+
+    recorded = run_program(program)
+    reads = recorded.reads()
+    assert len({r.urn for r in reads}) == len(reads), "a read was declared twice under one URN"
+    components = {r.urn for r in recorded.registered(TOKEN)}
+    assert all(r.parent in components for r in reads)
+    assert len(reads) == 2 * 4  # per registration: Deployment, Service, two relay Secrets
