@@ -3,9 +3,10 @@
 The program runs on the mock runtime (``__main__.py``, a stack of N clusters, version and address discovered) with
 the recording monitor of ``tests/engine_double.py``. Every custom resource the engine would create or read is a
 step; a step waits on its recorded ``dependencies`` (a component in them stands for its steps) and on its provider.
-The management secrets check of each registration is an invoke, not a resource, so it is not in the recorded
-graph; the two relay-secret reads of the registration wait on it (their IDs are Outputs of it,
-``components/registration.py``), so it is added as a step before them.
+The management secrets check is an invoke, not a resource, so it is not in the recorded graph; the two relay-secret
+reads wait on it (their IDs are Outputs of it, ``components/discovery.py``), so it is added as a step before them.
+With the one management Provider of ``__main__.py``, the reads and the check are made once per management plane and
+belong to the stack, not to a registration: they are "shared" steps, and every cluster's steps wait on them.
 
 meshctl 1.x registers one cluster per invocation in 7 sequential steps (agent version, relay address, namespace,
 root CA, token, agent install, KubernetesCluster and the wait), so a fleet of N clusters is 7·N steps in a row.
@@ -77,18 +78,28 @@ def worker(n: int) -> None:
         if record.provider_urn in steps:
             waits_on[urn].add(record.provider_urn)
 
-    # The management secrets check: one invoke per registration; that registration's relay-secret reads wait on it.
+    # The management secrets check: one invoke per set of relay-secret reads, i.e. per management plane when the
+    # registrations share the management Provider (the reads are then the stack's), else per registration. Those
+    # reads wait on it (their IDs are Outputs of it); the invoke itself waits on nothing in the graph.
     checks = [invoke for invoke in monitor.fake.invokes if invoke.token == "command:local:run"]
-    if len(checks) != len(components):
-        raise RuntimeError(f"{len(checks)} secrets checks for {len(components)} registrations")
-    for component in components:
-        check = f"{component}::secrets-check"
+    secret_reads: dict[str | None, list[str]] = {}
+    for urn in steps:
+        if records[urn].op == "read" and records[urn].type == "kubernetes:core/v1:Secret":
+            secret_reads.setdefault(owner(urn), []).append(urn)
+    if len(checks) != len(secret_reads):
+        raise RuntimeError(f"{len(checks)} secrets checks for {len(secret_reads)} sets of relay-secret reads")
+    check_owner: dict[str, str | None] = {}
+    for reads_owner, reads in secret_reads.items():
+        if reads_owner is None:  # shared: named after the management Provider, as the shared reads are
+            check, prefix = "stack::secrets-check", records[records[reads[0]].provider_urn].name
+        else:
+            check, prefix = f"{reads_owner}::secrets-check", records[reads_owner].name
         steps.add(check)
         waits_on[check] = set()
-        labels[check] = f"{records[component].name}-secrets-check (invoke)"
-        for urn in children[component]:
-            if records[urn].op == "read" and records[urn].type == "kubernetes:core/v1:Secret":
-                waits_on[urn].add(check)
+        labels[check] = f"{prefix}-secrets-check (invoke)"
+        check_owner[check] = reads_owner
+        for urn in reads:
+            waits_on[urn].add(check)
 
     @cache
     def longest(urn: str) -> tuple[int, tuple[str, ...]]:
@@ -102,7 +113,7 @@ def worker(n: int) -> None:
     length, chain = max(longest(urn) for urn in steps)
 
     def cluster_of(urn: str) -> str | None:
-        return owner(urn.split("::secrets-check")[0]) if "::secrets-check" in urn else owner(urn)
+        return check_owner[urn] if urn in check_owner else owner(urn)
 
     cross = sum(
         1

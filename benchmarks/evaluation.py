@@ -3,23 +3,28 @@ own cost, for fleets of N clusters in one stack, against a flat baseline that de
 
 Variants, each measured in a fresh subprocess per run:
 
-* ``component``: ``__main__.py`` with a stack of N clusters (one management plane; the agent version and the relay
-  address discovered from it): stack-config validation, one ``RemoteClusterRegistration`` per cluster, discovery
-  reads, the management secrets check.
+* ``component``: ``__main__.py`` with a stack of N clusters (one management plane, one shared management Provider;
+  the agent version and the relay address discovered from it): stack-config validation, one
+  ``RemoteClusterRegistration`` per cluster, the discovery reads, the relay secret reads and the management secrets
+  check, the last three once per management plane (children of the stack) since every registration gets the same
+  Provider.
 * ``flat``: the same custom resources with the same names, types, inputs, providers and ``depends_on``, declared in
-  one loop: no component, no validation, no discovery, no secrets check. The management secrets are still read (the
-  CA copy and the token need their data).
-* ``flat+reads``: ``flat`` plus the component's discovery reads and secrets check, wired the same way: every request
-  the component program sends the engine, minus the component resources. Against it, the component's own cost.
+  one loop: no component, no validation, no discovery, no secrets check. The two relay secrets are still read, once,
+  under the component's names (the CA copy and the token need their data).
+* ``flat+reads``: ``flat`` plus the component's discovery reads and secrets check, once, wired the same way: every
+  request the component program sends the engine, minus the component resources. Against it, the component's own
+  cost.
 
 Before measuring, all three run at N = 2 with the recording monitor and the flat programs are checked to send the
-same resources (types, names, providers, inputs, ``depends_on``) as the component program. Each run imports the same
-modules (the SDK's and ``components``) before the clock starts; the import cost is the subject of ``startup.py``.
+same requests as the component program: custom resources (types, names, providers, inputs, ``depends_on``), reads
+(names, types, providers, parents, IDs, secret outputs, ``depends_on``) and invokes (token and arguments). Each run
+imports the same modules (the SDK's and ``components``) before the clock starts; the import cost is the subject of
+``startup.py``.
 Wall and CPU time cover the program run until every registration has been answered; GC time is the time spent in
 the cyclic garbage collector (``gc.callbacks``); peak memory is the process's maximum RSS (and its growth over the
 state after the imports). The validation of the stack config is also timed on its own.
 
-    python benchmarks/evaluation.py                      # N = 1, 10, 20, 50, 100, 200; 3 runs each (about 3 min)
+    python benchmarks/evaluation.py                      # N = 1, 10, 20, 50, 100, 200; 3 runs each (about 2 min)
     python benchmarks/evaluation.py --quick              # N = 1, one run: the smoke test
     python benchmarks/evaluation.py --plot benchmarks/evaluation.png --json /tmp/evaluation.json
 """
@@ -94,11 +99,14 @@ def _address_from(service: Any) -> Callable[[Any], Any]:
 def flat_program(n: int, *, with_reads: bool = False) -> None:
     """The resources of N registrations written out by hand: what the component declares, without the component.
 
-    Without ``with_reads`` the version and the relay address are literals (what discovery resolves against the test
-    double) and there is no secrets check. With it, every cluster reads the server Deployment and Service and runs
-    the management secrets check as the component does, and the relay secrets are read after the check: the same
-    requests as the component program, minus the component resources. No validation either way. The script texts
-    come from ``components.lifecycle`` (string functions; a hand-written program would carry them as literals).
+    The management plane's objects are read once, before the clusters, as the component reads them through the one
+    management Provider that ``__main__.py`` shares: children of the stack, named after the Provider
+    (``management-...``). Without ``with_reads`` the version and the relay address are literals (what discovery
+    resolves against the test double) and there is no secrets check: only the two relay secrets are read (the CA
+    copy and the token need their data). With it, the server Deployment and Service are read as well and the
+    management secrets check runs, once, before the relay secrets are read: the same requests as the component
+    program, minus the component resources. No validation either way. The script texts come from
+    ``components.lifecycle`` (string functions; a hand-written program would carry them as literals).
     """
     import pulumi
     import pulumi_kubernetes as k8s
@@ -118,40 +126,46 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     identity = RemoteIdentity(NS, "relay-identity-token-secret", "relay-client-tls-secret")
     secret_outputs = ["data", "stringData"]
     mgmt = k8s.Provider("management", context="mgmt")
+    # Once per management plane: the version, the address, the secrets check and the two relay secrets.
+    version: pulumi.Input[str] = AGENT_VERSION
+    address: pulumi.Input[str] = RELAY_ADDRESS
+    ca_id: pulumi.Input[str] = f"{NS}/relay-root-tls-secret"
+    token_id: pulumi.Input[str] = f"{NS}/relay-identity-token-secret"
+    if with_reads:
+        deployment = k8s.apps.v1.Deployment.get(
+            "management-server-deployment", f"{NS}/enterprise-networking", opts=pulumi.ResourceOptions(provider=mgmt)
+        )
+        version = deployment.spec.apply(_image_tag)
+        service = k8s.core.v1.Service.get(
+            "management-relay-service", f"{NS}/enterprise-networking", opts=pulumi.ResourceOptions(provider=mgmt)
+        )
+        address = service.spec.apply(_address_from(service))
+        check = local.run_output(
+            command=management_secrets_check_script(NS, ("relay-root-tls-secret", "relay-identity-token-secret")),
+            environment={"GM_KUBE_CONTEXT": "mgmt"},
+            logging=local.Logging.NONE,
+        )
+        checked = pulumi.Output.unsecret(check.stdout).apply(parse_secrets_report)
+        ca_id = checked.apply(lambda _: f"{NS}/relay-root-tls-secret")
+        token_id = checked.apply(lambda _: f"{NS}/relay-identity-token-secret")
+    ca_source = k8s.core.v1.Secret.get(
+        "management-relay-root-tls-secret",
+        ca_id,
+        opts=pulumi.ResourceOptions(provider=mgmt, additional_secret_outputs=secret_outputs),
+    )
+    token_source = k8s.core.v1.Secret.get(
+        "management-relay-identity-token-secret",
+        token_id,
+        opts=pulumi.ResourceOptions(provider=mgmt, additional_secret_outputs=secret_outputs),
+    )
     exported: dict[str, Any] = {}
     for name in cluster_names(n):
         context = f"ctx-{name}"
-        version: pulumi.Input[str] = AGENT_VERSION
-        address: pulumi.Input[str] = RELAY_ADDRESS
-        ca_id: pulumi.Input[str] = f"{NS}/relay-root-tls-secret"
-        token_id: pulumi.Input[str] = f"{NS}/relay-identity-token-secret"
-        if with_reads:
-            deployment = k8s.apps.v1.Deployment.get(
-                f"{name}-server-deployment", f"{NS}/enterprise-networking", opts=pulumi.ResourceOptions(provider=mgmt)
-            )
-            version = deployment.spec.apply(_image_tag)
-            service = k8s.core.v1.Service.get(
-                f"{name}-relay-service", f"{NS}/enterprise-networking", opts=pulumi.ResourceOptions(provider=mgmt)
-            )
-            address = service.spec.apply(_address_from(service))
-            check = local.run_output(
-                command=management_secrets_check_script(NS, ("relay-root-tls-secret", "relay-identity-token-secret")),
-                environment={"GM_KUBE_CONTEXT": "mgmt"},
-                logging=local.Logging.NONE,
-            )
-            checked = pulumi.Output.unsecret(check.stdout).apply(parse_secrets_report)
-            ca_id = checked.apply(lambda _: f"{NS}/relay-root-tls-secret")
-            token_id = checked.apply(lambda _: f"{NS}/relay-identity-token-secret")
         remote = k8s.Provider(f"{name}-remote", context=context)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NS, labels={"istio-injection": "disabled"}),
             opts=pulumi.ResourceOptions(provider=remote),
-        )
-        ca_source = k8s.core.v1.Secret.get(
-            f"{name}-mgmt-root-ca",
-            ca_id,
-            opts=pulumi.ResourceOptions(provider=mgmt, additional_secret_outputs=secret_outputs),
         )
         ca_only: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
             ca_source.data.apply(lambda data: {"ca.crt": data["ca.crt"]})
@@ -162,11 +176,6 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
             type="Opaque",
             data=ca_only,
             opts=pulumi.ResourceOptions(provider=remote, depends_on=[namespace], delete_before_replace=True),
-        )
-        token_source = k8s.core.v1.Secret.get(
-            f"{name}-mgmt-bootstrap-token",
-            token_id,
-            opts=pulumi.ResourceOptions(provider=mgmt, additional_secret_outputs=secret_outputs),
         )
         token_manifest: pulumi.Output[str] = pulumi.Output.secret(
             token_source.data.apply(
@@ -342,15 +351,21 @@ def worker_measure(variant: str, n: int) -> None:
 
 
 def worker_verify(n: int) -> None:
-    """Compare what the component program and each flat baseline send the engine, resource by resource."""
+    """Compare what the component program and each flat baseline send the engine, resource by resource: the custom
+    resources (provider, inputs, ``depends_on``), the reads (type, provider, parent, ID, secret outputs,
+    ``depends_on``) and the invokes (token and arguments)."""
     use_project_paths()
     _import_everything()
     from engine_double import FakeClusters, RecordingMonitor, plain
 
-    def declared(variant: str) -> tuple[dict[tuple[str, str], Any], set[str], int]:
+    def declared(variant: str) -> tuple[dict[tuple[str, str], Any], dict[str, Any], list[Any]]:
         monitor = RecordingMonitor(FakeClusters())
         _run(variant, n, monitor)
         names = {r.urn: r.name for r in monitor.records}
+
+        def parent(urn: str) -> str:
+            return "(stack)" if "::pulumi:pulumi:Stack::" in urn else names.get(urn, urn)
+
         registered = {
             (r.type, r.name): {
                 "provider": names.get(r.provider_urn, ""),
@@ -360,11 +375,33 @@ def worker_verify(n: int) -> None:
             for r in monitor.registered()
             if r.custom
         }
-        return registered, {r.name for r in monitor.reads()}, len(monitor.fake.invokes)
+        reads = {
+            r.name: {
+                "type": r.type,
+                "provider": names.get(r.provider_urn, ""),
+                "parent": parent(r.parent),
+                "id": r.resource_id,
+                "secret_outputs": sorted(r.additional_secret_outputs),
+                "depends_on": sorted(names[d] for d in r.dependencies if d in names),
+            }
+            for r in monitor.reads()
+        }
+        if len(reads) != len(monitor.reads()):
+            raise RuntimeError(f"{variant}: a read name was declared twice")
+        invokes = sorted(
+            json.dumps({"token": i.token, "args": plain(i.args)}, sort_keys=True) for i in monitor.fake.invokes
+        )
+        return registered, reads, invokes
 
     component, component_reads, component_invokes = declared("component")
     discovery_reads = {r for r in component_reads if r.endswith(("-server-deployment", "-relay-service"))}
-    report: dict[str, Any] = {"n": n, "custom_resources": len(component), "reads": len(component_reads)}
+    report: dict[str, Any] = {
+        "n": n,
+        "custom_resources": len(component),
+        "reads": len(component_reads),
+        "read_parents": sorted({r["parent"] for r in component_reads.values()}),
+        "invokes": len(component_invokes),
+    }
     for variant in ("flat", "flat+reads"):
         flat, flat_reads, flat_invokes = declared(variant)
         exact = variant == "flat+reads"
@@ -380,12 +417,15 @@ def worker_verify(n: int) -> None:
             expected = [d for d in mine["depends_on"] if exact or d not in discovery_reads]
             if theirs["depends_on"] != expected:
                 differences.append(f"{key}: depends_on {mine['depends_on']} vs {theirs['depends_on']}")
-        expected_reads = component_reads if exact else component_reads - discovery_reads
-        if flat_reads != expected_reads:
-            differences.append(f"reads differ: {sorted(flat_reads ^ expected_reads)}")
-        if flat_invokes != (component_invokes if exact else 0):
-            differences.append(f"invokes: {flat_invokes} vs {component_invokes}")
-        report[variant] = {"reads": len(flat_reads), "invokes": flat_invokes, "differences": differences}
+        expected_reads = {k: v for k, v in component_reads.items() if exact or k not in discovery_reads}
+        if flat_reads.keys() != expected_reads.keys():
+            differences.append(f"reads differ: {sorted(flat_reads.keys() ^ expected_reads.keys())}")
+        for name in sorted(flat_reads.keys() & expected_reads.keys()):
+            if flat_reads[name] != expected_reads[name]:
+                differences.append(f"read {name}: {expected_reads[name]} vs {flat_reads[name]}")
+        if flat_invokes != (component_invokes if exact else []):
+            differences.append(f"invokes: {len(flat_invokes)} vs {len(component_invokes)}, or their arguments differ")
+        report[variant] = {"reads": len(flat_reads), "invokes": len(flat_invokes), "differences": differences}
     emit_result(report)
 
 
@@ -562,11 +602,13 @@ def verify(n: int = 2) -> bool:
         same = same and not differences
         print(
             f"baseline check, {variant} vs component (N={n}): {result['custom_resources']} custom resources, "
-            f"reads {result[variant]['reads']} of {result['reads']}, invokes {result[variant]['invokes']}: "
+            f"reads {result[variant]['reads']} of {result['reads']}, invokes {result[variant]['invokes']} of "
+            f"{result['invokes']}: "
             + ("same types, names, providers, inputs and depends_on" if not differences else "DIFFERENT")
         )
         for difference in differences:
             print(f"  - {difference}")
+    print(f"the component's reads are children of: {', '.join(result['read_parents'])}")
     return same
 
 

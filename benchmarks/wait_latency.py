@@ -21,7 +21,8 @@ Methods, each putting the token in place first and removing it last:
 
 The secret appears ``--appear-after`` seconds (default 20) after the wait starts, plus 0, 1.7, 3.4 ... s in
 successive runs, so that a polling method is caught at different points of its period. A second table times the
-other kubectl step that runs per cluster on every preview and up: the management secrets check (an invoke).
+other kubectl step of every preview and up: the management secrets check (an invoke), which runs once per management
+plane (per management Provider shared by the registrations, as in ``__main__.py``), else once per registration.
 
     python benchmarks/wait_latency.py            # 3 runs per method, 20 s waits, 15 s chunks (about 4 minutes)
     python benchmarks/wait_latency.py --quick    # 1.5 s waits, 1 s chunks, one run: the smoke test
@@ -168,7 +169,7 @@ def run_wait(method: str, *, appear_after: float, timeout: int, chunk: int) -> d
 
 
 def run_secrets_check() -> dict[str, Any]:
-    """The management secrets check (an invoke; runs once per cluster in every preview and up)."""
+    """The management secrets check (an invoke; once per management plane in every preview and up)."""
     with tempfile.TemporaryDirectory() as scratch, FakeKubeApiServer() as api:
         api.put_secret(NS, "relay-root-tls-secret", {"ca.crt": b"CA", "tls.key": b"KEY"})
         api.put_secret(NS, IDENTITY.token_secret, {"token": BOOTSTRAP_TOKEN.encode()})
@@ -271,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checks = [run_secrets_check() for _ in range(args.repeats)]
     check_column: Callable[[str], list[float]] = lambda key: [float(c[key]) for c in checks]  # noqa: E731
     print_table(
-        f"Management secrets check, per cluster per preview/up (median ±spread of {args.repeats} runs)",
+        f"Management secrets check, once per management plane per preview/up (median ±spread of {args.repeats} runs)",
         ["step", "wall s", "CPU s (kubectl)", "requests"],
         [
             [
