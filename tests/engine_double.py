@@ -176,6 +176,7 @@ class Recorded:
     custom: bool
     additional_secret_outputs: tuple[str, ...]
     resource_id: str = ""
+    retain_on_delete: bool = False
 
     @property
     def provider_urn(self) -> str:
@@ -206,6 +207,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 custom=getattr(request, "custom", True),
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 resource_id=getattr(request, "id", "") or getattr(request, "importId", ""),
+                retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
             )
         )
 

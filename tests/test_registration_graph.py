@@ -277,6 +277,9 @@ def test_existing_namespace_is_labelled_and_never_deleted() -> None:
     assert not recorded.registered(NAMESPACE)
     patch = recorded.one("kubernetes:core/v1:NamespacePatch")
     assert plain(patch.inputs)["metadata"]["labels"] == {"istio-injection": "disabled"}
+    assert patch.retain_on_delete, "pulumi destroy must leave a namespace the user already had"
+    created = register(args()).one(NAMESPACE)
+    assert not created.retain_on_delete, "a namespace the registration created is deleted with it"
     assert _waits_on(recorded, recorded.one(RELEASE), patch)
 
 
@@ -539,3 +542,14 @@ def test_a_missing_secret_with_shared_reads_still_names_secret_namespace_and_con
         match=r"secret 'relay-identity-token-secret' in namespace 'gloo-mesh' .*context 'kind-mgmt-cluster'",
     ):
         run_program(program, fake)
+
+
+def test_wait_step_streams_progress_and_knows_the_relay_address_for_its_timeout_message(
+    recorded: RecordingMonitor,
+) -> None:
+    wait = plain(recorded.one(COMMAND, "client-certificate").inputs)
+    assert wait["logging"] == "stderr", "progress lines go to the Pulumi output; stdout is not streamed"
+    assert wait["environment"]["GM_RELAY_ADDRESS"] == "203.0.113.10:9900"
+    assert wait["environment"]["GM_RELAY_AUTHORITY"] == "enterprise-networking.gloo-mesh"
+    assert wait["environment"]["GM_KUBE_CONTEXT"] == "kind-remote-cluster"
+    assert "GM_TIMEOUT=300" in wait["create"] and wait["update"] == wait["create"]
