@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Builds the real tools of the real-engine suite with `go build` from their published Go modules, pinned by the
+# wrapper modules under e2e/tools/ (go.mod + go.sum), into a cache folder outside the work tree:
+#   $GLOO_E2E_CACHE (default ~/.cache/gloo-registration-e2e)/<tool>-<hash of its wrapper and the Go version>/
+# A tool is rebuilt only when its wrapper (its pinned versions) or the Go version changes; Go's own module and
+# build caches make a rebuild after a small change quick. Every tool lands in one bin/ folder of symlinks.
+#
+#   scripts/e2e-tools.sh                 build what is missing, print progress, then the bin folder
+#   scripts/e2e-tools.sh --print-bin-dir print only the bin folder (building first, quietly, if needed)
+#
+# Downloads only from the Go module proxy (and nothing at all once the caches are warm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+quiet=false
+if [ "${1:-}" = "--print-bin-dir" ]; then
+  quiet=true
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--print-bin-dir]" >&2
+  exit 2
+fi
+
+say() { if ! $quiet; then echo "$@"; fi; }
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "error: go is not on PATH; the real-engine tools are built from Go modules (Go 1.26 or later is needed)" >&2
+  exit 1
+fi
+
+cache="${GLOO_E2E_CACHE:-$HOME/.cache/gloo-registration-e2e}"
+bin="$cache/bin"
+mkdir -p "$bin"
+goversion=$(go env GOVERSION)
+export GOFLAGS=-mod=mod
+
+# key TOOL: the cache folder name for a wrapper, from its pinned module graph and the Go version.
+key() {
+  local dir="e2e/tools/$1"
+  local sum
+  sum=$( { cat "$dir/go.mod" "$dir/go.sum"; find "$dir" -name '*.go' -print0 | sort -z | xargs -0 cat; echo "$goversion"; } | sha256sum | cut -c1-16)
+  echo "$1-$sum"
+}
+
+# build TOOL 'OUTPUTS' CMD...: runs CMD in e2e/tools/TOOL with $out set to the cache folder, unless that folder is
+# complete; then links each of OUTPUTS into bin/.
+build() {
+  local tool=$1 outputs=$2
+  shift 2
+  local out="$cache/$(key "$tool")"
+  local missing=false
+  for o in $outputs; do [ -x "$out/$o" ] || missing=true; done
+  if $missing; then
+    say "== building $tool ($outputs) into $out"
+    local started=$SECONDS
+    rm -rf "$out.tmp"
+    mkdir -p "$out.tmp"
+    (cd "e2e/tools/$tool" && out="$out.tmp" "$@") >"$cache/$tool.log" 2>&1 || {
+      echo "error: building $tool failed; the last lines of $cache/$tool.log:" >&2
+      tail -n 30 "$cache/$tool.log" >&2
+      exit 1
+    }
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
+    say "   $tool built in $((SECONDS - started)) s"
+  else
+    say "== $tool: cached in $out"
+  fi
+  for o in $outputs; do ln -sfn "$out/$o" "$bin/$o"; done
+}
+
+pulumi_version=v3.274.1
+build_pulumi() {
+  go build -trimpath -tags osusergo,grpcnotrace \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$pulumi_version" \
+    -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+}
+
+build_language_python() {
+  # The host and its companion scripts come from the same sdk/v3 release (v3.68.0, see the wrapper's go.mod).
+  local version=v3.68.0
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+    -o "$out/pulumi-language-python" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
+  local sdk
+  sdk=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  # Module zips drop file modes: the host runs the executor as `python <exec>`, the policy shim is run directly.
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$out/pulumi-language-python-exec"
+  install -m 0755 "$sdk/python/dist/pulumi-analyzer-policy-python" "$out/pulumi-analyzer-policy-python"
+  install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$out/pulumi-resource-pulumi-python"
+}
+
+kubernetes_provider_version=4.25.0
+build_kubernetes_provider() {
+  local src
+  src=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+  local main=cmd/pulumi-resource-kubernetes
+  install -m 0644 "$src/$main/schema.json" "$src/$main/terraform-mapping.json" "$main/"
+  go build -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$kubernetes_provider_version" \
+    -o "$out/pulumi-resource-kubernetes" "./$main"
+}
+
+kubernetes_version=v1.37.2
+build_kubernetes() {
+  # Version-stamped as hack/lib/version.sh does: unstamped servers report v0.0.0, which pulumi-kubernetes reads as
+  # a pre-1.24 cluster (it then waits for ServiceAccount token secrets that never come).
+  local minor=${kubernetes_version#v1.}
+  minor=${minor%%.*}
+  local ldflags="-s -w" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags="$ldflags -X $pkg.gitVersion=$kubernetes_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  go build -trimpath -pgo=off -ldflags "$ldflags" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+}
+
+build_etcd() {
+  go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
+}
+
+helm_version=v3.22.0
+build_helm() {
+  go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" \
+    -o "$out/helm" helm.sh/helm/v3/cmd/helm
+}
+
+started=$SECONDS
+build pulumi "pulumi" build_pulumi
+build language-python "pulumi-language-python pulumi-language-python-exec pulumi-analyzer-policy-python pulumi-resource-pulumi-python" build_language_python
+build kubernetes-provider "pulumi-resource-kubernetes" build_kubernetes_provider
+build kubernetes "kube-apiserver kube-controller-manager kubectl" build_kubernetes
+build etcd "etcd" build_etcd
+build helm "helm" build_helm
+say "== tools ready in $((SECONDS - started)) s"
+echo "$bin"

@@ -1,0 +1,344 @@
+"""Two real Kubernetes control planes on 127.0.0.1: one etcd, and per cluster a kube-apiserver and its controller manager.
+
+The binaries are the real ones, built from their Go modules by ``scripts/e2e-tools.sh``. The flags follow
+controller-runtime's envtest (``pkg/internal/testing/controlplane/apiserver.go``: serving certificates from a tiny CA,
+``ServiceAccount`` admission off, RBAC with an admin in ``system:masters``), with two differences: both API servers
+share one etcd under their own ``--etcd-prefix``, and each runs a ``kube-controller-manager`` with the garbage
+collector and namespace controllers, without which foreground deletes and namespace deletes never finish.
+
+There is no scheduler and no kubelet: Pods never run, so workloads never become ready.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+STARTUP_TIMEOUT_SECONDS = 90.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A throwaway CA that signs the API servers' serving certificates and the admin's client certificate."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+
+    @classmethod
+    def create(cls, common_name: str) -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key, certificate)
+
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def issue(
+        self, common_name: str, *, organizations: Sequence[str] = (), server: bool = False
+    ) -> tuple[bytes, bytes]:
+        """A leaf certificate and its key (PEM): for serving on 127.0.0.1/localhost, or for a client."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(attributes))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        certificate = builder.sign(self.key, hashes.SHA256())
+        return certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+@dataclass
+class Process:
+    """A started server process, its log file and how to stop it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=15)
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def start_process(name: str, argv: Sequence[str], log_dir: Path) -> Process:
+    log = log_dir / f"{name}.log"
+    handle = log.open("wb")
+    popen = subprocess.Popen(list(argv), stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    handle.close()
+    return Process(name, popen, log)
+
+
+@dataclass
+class ApiServer:
+    """One cluster: its kube-apiserver (and controller manager), reachable as a kubeconfig context."""
+
+    name: str
+    port: int
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def context(self) -> str:
+        return f"e2e-{self.name}"
+
+
+@dataclass
+class ControlPlanes:
+    """The running servers of a test session, and the admin kubeconfig with one context per cluster."""
+
+    bin_dir: Path
+    work_dir: Path
+    kubeconfig: Path
+    clusters: dict[str, ApiServer]
+    etcd: Process
+    ca_pem: bytes
+    client_cert_pem: bytes
+    client_key_pem: bytes
+
+    def kubectl(self, cluster: str, *args: str, input: str | None = None, check: bool = True) -> str:
+        """Runs the built kubectl against one cluster; returns stdout and raises with stderr on failure."""
+        argv = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig)]
+        argv += ["--context", self.clusters[cluster].context, *args]
+        result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} on {cluster} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cadata=self.ca_pem.decode())
+        cert = self.work_dir / "admin.crt"
+        key = self.work_dir / "admin.key"
+        context.load_cert_chain(str(cert), str(key))
+        return context
+
+    def logs(self) -> str:
+        """The tails of every server log, for a failing test's report."""
+        processes = [self.etcd] + [p for server in self.clusters.values() for p in server.processes]
+        return "\n\n".join(f"--- {p.name} ({p.log}) ---\n{p.log_tail()}" for p in processes)
+
+
+def _wait_ready(url: str, context: ssl.SSLContext, processes: Sequence[Process]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    last_error = ""
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError as error:
+            last_error = str(error)
+        time.sleep(0.25)
+    tails = "\n".join(p.log_tail() for p in processes)
+    raise RuntimeError(f"{url} not ready after {STARTUP_TIMEOUT_SECONDS:.0f} s ({last_error}):\n{tails}")
+
+
+def _write_kubeconfig(path: Path, clusters: Sequence[ApiServer], ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+    from base64 import b64encode
+
+    def b64(data: bytes) -> str:
+        return b64encode(data).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": c.context, "cluster": {"server": c.url, "certificate-authority-data": b64(ca_pem)}}
+            for c in clusters
+        ],
+        "users": [{"name": "e2e-admin", "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}],
+        "contexts": [{"name": c.context, "context": {"cluster": c.context, "user": "e2e-admin"}} for c in clusters],
+        "current-context": clusters[0].context,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+
+
+@contextmanager
+def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt", "remote")) -> Iterator[ControlPlanes]:
+    """Starts etcd and one API server plus controller manager per name; stops them all on exit."""
+    for tool in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl"):
+        if not os.access(bin_dir / tool, os.X_OK):
+            raise FileNotFoundError(f"{bin_dir / tool} is missing: run scripts/e2e-tools.sh to build the real tools")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = work_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+
+    ca = CertificateAuthority.create("gloo-registration-e2e-ca")
+    (work_dir / "ca.crt").write_bytes(ca.certificate_pem)
+    serving_cert, serving_key = ca.issue("kube-apiserver", server=True)
+    (work_dir / "apiserver.crt").write_bytes(serving_cert)
+    (work_dir / "apiserver.key").write_bytes(serving_key)
+    client_cert, client_key = ca.issue("e2e-admin", organizations=["system:masters"])
+    (work_dir / "admin.crt").write_bytes(client_cert)
+    (work_dir / "admin.key").write_bytes(client_key)
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (work_dir / "service-accounts.key").write_bytes(_pem_key(sa_key))
+
+    etcd_port, etcd_peer_port = free_port(), free_port()
+    etcd = start_process(
+        "etcd",
+        [
+            str(bin_dir / "etcd"),
+            f"--data-dir={work_dir / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+            f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer_port}",
+            f"--initial-cluster=default=http://127.0.0.1:{etcd_peer_port}",
+            "--unsafe-no-fsync",
+        ],
+        log_dir,
+    )
+    servers = {name: ApiServer(name, free_port()) for name in names}
+    planes = ControlPlanes(
+        bin_dir, work_dir, work_dir / "kubeconfig", servers, etcd, ca.certificate_pem, client_cert, client_key
+    )
+    try:
+        for server in servers.values():
+            server.processes.append(
+                start_process(
+                    f"kube-apiserver-{server.name}",
+                    [
+                        str(bin_dir / "kube-apiserver"),
+                        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                        f"--etcd-prefix=/{server.name}",
+                        "--bind-address=127.0.0.1",
+                        "--advertise-address=127.0.0.1",
+                        f"--secure-port={server.port}",
+                        f"--cert-dir={work_dir / server.name}",
+                        f"--tls-cert-file={work_dir / 'apiserver.crt'}",
+                        f"--tls-private-key-file={work_dir / 'apiserver.key'}",
+                        f"--client-ca-file={work_dir / 'ca.crt'}",
+                        "--authorization-mode=RBAC",
+                        "--service-cluster-ip-range=10.0.0.0/24",
+                        "--allow-privileged=true",
+                        "--disable-admission-plugins=ServiceAccount",
+                        f"--service-account-issuer=https://127.0.0.1:{server.port}/",
+                        f"--service-account-key-file={work_dir / 'service-accounts.key'}",
+                        f"--service-account-signing-key-file={work_dir / 'service-accounts.key'}",
+                    ],
+                    log_dir,
+                )
+            )
+        _write_kubeconfig(planes.kubeconfig, list(servers.values()), ca.certificate_pem, client_cert, client_key)
+        context = planes.ssl_context()
+        for server in servers.values():
+            _wait_ready(f"{server.url}/readyz", context, [etcd, *server.processes])
+        for server in servers.values():
+            kubeconfig = work_dir / f"{server.name}.kubeconfig"
+            _write_kubeconfig(kubeconfig, [server], ca.certificate_pem, client_cert, client_key)
+            server.processes.append(
+                start_process(
+                    f"kube-controller-manager-{server.name}",
+                    [
+                        str(bin_dir / "kube-controller-manager"),
+                        f"--kubeconfig={kubeconfig}",
+                        "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+                        "--leader-elect=false",
+                        "--bind-address=127.0.0.1",
+                        f"--secure-port={free_port()}",
+                        f"--cert-dir={work_dir / server.name / 'kcm'}",
+                    ],
+                    log_dir,
+                )
+            )
+        yield planes
+    finally:
+        for server in servers.values():
+            for process in reversed(server.processes):
+                process.stop()
+        etcd.stop()
+
+
+def keep_or_remove(work_dir: Path, failed: bool) -> None:
+    """Removes a passing session's folder; keeps a failing one's for its logs."""
+    if not failed:
+        shutil.rmtree(work_dir, ignore_errors=True)

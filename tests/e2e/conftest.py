@@ -1,0 +1,70 @@
+"""Session fixtures of the real-engine suite: the built tools, two real control planes, the simulated Gloo pieces.
+
+The tools come from ``scripts/e2e-tools.sh`` (``GLOO_E2E_BIN_DIR`` names a folder it printed, to skip the call).
+A missing tool fails the suite; nothing here skips.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .cluster import ControlPlanes, control_planes
+from .gloo import ChartRepository, ManagementPlane, install_management_plane
+from .pulumi_cli import ROOT, plugin_folder
+
+_failed: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:
+        _failed.append(report.nodeid)
+
+
+@pytest.fixture(scope="session")
+def tools_bin() -> Path:
+    given = os.environ.get("GLOO_E2E_BIN_DIR")
+    if given:
+        return Path(given)
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "e2e-tools.sh"), "--print-bin-dir"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"scripts/e2e-tools.sh could not provide the real tools:\n{result.stderr[-4000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def bin_dir(tools_bin: Path, e2e_dir: Path) -> Path:
+    return plugin_folder(tools_bin, e2e_dir / "bin")
+
+
+@pytest.fixture(scope="session")
+def planes(tools_bin: Path, e2e_dir: Path) -> Iterator[ControlPlanes]:
+    with control_planes(tools_bin, e2e_dir / "clusters") as running:
+        yield running
+        if _failed:
+            print(f"\nreal-engine suite: server logs kept in {running.work_dir / 'logs'}\n{running.logs()}")
+
+
+@pytest.fixture(scope="session")
+def management_plane(planes: ControlPlanes) -> ManagementPlane:
+    return install_management_plane(planes)
+
+
+@pytest.fixture(scope="session")
+def chart_repo(tools_bin: Path, e2e_dir: Path) -> Iterator[ChartRepository]:
+    repository = ChartRepository(e2e_dir / "charts", tools_bin / "helm")
+    repository.build()
+    repository.start()
+    yield repository
+    repository.stop()

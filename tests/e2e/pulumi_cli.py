@@ -1,0 +1,124 @@
+"""The real ``pulumi`` CLI, run on this project with a file backend and a passphrase in a temporary folder.
+
+Plugins come from one folder on PATH (the CLI finds ``pulumi-language-python``, ``pulumi-resource-kubernetes`` and
+``pulumi-resource-command`` there as ambient plugins); automatic plugin downloads and update checks are off, so a
+missing plugin is an error rather than a download attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSPHRASE = "e2e-passphrase-not-a-secret"
+COMMAND_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class Result:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def check(self) -> Result:
+        if self.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(self.args)} exited {self.returncode}:\n{self.output[-12000:]}")
+        return self
+
+
+def plugin_folder(tools_bin: Path, folder: Path) -> Path:
+    """A bin folder: the built tools plus the command provider stand-in (see command_provider.py for why)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for tool in tools_bin.iterdir():
+        link = folder / tool.name
+        if not link.exists():
+            link.symlink_to(tool.resolve())
+    shim = folder / "pulumi-resource-command"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "tests" / "e2e" / "command_provider.py"}" "$@"\n')
+    shim.chmod(0o755)
+    return folder
+
+
+def project_copy(source: Path, folder: Path, stack: str, config: dict[str, Any]) -> Path:
+    """The program at ``source`` as a project in ``folder``, with one stack file written from ``config``.
+
+    ``Pulumi.yaml`` and the program are copied, the virtualenv is linked (the component package is installed in it,
+    editable, from this checkout), and ``stacks/`` is the copy's own: ``pulumi stack init`` writes the passphrase
+    salt there, never into the work tree.
+    """
+    import shutil
+
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("Pulumi.yaml", "__main__.py", "requirements.txt"):
+        if (source / name).exists():
+            shutil.copy(source / name, folder / name)
+    venv = folder / ".venv"
+    if not venv.exists():
+        venv.symlink_to(Path(sys.executable).parent.parent)
+    project = yaml.safe_load((folder / "Pulumi.yaml").read_text())
+    stacks = folder / str(project.get("stackConfigDir", "."))
+    stacks.mkdir(parents=True, exist_ok=True)
+    (stacks / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return folder
+
+
+class PulumiProject:
+    """One project directory and one stack of it, driven through the real CLI."""
+
+    def __init__(self, bin_dir: Path, home: Path, project_dir: Path, stack: str) -> None:
+        self.bin_dir = bin_dir
+        self.home = home
+        self.project_dir = project_dir
+        self.stack = stack
+        (home / "state").mkdir(parents=True, exist_ok=True)
+        (home / "pulumi-home").mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        venv_bin = str(Path(sys.executable).parent)
+        env = {
+            **os.environ,
+            "PATH": os.pathsep.join([str(self.bin_dir), venv_bin, os.environ.get("PATH", "")]),
+            "PULUMI_HOME": str(self.home / "pulumi-home"),
+            "PULUMI_BACKEND_URL": (self.home / "state").as_uri(),
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "HELM_CACHE_HOME": str(self.home / "helm" / "cache"),
+            "HELM_CONFIG_HOME": str(self.home / "helm" / "config"),
+            "HELM_DATA_HOME": str(self.home / "helm" / "data"),
+            "NO_COLOR": "1",
+        }
+        env.pop("KUBECONFIG", None)  # every Provider is configured; nothing may fall back to an ambient kubeconfig
+        env.pop("PULUMI_ACCESS_TOKEN", None)
+        return env
+
+    def run(self, *args: str, stack: bool = True, timeout: float = COMMAND_TIMEOUT_SECONDS) -> Result:
+        argv = [str(self.bin_dir / "pulumi"), "--non-interactive", "--color=never", "--cwd", str(self.project_dir), *args]
+        if stack:
+            argv += ["--stack", self.stack]
+        process = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=timeout)
+        return Result(tuple(args), process.returncode, process.stdout, process.stderr)
+
+    def init(self) -> None:
+        self.run("stack", "init", self.stack, stack=False).check()
+
+    def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
+        args = ["stack", "output", "--json"] + (["--show-secrets"] if show_secrets else [])
+        return dict(json.loads(self.run(*args).check().stdout))
+
+    def export(self, show_secrets: bool = False) -> str:
+        return self.run("stack", "export", *(["--show-secrets"] if show_secrets else [])).check().stdout

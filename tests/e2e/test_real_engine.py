@@ -1,0 +1,177 @@
+"""The main job for real: the real ``pulumi`` CLI and engine, the real kubernetes provider and Helm, real API servers.
+
+One stack goes through its life in order: preview on an empty stack, up, a second up and a refresh with no
+changes, the policy pack, destroy. After each step the servers themselves are asked what is there.
+What is simulated (the Gloo management plane, its chart and its agent; the command provider) says so in its module.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .cluster import ControlPlanes
+from .gloo import MGMT_NAMESPACE, VALUES_CONFIGMAP, ChartRepository, ManagementPlane, SimulatedAgent
+from .pulumi_cli import ROOT, PulumiProject, project_copy
+
+CLUSTER = "remote-e2e"
+REMOTE_NAMESPACE = "gloo-mesh-agent"
+CLUSTER_DOMAIN = "remote.e2e.local"
+PROJECT = "gloo-mesh-registration"
+
+
+def stack_config(planes: ControlPlanes, chart_repo: ChartRepository) -> dict[str, Any]:
+    return {
+        f"{PROJECT}:management": {
+            "kubeconfig": str(planes.kubeconfig),
+            "context": planes.clusters["mgmt"].context,
+            "chartRepo": chart_repo.url,
+        },
+        f"{PROJECT}:clusters": [
+            {
+                "name": CLUSTER,
+                "kubeconfig": str(planes.kubeconfig),
+                "context": planes.clusters["remote"].context,
+                "namespace": REMOTE_NAMESPACE,
+                "clusterDomain": CLUSTER_DOMAIN,
+                "clientCertTimeoutSeconds": 60,
+            }
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
+    simulated = SimulatedAgent(planes, "remote", namespace=REMOTE_NAMESPACE, cluster_name=CLUSTER).start()
+    yield simulated
+    simulated.stop()
+
+
+@pytest.fixture(scope="module")
+def project(
+    bin_dir: Path,
+    e2e_dir: Path,
+    planes: ControlPlanes,
+    management_plane: ManagementPlane,
+    chart_repo: ChartRepository,
+    agent: SimulatedAgent,
+) -> PulumiProject:
+    folder = project_copy(ROOT, e2e_dir / "project", "e2e", stack_config(planes, chart_repo))
+    cli = PulumiProject(bin_dir, e2e_dir / "home", folder, "e2e")
+    cli.init()
+    return cli
+
+
+def secret_values(plane: ManagementPlane) -> list[str]:
+    """Every secret value the run handles, plain and base64-encoded: none may appear outside a secret."""
+    values = [plane.ca_crt, plane.ca_key, plane.tls_crt, plane.token]
+    return values + [base64.b64encode(v.encode()).decode() for v in values]
+
+
+def assert_no_secret_in(text: str, plane: ManagementPlane, where: str) -> None:
+    for value in secret_values(plane):
+        for line in value.strip().splitlines()[1:2] or [value]:  # a PEM's first body line is enough to spot it
+            assert line not in text, f"a secret value appears in {where}"
+
+
+def get_json(planes: ControlPlanes, cluster: str, *args: str) -> dict[str, Any] | None:
+    out = planes.kubectl(cluster, "get", *args, "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out.strip() else None
+
+
+def test_preview_on_an_empty_stack_shows_the_discovered_plan_and_creates_nothing(
+    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane
+) -> None:
+    result = project.run("preview", "--diff").check()
+    assert management_plane.agent_version in result.stdout
+    assert management_plane.relay_address in result.stdout
+    assert "kubernetes:helm.sh/v3:Release" in result.stdout
+    assert_no_secret_in(result.output, management_plane, "the preview output")
+    assert get_json(planes, "remote", "namespace", REMOTE_NAMESPACE) is None
+    assert get_json(planes, "mgmt", "kubernetesclusters.multicluster.solo.io", CLUSTER, "-n", MGMT_NAMESPACE) is None
+
+
+def test_up_registers_the_cluster(
+    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane, agent: SimulatedAgent
+) -> None:
+    result = project.run("up", "--yes", "--skip-preview").check()
+    assert_no_secret_in(result.output, management_plane, "the up output")
+
+    namespace = get_json(planes, "remote", "namespace", REMOTE_NAMESPACE)
+    assert namespace is not None
+    assert namespace["metadata"]["labels"]["istio-injection"] == "disabled"
+
+    root_ca = get_json(planes, "remote", "secret", "relay-root-tls-secret", "-n", REMOTE_NAMESPACE)
+    assert root_ca is not None
+    assert set(root_ca["data"]) == {"ca.crt"}
+    assert base64.b64decode(root_ca["data"]["ca.crt"]).decode() == management_plane.ca_crt
+
+    assert get_json(planes, "remote", "secret", "relay-identity-token-secret", "-n", REMOTE_NAMESPACE) is None
+    assert get_json(planes, "remote", "secret", "relay-client-tls-secret", "-n", REMOTE_NAMESPACE) is not None
+    assert agent.certificates_written == 1
+
+    rendered = get_json(planes, "remote", "configmap", VALUES_CONFIGMAP, "-n", REMOTE_NAMESPACE)
+    assert rendered is not None
+    assert rendered["data"]["cluster"] == CLUSTER
+    assert rendered["data"]["serverAddress"] == management_plane.relay_address
+    assert rendered["data"]["authority"] == "enterprise-networking.gloo-mesh"
+    assert json.loads(rendered["data"]["tokenSecret"]) == {
+        "name": "relay-identity-token-secret",
+        "namespace": REMOTE_NAMESPACE,
+        "key": "token",
+    }
+    assert json.loads(rendered["data"]["rootTlsSecret"])["name"] == "relay-root-tls-secret"
+
+    release = planes.kubectl(
+        "remote", "get", "secret", "-n", REMOTE_NAMESPACE, "-l", "owner=helm,name=enterprise-agent", "-o", "json"
+    )
+    releases = json.loads(release)["items"]
+    assert len(releases) == 1
+    assert releases[0]["metadata"]["labels"]["status"] == "deployed"
+
+    cluster = get_json(planes, "mgmt", "kubernetesclusters.multicluster.solo.io", CLUSTER, "-n", MGMT_NAMESPACE)
+    assert cluster is not None
+    assert cluster["spec"]["clusterDomain"] == CLUSTER_DOMAIN
+
+    outputs = project.outputs()
+    assert outputs["clusters"][CLUSTER] == {
+        "relayServerAddress": management_plane.relay_address,
+        "agentVersion": management_plane.agent_version,
+        "remoteNamespace": REMOTE_NAMESPACE,
+        "releaseStatus": "deployed",
+    }
+
+
+def test_state_holds_no_secret_in_plain_text_and_no_key_of_the_ca_secret_but_ca_crt(
+    project: PulumiProject, management_plane: ManagementPlane
+) -> None:
+    assert_no_secret_in(project.export(), management_plane, "the exported state")
+    revealed = project.export(show_secrets=True)
+    assert management_plane.ca_key not in revealed
+    assert base64.b64encode(management_plane.ca_key.encode()).decode() not in revealed
+    assert "tls.key" not in revealed
+
+
+def test_a_second_up_and_a_refresh_change_nothing_and_do_not_put_the_token_back(
+    project: PulumiProject, planes: ControlPlanes
+) -> None:
+    project.run("up", "--yes", "--skip-preview", "--expect-no-changes").check()
+    project.run("up", "--yes", "--skip-preview", "--refresh", "--expect-no-changes").check()
+    assert get_json(planes, "remote", "secret", "relay-identity-token-secret", "-n", REMOTE_NAMESPACE) is None
+
+
+def test_destroy_removes_the_registration_and_keeps_what_the_program_did_not_create(
+    project: PulumiProject, planes: ControlPlanes
+) -> None:
+    project.run("destroy", "--yes", "--skip-preview").check()
+    assert get_json(planes, "mgmt", "kubernetesclusters.multicluster.solo.io", CLUSTER, "-n", MGMT_NAMESPACE) is None
+    for name in ("relay-identity-token-secret", "relay-client-tls-secret", "relay-root-tls-secret"):
+        assert get_json(planes, "remote", "secret", name, "-n", REMOTE_NAMESPACE) is None
+    assert get_json(planes, "mgmt", "crd", "kubernetesclusters.multicluster.solo.io") is not None
+    for name in ("relay-root-tls-secret", "relay-identity-token-secret"):
+        assert get_json(planes, "mgmt", "secret", name, "-n", MGMT_NAMESPACE) is not None
