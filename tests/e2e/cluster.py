@@ -42,7 +42,9 @@ def free_port() -> int:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,9 @@ def _wait_ready(url: str, context: ssl.SSLContext, processes: Sequence[Process])
     raise RuntimeError(f"{url} not ready after {STARTUP_TIMEOUT_SECONDS:.0f} s ({last_error}):\n{tails}")
 
 
-def _write_kubeconfig(path: Path, clusters: Sequence[ApiServer], ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+def _write_kubeconfig(
+    path: Path, clusters: Sequence[ApiServer], ca_pem: bytes, cert_pem: bytes, key_pem: bytes
+) -> None:
     from base64 import b64encode
 
     def b64(data: bytes) -> str:
@@ -233,7 +237,9 @@ def _write_kubeconfig(path: Path, clusters: Sequence[ApiServer], ca_pem: bytes, 
             {"name": c.context, "cluster": {"server": c.url, "certificate-authority-data": b64(ca_pem)}}
             for c in clusters
         ],
-        "users": [{"name": "e2e-admin", "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}],
+        "users": [
+            {"name": "e2e-admin", "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}
+        ],
         "contexts": [{"name": c.context, "context": {"cluster": c.context, "user": "e2e-admin"}} for c in clusters],
         "current-context": clusters[0].context,
     }
@@ -292,6 +298,8 @@ def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt"
                         f"--etcd-prefix=/{server.name}",
                         "--bind-address=127.0.0.1",
                         "--advertise-address=127.0.0.1",
+                        # No `kubernetes` Service endpoints: 1.37 refuses a loopback advertise address for them.
+                        "--endpoint-reconciler-type=none",
                         f"--secure-port={server.port}",
                         f"--cert-dir={work_dir / server.name}",
                         f"--tls-cert-file={work_dir / 'apiserver.crt'}",

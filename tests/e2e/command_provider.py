@@ -24,6 +24,7 @@ Not emulated (this project does not use them): ``assetPaths``/``archivePaths``, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -89,11 +90,11 @@ def from_struct(message: struct_pb2.Struct) -> dict[str, Any]:
     return dict(MessageToDict(message))
 
 
-class CommandFailed(Exception):
+class CommandFailedError(Exception):
     pass
 
 
-class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: ignore[misc]
+class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
     def __init__(self, engine_address: str) -> None:
         self._engine = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address)) if engine_address else None
 
@@ -103,7 +104,7 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: igno
         return plugin_pb2.PluginInfo(version=VERSION)
 
     def Handshake(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return provider_pb2.ProviderHandshakeResponse(acceptSecrets=True, acceptResources=True, acceptOutputs=False)
+        return provider_pb2.ProviderHandshakeResponse(accept_secrets=True, accept_resources=True, accept_outputs=False)
 
     def Configure(self, request: Any, context: grpc.ServicerContext) -> Any:
         return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=True)
@@ -133,7 +134,9 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: igno
     def Diff(self, request: Any, context: grpc.ServicerContext) -> Any:
         olds = from_struct(request.old_inputs) if request.HasField("old_inputs") else from_struct(request.olds)
         news = from_struct(request.news)
-        changed = sorted(k for k in INPUT_KEYS if reveal(olds.get(k)) != reveal(news.get(k)) and k in olds.keys() | news.keys())
+        changed = sorted(
+            k for k in INPUT_KEYS if reveal(olds.get(k)) != reveal(news.get(k)) and k in olds.keys() | news.keys()
+        )
         if not changed:
             return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
         replaces = [k for k in changed if k == "triggers"]
@@ -157,7 +160,9 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: igno
         name = request.name or request.urn.rsplit("::", 1)[-1]
         resource_id = f"{name}{secrets.token_hex(4)}"
         if request.preview:
-            return provider_pb2.CreateResponse(id=resource_id, properties=to_struct({**inputs, "stdout": UNKNOWN, "stderr": UNKNOWN}))
+            return provider_pb2.CreateResponse(
+                id=resource_id, properties=to_struct({**inputs, "stdout": UNKNOWN, "stderr": UNKNOWN})
+            )
         outputs = {**inputs, "stdout": "", "stderr": ""}
         if "create" in inputs:
             self._run_or_abort(context, request.urn, reveal(inputs["create"]), inputs, outputs)
@@ -193,7 +198,7 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: igno
         outputs = {**{k: v for k, v in args.items() if k in RUN_INPUT_KEYS}, "stdout": "", "stderr": ""}
         try:
             self._run(None, reveal(args["command"]), args, outputs)
-        except CommandFailed as failure:
+        except CommandFailedError as failure:
             return provider_pb2.InvokeResponse(failures=[provider_pb2.CheckFailure(reason=str(failure))])
         return provider_pb2.InvokeResponse(**{"return": to_struct(outputs)})
 
@@ -204,7 +209,7 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: igno
     ) -> None:
         try:
             self._run(urn, script, inputs, outputs)
-        except CommandFailed as failure:
+        except CommandFailedError as failure:
             context.abort(grpc.StatusCode.UNKNOWN, str(failure))
 
     def _run(self, urn: str | None, script: str, inputs: Mapping[str, Any], outputs: dict[str, Any]) -> None:
@@ -257,7 +262,7 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: igno
         for reader in readers:
             reader.join()
         if code != 0:
-            raise CommandFailed(f"exit status {code}: running {script!r}:\n{''.join(combined)}")
+            raise CommandFailedError(f"exit status {code}: running {script!r}:\n{''.join(combined)}")
         for key in ("stdout", "stderr"):
             text = "".join(captured[key]).removesuffix("\n")
             outputs[key] = secret(text) if is_secret(outputs.get(key)) else text
@@ -265,10 +270,8 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):  # type: igno
     def _log(self, urn: str | None, message: str) -> None:
         if self._engine is None or not message:
             return
-        try:
+        with contextlib.suppress(grpc.RpcError):
             self._engine.Log(engine_pb2.LogRequest(severity=engine_pb2.INFO, message=message, urn=urn or ""))
-        except grpc.RpcError:
-            pass
 
 
 def main(argv: list[str]) -> None:

@@ -60,6 +60,29 @@ def _b64(text: str) -> str:
     return b64encode(text.encode()).decode()
 
 
+def crd_v1(path: Path) -> dict[str, Any]:
+    """The vendored CRD (``apiextensions.k8s.io/v1beta1``, as Gloo Mesh 1.x ships it) as ``v1``, which is all that
+    Kubernetes 1.22 and later serve: one top-level ``validation`` schema becomes each version's ``schema``.
+    """
+    crd = next(d for d in yaml.safe_load_all(path.read_text()) if d)
+    if crd["apiVersion"] == "apiextensions.k8s.io/v1":
+        return dict(crd)
+    spec = dict(crd["spec"])
+    validation = spec.pop("validation", None)
+    subresources = spec.pop("subresources", None)
+    versions = []
+    for version in spec["versions"]:
+        entry = dict(version)
+        if validation is not None:
+            entry["schema"] = validation
+        if subresources is not None:
+            entry["subresources"] = subresources
+        versions.append(entry)
+    spec["versions"] = versions
+    spec.pop("preserveUnknownFields", None)
+    return {**crd, "apiVersion": "apiextensions.k8s.io/v1", "spec": spec}
+
+
 def install_management_plane(planes: ControlPlanes, cluster: str = "mgmt") -> ManagementPlane:
     ca = CertificateAuthority.create("relay-root-ca")
     server_crt, _ = ca.issue("enterprise-networking.gloo-mesh", server=True)
@@ -71,7 +94,7 @@ def install_management_plane(planes: ControlPlanes, cluster: str = "mgmt") -> Ma
         relay_address=RELAY_ADDRESS,
         agent_version=AGENT_VERSION,
     )
-    planes.kubectl(cluster, "apply", "--server-side", "-f", str(CRD))
+    planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(crd_v1(CRD)))
     planes.kubectl(cluster, "wait", "--for=condition=Established", "crd/kubernetesclusters.multicluster.solo.io")
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MGMT_NAMESPACE}},

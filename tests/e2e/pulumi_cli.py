@@ -91,6 +91,9 @@ class PulumiProject:
         env = {
             **os.environ,
             "PATH": os.pathsep.join([str(self.bin_dir), venv_bin, os.environ.get("PATH", "")]),
+            # The language host (sdk v3.68.0, see e2e/tools/language-python/go.mod) predates runtime options sent per
+            # request and does not see Pulumi.yaml's `virtualenv`: it runs the interpreter named here.
+            "PULUMI_PYTHON_CMD": sys.executable,
             "PULUMI_HOME": str(self.home / "pulumi-home"),
             "PULUMI_BACKEND_URL": (self.home / "state").as_uri(),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
@@ -107,7 +110,14 @@ class PulumiProject:
         return env
 
     def run(self, *args: str, stack: bool = True, timeout: float = COMMAND_TIMEOUT_SECONDS) -> Result:
-        argv = [str(self.bin_dir / "pulumi"), "--non-interactive", "--color=never", "--cwd", str(self.project_dir), *args]
+        argv = [
+            str(self.bin_dir / "pulumi"),
+            "--non-interactive",
+            "--color=never",
+            "--cwd",
+            str(self.project_dir),
+            *args,
+        ]
         if stack:
             argv += ["--stack", self.stack]
         process = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=timeout)

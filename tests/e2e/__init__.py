@@ -1,0 +1,1 @@
+"""The real-engine suite: real pulumi, real providers, real kube-apiservers (see README, "How this is verified")."""

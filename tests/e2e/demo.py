@@ -1,0 +1,82 @@
+"""The main job, for real, on this machine: ``scripts/demo.sh`` runs this (see README, "Demo").
+
+Starts two real API servers with the simulated Gloo management plane (tests/e2e/gloo.py), runs the real
+``pulumi up`` of a local stack of this project, prints what was registered and how to look at it, then waits.
+Ctrl-C (or ``scripts/demo.sh --down`` from another shell) runs ``pulumi destroy`` and stops the servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = "e2e"  # noqa: A001 - run as a script by scripts/demo.sh
+
+from e2e.cluster import control_planes
+from e2e.gloo import ChartRepository, SimulatedAgent, install_management_plane
+from e2e.pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
+from e2e.test_real_engine import CLUSTER, REMOTE_NAMESPACE, stack_config
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tools", type=Path, required=True, help="the folder scripts/e2e-tools.sh printed")
+    parser.add_argument("--work", type=Path, required=True, help="where the demo keeps its servers and state")
+    parser.add_argument("--pid-file", type=Path, required=True)
+    options = parser.parse_args(argv)
+    work: Path = options.work
+    work.mkdir(parents=True, exist_ok=True)
+    options.pid_file.write_text(str(os.getpid()))
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    print("== starting two API servers (management: e2e-mgmt, remote: e2e-remote)", flush=True)
+    with control_planes(options.tools, work / "clusters") as planes:
+        plane = install_management_plane(planes)
+        charts = ChartRepository(work / "charts", options.tools / "helm")
+        charts.build()
+        charts.start()
+        agent = SimulatedAgent(planes, "remote", namespace=REMOTE_NAMESPACE, cluster_name=CLUSTER).start()
+        project = PulumiProject(
+            plugin_folder(options.tools, work / "bin"),
+            work / "home",
+            project_copy(ROOT, work / "project", "demo", stack_config(planes, charts)),
+            "demo",
+        )
+        try:
+            project.init()
+            print("== pulumi up (real CLI, real kubernetes provider and Helm)", flush=True)
+            result = project.run("up", "--yes", "--skip-preview")
+            print(result.output, flush=True)
+            if result.returncode == 0:
+                kubectl = f"kubectl --kubeconfig {planes.kubeconfig}"
+                print(
+                    f"""
+== registered {CLUSTER} with the simulated management plane (agent {plane.agent_version}, relay {plane.relay_address})
+Look at it:
+  {kubectl} --context e2e-mgmt get kubernetesclusters -n gloo-mesh
+  {kubectl} --context e2e-remote get secrets,configmaps -n {REMOTE_NAMESPACE}
+  PULUMI_HOME={project.home / "pulumi-home"} PULUMI_BACKEND_URL={(project.home / "state").as_uri()} \\
+    PULUMI_CONFIG_PASSPHRASE=e2e-passphrase-not-a-secret {options.tools / "pulumi"} stack --cwd {project.project_dir}
+Ctrl-C here, or scripts/demo.sh --down, destroys the registration and stops the servers.""",
+                    flush=True,
+                )
+                stop.wait()
+            print("== pulumi destroy", flush=True)
+            print(project.run("destroy", "--yes", "--skip-preview").output, flush=True)
+            return result.returncode
+        finally:
+            agent.stop()
+            charts.stop()
+            options.pid_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
