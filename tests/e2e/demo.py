@@ -14,9 +14,8 @@ import sys
 import threading
 from pathlib import Path
 
-if __package__ in (None, ""):
+if __package__ in (None, ""):  # run as a script by scripts/demo.sh: import the suite's package from tests/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = "e2e"  # noqa: A001 - run as a script by scripts/demo.sh
 
 from e2e.cluster import control_planes
 from e2e.gloo import ChartRepository, SimulatedAgent, install_management_plane
