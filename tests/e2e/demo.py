@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
             result = project.run("up", "--yes", "--skip-preview")
             print(result.output, flush=True)
             if result.returncode == 0:
-                kubectl = f"kubectl --kubeconfig {planes.kubeconfig}"
+                kubectl = f"{options.tools / 'kubectl'} --kubeconfig {planes.kubeconfig}"
                 print(
                     f"""
 == registered {CLUSTER} with the simulated management plane (agent {plane.agent_version}, relay {plane.relay_address})
