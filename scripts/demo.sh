@@ -22,6 +22,6 @@ if [ "${1:-}" = "--down" ]; then
 fi
 
 source scripts/venv.sh
-bin=$(bash scripts/e2e-tools.sh | tee /dev/stderr | tail -n 1)
+bin=$(bash scripts/e2e-tools.sh)
 rm -rf "$work"
 exec "$VENV/bin/python" tests/e2e/demo.py --tools "$bin" --work "$work" --pid-file "$pid_file"

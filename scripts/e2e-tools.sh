@@ -5,7 +5,7 @@
 # A tool is rebuilt only when its wrapper (its pinned versions) or the Go version changes; Go's own module and
 # build caches make a rebuild after a small change quick. Every tool lands in one bin/ folder of symlinks.
 #
-#   scripts/e2e-tools.sh                 build what is missing, print progress, then the bin folder
+#   scripts/e2e-tools.sh                 build what is missing, progress on stderr, then the bin folder on stdout
 #   scripts/e2e-tools.sh --print-bin-dir print only the bin folder (building first, quietly, if needed)
 #
 # Downloads only from the Go module proxy (and nothing at all once the caches are warm).
@@ -21,7 +21,7 @@ elif [ $# -gt 0 ]; then
   exit 2
 fi
 
-say() { if ! $quiet; then echo "$@"; fi; }
+say() { if ! $quiet; then echo "$@" >&2; fi; }
 
 if ! command -v go >/dev/null 2>&1; then
   echo "error: go is not on PATH; the real-engine tools are built from Go modules (Go 1.26 or later is needed)" >&2

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 
 echo "== real tools (scripts/e2e-tools.sh)"
-bin=$(bash scripts/e2e-tools.sh | tee /dev/stderr | tail -n 1)
+bin=$(bash scripts/e2e-tools.sh)
 echo "== pytest tests/e2e (tools from $bin)"
 GLOO_E2E_BIN_DIR="$bin" "$VENV/bin/python" -m pytest tests/e2e "$@"

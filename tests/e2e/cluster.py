@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -344,9 +343,3 @@ def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt"
             for process in reversed(server.processes):
                 process.stop()
         etcd.stop()
-
-
-def keep_or_remove(work_dir: Path, failed: bool) -> None:
-    """Removes a passing session's folder; keeps a failing one's for its logs."""
-    if not failed:
-        shutil.rmtree(work_dir, ignore_errors=True)

@@ -85,9 +85,12 @@ def get_json(planes: ControlPlanes, cluster: str, *args: str) -> dict[str, Any] 
 
 
 def test_preview_on_an_empty_stack_shows_the_discovered_plan_and_creates_nothing(
-    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane
+    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane, chart_repo: ChartRepository
 ) -> None:
     result = project.run("preview", "--diff").check()
+    # The provider's Check loads the chart in preview too: Helm read the local repository's index and the chart.
+    assert "/index.yaml" in chart_repo.requests
+    assert f"/enterprise-agent-{management_plane.agent_version}.tgz" in chart_repo.requests
     assert management_plane.agent_version in result.stdout
     assert management_plane.relay_address in result.stdout
     assert "kubernetes:helm.sh/v3:Release" in result.stdout
