@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,17 @@ def test_up_registers_the_cluster(
     }
     assert json.loads(rendered["data"]["rootTlsSecret"])["name"] == "relay-root-tls-secret"
 
-    release = planes.kubectl(
-        "remote", "get", "secret", "-n", REMOTE_NAMESPACE, "-l", "owner=helm,name=enterprise-agent", "-o", "json"
+    helm = [str(planes.bin_dir / "helm"), "--kubeconfig", str(planes.kubeconfig)]
+    listed = subprocess.run(
+        [*helm, "--kube-context", planes.clusters["remote"].context, "list", "-n", REMOTE_NAMESPACE, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    releases = json.loads(release)["items"]
-    assert len(releases) == 1
-    assert releases[0]["metadata"]["labels"]["status"] == "deployed"
+    releases = json.loads(listed.stdout)
+    assert [(r["name"], r["chart"], r["status"]) for r in releases] == [
+        ("enterprise-agent", f"enterprise-agent-{management_plane.agent_version}", "deployed")
+    ]
 
     cluster = get_json(planes, "mgmt", "kubernetesclusters.multicluster.solo.io", CLUSTER, "-n", MGMT_NAMESPACE)
     assert cluster is not None
