@@ -6,7 +6,10 @@ import pulumi_kubernetes as k8s
 from components import RemoteClusterRegistration
 
 config = pulumi.Config()
-management = k8s.Provider("management", context="mgmt-eu-west-1")
+# The management cluster's kubeconfig context, and a chart mirror if the clusters cannot reach Solo's repository.
+management_context = config.get("managementContext") or "mgmt-eu-west-1"
+chart_repo = config.get("chartRepo")
+management = k8s.Provider("management", context=management_context)
 
 registrations = []
 for cluster in ("eu-west-1-a", "eu-west-1-b"):
@@ -18,10 +21,11 @@ for cluster in ("eu-west-1-a", "eu-west-1-b"):
             {
                 "cluster_name": cluster,
                 "mgmt_provider": management,
-                "mgmt_context": "mgmt-eu-west-1",
+                "mgmt_context": management_context,
                 "remote_provider": workload,
                 "remote_kubeconfig": kubeconfig,
                 "agent_values": {"enterpriseAgent": {"resources": {"requests": {"cpu": "100m"}}}},
+                **({"chart_repo": chart_repo} if chart_repo else {}),
             },
         )
     )

@@ -190,6 +190,22 @@ class ControlPlanes:
             raise AssertionError(f"kubectl {' '.join(args)} on {cluster} failed: {result.stderr.strip()}")
         return result.stdout
 
+    def kubeconfig_text(self, cluster: str, context: str) -> str:
+        """A kubeconfig for one cluster whose only context (the current one) is named ``context``."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        own = self.clusters[cluster].context
+        entry = next(c for c in config["clusters"] if c["name"] == own)
+        return yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": context, "cluster": entry["cluster"]}],
+                "users": config["users"],
+                "contexts": [{"name": context, "context": {"cluster": context, "user": config["users"][0]["name"]}}],
+                "current-context": context,
+            }
+        )
+
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cadata=self.ca_pem.decode())
         cert = self.work_dir / "admin.crt"

@@ -50,7 +50,8 @@ def bin_dir(tools_bin: Path, e2e_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def planes(tools_bin: Path, e2e_dir: Path) -> Iterator[ControlPlanes]:
-    with control_planes(tools_bin, e2e_dir / "clusters") as running:
+    # A management cluster and two workload clusters (examples/python registers two).
+    with control_planes(tools_bin, e2e_dir / "clusters", ("mgmt", "remote", "remote-b")) as running:
         yield running
         if _failed:
             print(f"\nreal-engine suite: server logs kept in {running.work_dir / 'logs'}\n{running.logs()}")

@@ -78,7 +78,10 @@ def project_copy(source: Path, folder: Path, stack: str, config: dict[str, Any])
 class PulumiProject:
     """One project directory and one stack of it, driven through the real CLI."""
 
-    def __init__(self, bin_dir: Path, home: Path, project_dir: Path, stack: str) -> None:
+    def __init__(
+        self, bin_dir: Path, home: Path, project_dir: Path, stack: str, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.extra_env = dict(extra_env or {})
         self.bin_dir = bin_dir
         self.home = home
         self.project_dir = project_dir
@@ -105,11 +108,13 @@ class PulumiProject:
             "HELM_DATA_HOME": str(self.home / "helm" / "data"),
             "NO_COLOR": "1",
         }
-        env.pop("KUBECONFIG", None)  # every Provider is configured; nothing may fall back to an ambient kubeconfig
+        env.pop("KUBECONFIG", None)  # nothing falls back to this machine's kubeconfig unless a test says so
         env.pop("PULUMI_ACCESS_TOKEN", None)
-        return env
+        return {**env, **self.extra_env}
 
-    def run(self, *args: str, stack: bool = True, timeout: float = COMMAND_TIMEOUT_SECONDS) -> Result:
+    def run(
+        self, *args: str, stack: bool = True, timeout: float = COMMAND_TIMEOUT_SECONDS, stdin: str | None = None
+    ) -> Result:
         argv = [
             str(self.bin_dir / "pulumi"),
             "--non-interactive",
@@ -120,7 +125,7 @@ class PulumiProject:
         ]
         if stack:
             argv += ["--stack", self.stack]
-        process = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=timeout)
+        process = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=self.env(), timeout=timeout)
         return Result(tuple(args), process.returncode, process.stdout, process.stderr)
 
     def init(self) -> None:
