@@ -13,7 +13,7 @@ import pytest
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
 from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .test_real_engine import PROJECT, get_json
+from .test_real_engine import get_json, stack_config
 
 CLUSTER = "existing-ns-e2e"
 NAMESPACE = "platform-agents"
@@ -37,23 +37,7 @@ def project(
 ) -> PulumiProject:
     planes.kubectl("remote", "create", "namespace", NAMESPACE)
     planes.kubectl("remote", "create", "configmap", "owned-by-someone-else", "-n", NAMESPACE, "--from-literal=a=b")
-    config = {
-        f"{PROJECT}:management": {
-            "kubeconfig": str(planes.kubeconfig),
-            "context": planes.clusters["mgmt"].context,
-            "chartRepo": chart_repo.url,
-        },
-        f"{PROJECT}:clusters": [
-            {
-                "name": CLUSTER,
-                "kubeconfig": str(planes.kubeconfig),
-                "context": planes.clusters["remote"].context,
-                "namespace": NAMESPACE,
-                "createNamespace": False,
-                "clientCertTimeoutSeconds": 60,
-            }
-        ],
-    }
+    config = stack_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE, createNamespace=False)
     cli = PulumiProject(
         bin_dir,
         e2e_dir / "home-existing",

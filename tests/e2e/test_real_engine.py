@@ -26,7 +26,15 @@ CLUSTER_DOMAIN = "remote.e2e.local"
 PROJECT = "gloo-mesh-registration"
 
 
-def stack_config(planes: ControlPlanes, chart_repo: ChartRepository) -> dict[str, Any]:
+def stack_config(
+    planes: ControlPlanes,
+    chart_repo: ChartRepository,
+    *,
+    name: str = CLUSTER,
+    namespace: str = REMOTE_NAMESPACE,
+    **cluster_settings: Any,
+) -> dict[str, Any]:
+    """A stack file's config: the management plane on ``mgmt``, one cluster on ``remote`` (more keys as given)."""
     return {
         f"{PROJECT}:management": {
             "kubeconfig": str(planes.kubeconfig),
@@ -35,12 +43,12 @@ def stack_config(planes: ControlPlanes, chart_repo: ChartRepository) -> dict[str
         },
         f"{PROJECT}:clusters": [
             {
-                "name": CLUSTER,
+                "name": name,
                 "kubeconfig": str(planes.kubeconfig),
                 "context": planes.clusters["remote"].context,
-                "namespace": REMOTE_NAMESPACE,
-                "clusterDomain": CLUSTER_DOMAIN,
+                "namespace": namespace,
                 "clientCertTimeoutSeconds": 60,
+                **cluster_settings,
             }
         ],
     }
@@ -62,7 +70,9 @@ def project(
     chart_repo: ChartRepository,
     agent: SimulatedAgent,
 ) -> PulumiProject:
-    folder = project_copy(ROOT, e2e_dir / "project", "e2e", stack_config(planes, chart_repo))
+    folder = project_copy(
+        ROOT, e2e_dir / "project", "e2e", stack_config(planes, chart_repo, clusterDomain=CLUSTER_DOMAIN)
+    )
     cli = PulumiProject(bin_dir, e2e_dir / "home", folder, "e2e")
     cli.init()
     return cli
