@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e-passphrase-not-a-secret"
@@ -57,10 +60,6 @@ def project_copy(source: Path, folder: Path, stack: str, config: dict[str, Any])
     editable, from this checkout), and ``stacks/`` is the copy's own: ``pulumi stack init`` writes the passphrase
     salt there, never into the work tree.
     """
-    import shutil
-
-    import yaml
-
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("Pulumi.yaml", "__main__.py", "requirements.txt"):
         if (source / name).exists():
