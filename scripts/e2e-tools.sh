@@ -55,11 +55,18 @@ build() {
     local started=$SECONDS
     rm -rf "$out.tmp"
     mkdir -p "$out.tmp"
-    (cd "e2e/tools/$tool" && out="$out.tmp" "$@") >"$cache/$tool.log" 2>&1 || {
+    # Not in an `if` or `||`: there bash would ignore errexit inside the build function, so a failed step (a copy
+    # from a module not yet downloaded, say) would run on into a confusing compiler error.
+    local status=0
+    set +e
+    (set -e; cd "e2e/tools/$tool"; out="$out.tmp" "$@") >"$cache/$tool.log" 2>&1
+    status=$?
+    set -e
+    if [ "$status" -ne 0 ]; then
       echo "error: building $tool failed; the last lines of $cache/$tool.log:" >&2
       tail -n 30 "$cache/$tool.log" >&2
       exit 1
-    }
+    fi
     rm -rf "$out"
     mv "$out.tmp" "$out"
     say "   $tool built in $((SECONDS - started)) s"
@@ -91,6 +98,8 @@ build_language_python() {
 
 kubernetes_provider_version=4.25.0
 build_kubernetes_provider() {
+  # `go list -m` prints an empty Dir for a module not downloaded yet (a cold module cache): download it first.
+  go mod download github.com/pulumi/pulumi-kubernetes/provider/v4
   local src
   src=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
   local main=cmd/pulumi-resource-kubernetes
