@@ -33,6 +33,7 @@ pulumi.export(
             "agentVersion": registration.agent_version,
             "remoteNamespace": registration.remote_namespace,
             "releaseStatus": registration.release_status,
+            "clientCertificateIssued": registration.client_certificate_issued,
         }
         for name, registration in registrations.items()
     },

@@ -3,10 +3,11 @@
 The program runs on the mock runtime (``__main__.py``, a stack of N clusters, version and address discovered) with
 the recording monitor of ``tests/engine_double.py``. Every custom resource the engine would create or read is a
 step; a step waits on its recorded ``dependencies`` (a component in them stands for its steps) and on its provider.
-The management secrets check is an invoke, not a resource, so it is not in the recorded graph; the two relay-secret
-reads wait on it (their IDs are Outputs of it, ``components/discovery.py``), so it is added as a step before them.
-With the one management Provider of ``__main__.py``, the reads and the check are made once per management plane and
-belong to the stack, not to a registration: they are "shared" steps, and every cluster's steps wait on them.
+The relay secrets read (``ca.crt`` and the token, by kubectl) is an invoke, not a resource, so it is not in the
+recorded graph; the root CA copy and the token placement take their values from it (``components/discovery.py``),
+so it is added as a step before them. With the one management Provider of ``__main__.py``, the reads and that
+invoke are made once per management plane and belong to the stack, not to a registration: they are "shared" steps,
+and every cluster's steps wait on them.
 
 meshctl 1.x registers one cluster per invocation in 7 sequential steps (agent version, relay address, namespace,
 root CA, token, agent install, KubernetesCluster and the wait), so a fleet of N clusters is 7·N steps in a row.
@@ -43,6 +44,7 @@ SCRIPT = Path(__file__).resolve()
 DEFAULT_SIZES = (1, 10, 50, 100, 200)
 MESHCTL_STEPS_PER_CLUSTER = 7
 COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
+CLUSTER_TYPE = "multicluster.solo.io/v1alpha1:KubernetesCluster"
 
 
 def worker(n: int) -> None:
@@ -78,28 +80,47 @@ def worker(n: int) -> None:
         if record.provider_urn in steps:
             waits_on[urn].add(record.provider_urn)
 
-    # The management secrets check: one invoke per set of relay-secret reads, i.e. per management plane when the
-    # registrations share the management Provider (the reads are then the stack's), else per registration. Those
-    # reads wait on it (their IDs are Outputs of it); the invoke itself waits on nothing in the graph.
-    checks = [invoke for invoke in monitor.fake.invokes if invoke.token == "command:local:run"]
-    secret_reads: dict[str | None, list[str]] = {}
+    # The relay secrets read: one invoke per management plane when the registrations share the management Provider
+    # (it is then the stack's), else one per registration. Each registration's root CA copy and token placement
+    # take their values from it; the invoke itself waits on nothing in the graph.
+    from components.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
+
+    relay_reads = monitor.invoked(READ_RELAY_SECRETS)
+    consumers: dict[str | None, list[str]] = {}
     for urn in steps:
-        if records[urn].op == "read" and records[urn].type == "kubernetes:core/v1:Secret":
-            secret_reads.setdefault(owner(urn), []).append(urn)
-    if len(checks) != len(secret_reads):
-        raise RuntimeError(f"{len(checks)} secrets checks for {len(secret_reads)} sets of relay-secret reads")
+        record = records[urn]
+        if record.op == "register" and record.name.endswith(("-root-ca", "-bootstrap-token")):
+            consumers.setdefault(owner(urn), []).append(urn)
+    one_read = len(relay_reads) == 1 and len(consumers) > 1
+    if not one_read and len(relay_reads) != len(consumers):
+        raise RuntimeError(f"{len(relay_reads)} relay secrets reads for {len(consumers)} registrations")
     check_owner: dict[str, str | None] = {}
-    for reads_owner, reads in secret_reads.items():
-        if reads_owner is None:  # shared: named after the management Provider, as the shared reads are
-            check, prefix = "stack::secrets-check", records[records[reads[0]].provider_urn].name
-        else:
-            check, prefix = f"{reads_owner}::secrets-check", records[reads_owner].name
-        steps.add(check)
-        waits_on[check] = set()
-        labels[check] = f"{prefix}-secrets-check (invoke)"
-        check_owner[check] = reads_owner
-        for urn in reads:
-            waits_on[urn].add(check)
+    for reads_owner, waiting in consumers.items():
+        read = "stack::relay-secrets" if one_read else f"{reads_owner}::relay-secrets"
+        prefix = "management" if one_read else records[reads_owner].name if reads_owner else "stack"
+        if read not in steps:
+            steps.add(read)
+            waits_on[read] = set()
+            labels[read] = f"{prefix}-relay-secrets (invoke)"
+            check_owner[read] = None if one_read else reads_owner
+        for urn in waiting:
+            waits_on[urn].add(read)
+
+    # The certificate step (steps 8 and 9): one invoke per registration, sent once its Release and KubernetesCluster
+    # are in place (``after`` lists what was registered before it).
+    certificate_steps = monitor.invoked(ENSURE_CERTIFICATE)
+    if len(certificate_steps) != len(components):
+        raise RuntimeError(f"{len(certificate_steps)} certificate steps for {len(components)} registrations")
+    for component in sorted(components):
+        mine = children.get(component, set())
+        waited = {
+            urn for urn in mine if records[urn].type in ("kubernetes:helm.sh/v3:Release", f"kubernetes:{CLUSTER_TYPE}")
+        }
+        step = f"{component}::client-certificate"
+        steps.add(step)
+        waits_on[step] = waited
+        labels[step] = f"{records[component].name}-client-certificate (invoke)"
+        check_owner[step] = component
 
     @cache
     def longest(urn: str) -> tuple[int, tuple[str, ...]]:
@@ -130,7 +151,7 @@ def worker(n: int) -> None:
             "steps": len(steps),
             "registered": len(monitor.registered()),
             "reads": len(monitor.reads()),
-            "checks": len(checks),
+            "checks": len(relay_reads),
             "critical_path": length,
             "chain": [labels[urn] for urn in chain],
             "cross_cluster_waits": cross,

@@ -12,7 +12,7 @@ the token manifest on stdin, ``GM_KUBECONFIG`` / ``GM_KUBE_CONTEXT``), and makes
 
 Methods, each putting the token in place first and removing it last:
 
-* ``watch``: this project's script (``components.lifecycle.await_client_certificate_script``): one
+* ``watch``: this project's script (``components.lifecycle.client_certificate_step``): one
   ``kubectl get --raw ...?watch=1&timeoutSeconds=<chunk>`` per chunk (15 s by default);
 * ``kubectl wait``: ``kubectl wait --for=create secret/relay-client-tls-secret`` (kubectl 1.31+), which the watch
   replaced;
@@ -21,7 +21,7 @@ Methods, each putting the token in place first and removing it last:
 
 The secret appears ``--appear-after`` seconds (default 20) after the wait starts, plus 0, 1.7, 3.4 ... s in
 successive runs, so that a polling method is caught at different points of its period. A second table times the
-other kubectl step of every preview and up: the management secrets check (an invoke), which runs once per management
+other kubectl step of every preview and up: the relay secrets read (an invoke), which runs once per management
 plane (per management Provider shared by the registrations, as in ``__main__.py``), else once per registration.
 
     python benchmarks/wait_latency.py            # 3 runs per method, 20 s waits, 15 s chunks (about 4 minutes)
@@ -52,12 +52,15 @@ from engine_double import BOOTSTRAP_TOKEN, b64  # noqa: E402 (after the path set
 from fakekube import FakeKubeApiServer, RecordedRequest  # noqa: E402
 
 from components.lifecycle import (  # noqa: E402
+    ENSURE_CERTIFICATE,
     ENV_CONTEXT,
     ENV_KUBECONFIG,
     FIELD_MANAGER,
+    READ_RELAY_SECRETS,
     RemoteIdentity,
-    await_client_certificate_script,
-    management_secrets_check_script,
+    client_certificate_step,
+    relay_secrets_environment,
+    relay_secrets_step,
     secret_manifest,
 )
 
@@ -86,11 +89,16 @@ def _remove_token() -> str:
     return f"k delete secret {IDENTITY.token_secret} -n {NS} --ignore-not-found >/dev/null\n"
 
 
-def script_for(method: str, *, timeout: int, chunk: int) -> str:
+def argv_for(method: str, *, timeout: int, chunk: int) -> list[str]:
+    """The process of one wait method, as pulumi-command would start it."""
     if method == "watch":
-        return await_client_certificate_script(
+        return client_certificate_step(
             IDENTITY, cluster_name="bench", timeout_seconds=timeout, remove_token=True, chunk_seconds=chunk
-        )
+        ).argv(ENSURE_CERTIFICATE)
+    return ["/bin/sh", "-c", _comparison_script(method, timeout=timeout)]
+
+
+def _comparison_script(method: str, *, timeout: int) -> str:
     if method == "kubectl wait":
         return (
             _kubectl_prelude()
@@ -130,7 +138,7 @@ def run_wait(method: str, *, appear_after: float, timeout: int, chunk: int) -> d
         stdin.write_text(TOKEN_MANIFEST)
         with stdin.open() as stdin_file, stderr.open("w") as stderr_file:
             process = subprocess.Popen(
-                ["/bin/sh", "-c", script_for(method, timeout=timeout, chunk=chunk)],
+                argv_for(method, timeout=timeout, chunk=chunk),
                 stdin=stdin_file,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
@@ -168,22 +176,25 @@ def run_wait(method: str, *, appear_after: float, timeout: int, chunk: int) -> d
     }
 
 
-def run_secrets_check() -> dict[str, Any]:
-    """The management secrets check (an invoke; once per management plane in every preview and up)."""
+def run_relay_secrets_read() -> dict[str, Any]:
+    """The relay secrets read (an invoke; once per management plane in every preview and up)."""
     with tempfile.TemporaryDirectory() as scratch, FakeKubeApiServer() as api:
         api.put_secret(NS, "relay-root-tls-secret", {"ca.crt": b"CA", "tls.key": b"KEY"})
         api.put_secret(NS, IDENTITY.token_secret, {"token": BOOTSTRAP_TOKEN.encode()})
         kubeconfig = api.write_kubeconfig(Path(scratch) / "kubeconfig", context=CONTEXT)
-        script = management_secrets_check_script(NS, ("relay-root-tls-secret", IDENTITY.token_secret))
+        environment = {
+            **_environment(kubeconfig),
+            **relay_secrets_environment(NS, {"relay-root-tls-secret": "ca.crt", IDENTITY.token_secret: "token"}),
+        }
         started_cpu = os.times()
         started = time.monotonic()
         completed = subprocess.run(
-            ["/bin/sh", "-c", script], capture_output=True, text=True, env=_environment(kubeconfig), check=False
+            relay_secrets_step().argv(READ_RELAY_SECRETS), capture_output=True, text=True, env=environment, check=False
         )
         wall = time.monotonic() - started
         ended_cpu = os.times()
         if completed.returncode != 0:
-            raise RuntimeError(f"secrets check failed: {completed.stderr}")
+            raise RuntimeError(f"relay secrets read failed: {completed.stderr}")
         cpu = (ended_cpu.children_user - started_cpu.children_user) + (
             ended_cpu.children_system - started_cpu.children_system
         )
@@ -269,14 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the column without probes."
     )
 
-    checks = [run_secrets_check() for _ in range(args.repeats)]
+    checks = [run_relay_secrets_read() for _ in range(args.repeats)]
     check_column: Callable[[str], list[float]] = lambda key: [float(c[key]) for c in checks]  # noqa: E731
     print_table(
-        f"Management secrets check, once per management plane per preview/up (median ±spread of {args.repeats} runs)",
+        f"Relay secrets read, once per management plane per preview/up (median ±spread of {args.repeats} runs)",
         ["step", "wall s", "CPU s (kubectl)", "requests"],
         [
             [
-                "secrets check (invoke)",
+                "relay secrets read (invoke)",
                 summarize(check_column("wall")).cell(),
                 summarize(check_column("cpu")).cell(),
                 summarize(check_column("requests")).cell(0),

@@ -44,7 +44,7 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     mgmt_kubeconfig: pulumi.Input[str]
     """Kubeconfig of the management cluster: file path or contents (contents are treated as a secret)."""
     mgmt_provider: k8s.Provider
-    """An existing kubernetes Provider for the management cluster."""
+    """Existing kubernetes Provider of the management cluster (also give its context or kubeconfig, unless insecure)."""
     remote_context: str
     """Kubeconfig context of the cluster being registered."""
     remote_kubeconfig: pulumi.Input[str]
@@ -103,11 +103,6 @@ class ClusterAccess:
     context: str | None
     kubeconfig: pulumi.Input[str] | None
     provider: k8s.Provider | None
-
-    @property
-    def reachable_by_kubectl(self) -> bool:
-        """Whether the shell steps can reach this cluster (a Provider object carries no kubeconfig we can read)."""
-        return self.context is not None or self.kubeconfig is not None
 
     def kubeconfig_input(self) -> pulumi.Input[str] | None:
         """The kubeconfig as given to a Provider or kubectl: a file path as is, contents always as a secret."""
@@ -247,6 +242,14 @@ def _optional_str(args: Mapping[str, Any], key: str, label: FieldLabel) -> str |
     return value
 
 
+_KUBECTL_STEPS = {
+    "management": "the read of ca.crt and the bootstrap token (by kubectl, so that the rest of the relay secrets, the "
+    "CA's private key included, never enters the Pulumi state as a Secret read would put it there)",
+    "remote": "the shell steps (placing and removing the bootstrap token, waiting for the client certificate, "
+    "clean-up on destroy)",
+}
+
+
 def _access(
     args: Mapping[str, Any], role: Literal["management", "remote"], prefix: str, label: FieldLabel, needs_kubectl: bool
 ) -> ClusterAccess:
@@ -287,12 +290,10 @@ def _access(
         raise RegistrationConfigError(
             label(f"{prefix}_provider"),
             "a Provider object",
-            f"gives the shell steps (placing and removing the bootstrap token, waiting for the client certificate, "
-            f"clean-up on destroy) no way to reach the {role} cluster with kubectl: a Provider's kubeconfig cannot be "
-            "read back",
+            f"gives {_KUBECTL_STEPS[role]} no way to reach the {role} cluster with kubectl: a Provider's kubeconfig "
+            "cannot be read back",
             f"also set {label(f'{prefix}_context')} and/or {label(f'{prefix}_kubeconfig')} for the same cluster, "
-            "or set "
-            "insecure (no shell steps)",
+            "or set insecure (no secrets, no shell steps)",
         )
     return ClusterAccess(role=role, context=context, kubeconfig=kubeconfig, provider=provider)
 
@@ -323,7 +324,7 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
             "needs wait_for_client_cert: the token can only be removed once the agent holds its client certificate",
             f"set {label('wait_for_client_cert')} to true, or {label('remove_bootstrap_token')} to false",
         )
-    mgmt = _access(args, "management", "mgmt", label, needs_kubectl=False)
+    mgmt = _access(args, "management", "mgmt", label, needs_kubectl=not insecure)
     remote = _access(args, "remote", "remote", label, needs_kubectl=not insecure)
 
     address = args.get("relay_server_address")

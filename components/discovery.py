@@ -1,7 +1,9 @@
-"""Discovery from the management cluster: agent version, relay address, and a check of the relay secrets.
+"""Discovery from the management cluster: agent version, relay address, and the two relay secret values.
 
-Everything here reads live state through the management provider (``X.get``), which the engine also does during
-``pulumi preview``, so a preview shows the version and address the registration will use. API modules are
+Everything here reads live state, which the engine also does during ``pulumi preview``, so a preview shows the
+version and address the registration will use. Version and address come from reads through the management provider
+(``X.get``); the relay secrets through kubectl (:func:`read_relay_secrets`), so that only ``ca.crt`` and the token,
+not the whole secrets, reach Pulumi. API modules are
 imported where they are used: ``pulumi_kubernetes.apps.v1`` costs start-up time and is needed only when the
 version must be discovered.
 """
@@ -22,7 +24,13 @@ from .args import (
     check_host_port,
     normalize_agent_version,
 )
-from .lifecycle import kubectl_environment, management_secrets_check_script, parse_secrets_report
+from .lifecycle import (
+    READ_RELAY_SECRETS,
+    kubectl_environment,
+    parse_relay_secrets_report,
+    relay_secrets_environment,
+    relay_secrets_step,
+)
 from .program_run import run_state
 
 
@@ -50,14 +58,17 @@ class ReadScope:
     """Where a registration's reads of the management cluster live, and whether they are shared.
 
     Through a Provider the caller passes in (``mgmt_provider``), every registration that uses it reads each
-    management object once: one read of the server Deployment, Service and relay secrets, and one secrets check, per
-    management plane instead of per cluster. Those shared reads are children of the stack, not of one registration,
-    so no cluster's resources wait on another cluster's. Through the registration's own Provider, the reads are the
-    registration's children.
+    management object once: one read of the server Deployment and Service, and one read of the relay secrets, per
+    management plane instead of per cluster. Those shared reads are children of that Provider, not of one
+    registration, so no cluster's resources wait on another cluster's; they are named after the Provider and the
+    object they read. An engine URN is the parent's type chain plus the name (pulumi/pulumi
+    ``pkg/resource/deploy/deployment.go``, ``generateURN``), so the reads' URNs are distinct whenever the Providers'
+    are, and distinct for every object read through one Provider; the engine rejects a duplicate URN, reads included
+    (``step_generator.go``). Through the registration's own Provider, the reads are the registration's children.
     """
 
     prefix: str
-    parent: pulumi.Resource | None
+    parent: pulumi.Resource
     provider: k8s.Provider
     shared_key: tuple[object, ...] | None
 
@@ -65,9 +76,16 @@ class ReadScope:
     def of(name: str, settings: RegistrationSettings, provider: k8s.Provider, component: pulumi.Resource) -> ReadScope:
         if settings.mgmt.provider is None or _served_to_other_languages():
             return ReadScope(prefix=name, parent=component, provider=provider, shared_key=None)
-        # The Provider's logical name (the SDK keeps it in `_name`) names the shared reads: unique per provider.
-        provider_name = str(getattr(provider, "_name", "management"))
-        return ReadScope(prefix=provider_name, parent=None, provider=provider, shared_key=(id(provider),))
+        provider_name = str(getattr(provider, "_name", "management"))  # the SDK keeps the logical name in `_name`
+        return ReadScope(prefix=provider_name, parent=provider, provider=provider, shared_key=(id(provider),))
+
+    def name(self, kind: str, ref: str) -> str:
+        """The logical name of the read of ``ref`` (``namespace/name``, or a cluster-scoped name) as ``kind``:
+        ``<registration>-<kind>`` for a registration's own read, ``<provider>-<kind>-<namespace>.<name>`` for a shared
+        one (a namespace holds no dot, so distinct objects get distinct names)."""
+        if self.shared_key is None:
+            return f"{self.prefix}-{kind}"
+        return f"{self.prefix}-{kind}-{ref.replace('/', '.')}"
 
     def once(self, what: tuple[object, ...], make: Callable[[], T]) -> T:
         """``make()`` once per shared scope and ``what``; every call in an unshared scope."""
@@ -116,9 +134,8 @@ def _discover_agent_version(scope: ReadScope, settings: RegistrationSettings) ->
     from pulumi_kubernetes.apps.v1 import Deployment
 
     gen = settings.generation
-    deployment = Deployment.get(
-        f"{scope.prefix}-server-deployment", f"{settings.mgmt_namespace}/{gen.server_deployment}", opts=scope.opts()
-    )
+    ref = f"{settings.mgmt_namespace}/{gen.server_deployment}"
+    deployment = Deployment.get(scope.name("server-deployment", ref), ref, opts=scope.opts())
     where = f"Deployment {settings.mgmt_namespace}/{gen.server_deployment} ({settings.mgmt.describe()})"
 
     def version_from_spec(spec: Any) -> str:
@@ -162,9 +179,8 @@ def _address_from_load_balancer(scope: ReadScope, settings: RegistrationSettings
     from pulumi_kubernetes.core.v1 import Service
 
     gen = settings.generation
-    service = Service.get(
-        f"{scope.prefix}-relay-service", f"{settings.mgmt_namespace}/{gen.server_service}", opts=scope.opts()
-    )
+    ref = f"{settings.mgmt_namespace}/{gen.server_service}"
+    service = Service.get(scope.name("relay-service", ref), ref, opts=scope.opts())
     where = f"Service {settings.mgmt_namespace}/{gen.server_service} ({settings.mgmt.describe()})"
 
     def from_load_balancer(spec: Any, status: Any) -> str:
@@ -185,10 +201,10 @@ def _address_from_load_balancer(scope: ReadScope, settings: RegistrationSettings
 def _address_from_node_port(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
     from pulumi_kubernetes.core.v1 import Node, Service
 
-    ingress_service = Service.get(
-        f"{scope.prefix}-istio-ingress-service", "istio-system/istio-ingressgateway", opts=scope.opts()
-    )
-    node = Node.get(f"{scope.prefix}-relay-node", str(settings.relay_node_name), opts=scope.opts())
+    ingress_ref = "istio-system/istio-ingressgateway"
+    ingress_service = Service.get(scope.name("istio-ingress-service", ingress_ref), ingress_ref, opts=scope.opts())
+    node_ref = str(settings.relay_node_name)
+    node = Node.get(scope.name("relay-node", node_ref), node_ref, opts=scope.opts())
     service_where = f"Service istio-system/istio-ingressgateway ({settings.mgmt.describe()})"
     node_where = f"Node {settings.relay_node_name} ({settings.mgmt.describe()})"
 
@@ -213,42 +229,44 @@ def _named_port(spec: Any, port_name: str, where: str, *, node_port: bool) -> in
     return int(number)
 
 
-def check_management_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[bool] | None:
-    """Fail `pulumi preview` with a message naming secret, namespace and context when a relay secret is unusable.
+def read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[Mapping[str, str]]:
+    """Steps 4 and 5 read: ``ca.crt`` of the root CA secret and the bootstrap token, base64, as one secret Output.
 
-    Runs `kubectl` through the `command:local:run` invoke (invokes run during preview), once per management plane
-    when the reads are shared. Returns None when the management cluster is reachable only through a Provider object
-    (no kubeconfig to give kubectl); then the copy step names a missing key, and a missing secret fails the read
-    with the provider's "not found" error.
+    One ``kubectl`` run through the ``command:local:run`` invoke (once per management plane when the reads are
+    shared), which prints the two values and the lengths of every key, nothing else. Invoke results are not stored
+    in the state, unlike a ``Secret.get`` read, whose outputs (the whole secret, the CA's private key included) the
+    engine checkpoints. Invokes also run during ``pulumi preview``, so a missing or empty relay secret fails the
+    preview, with a message naming the secret, the namespace and the context.
     """
-    if settings.insecure or not settings.mgmt.reachable_by_kubectl:
-        return None
     access = settings.mgmt
     kubeconfig_key = access.kubeconfig if isinstance(access.kubeconfig, str) else id(access.kubeconfig)
     return scope.once(
-        ("secrets-check", settings.mgmt_namespace, access.context, kubeconfig_key),
-        lambda: _check_management_secrets(scope, settings),
+        ("relay-secrets", settings.mgmt_namespace, access.context, kubeconfig_key),
+        lambda: _read_relay_secrets(scope, settings),
     )
 
 
-def _check_management_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[bool]:
+def _read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[Mapping[str, str]]:
     from pulumi_command import local
 
     gen = settings.generation
-    required = {gen.root_ca_secret: gen.root_ca_key, gen.token_secret: gen.token_key}
+    wanted = {gen.root_ca_secret: gen.root_ca_key, gen.token_secret: gen.token_key}
+    environment: dict[str, pulumi.Input[str]] = {
+        **kubectl_environment(settings.mgmt),
+        **relay_secrets_environment(settings.mgmt_namespace, wanted),
+    }
     result = local.run_output(
-        command=management_secrets_check_script(settings.mgmt_namespace, tuple(required)),
-        environment=cast(
-            "pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(kubectl_environment(settings.mgmt))
-        ),
+        command=READ_RELAY_SECRETS,
+        interpreter=relay_secrets_step().interpreter,
+        environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(environment)),
         logging=local.Logging.NONE,
         opts=pulumi.InvokeOutputOptions(parent=scope.parent),
     )
 
-    def verdict(stdout: str) -> bool:
-        report = parse_secrets_report(stdout)
-        for secret, key in required.items():
-            keys = report.get(secret)
+    def values(stdout: str) -> Mapping[str, str]:
+        report = parse_relay_secrets_report(stdout)
+        for secret, key in wanted.items():
+            keys = report.keys.get(secret)
             where = (
                 f"secret {secret!r} in namespace {settings.mgmt_namespace!r} of the management cluster "
                 f"({settings.mgmt.describe()})"
@@ -258,32 +276,12 @@ def _check_management_secrets(scope: ReadScope, settings: RegistrationSettings) 
                     f"{where} does not exist. Fix: install Gloo Mesh Enterprise on the management cluster (it "
                     "creates the relay secrets), or point mgmt_context/mgmt_namespace at it."
                 )
-            if keys.get(key, 0) == 0:
+            if keys.get(key, 0) == 0 or not report.values.get(secret):
                 raise DiscoveryError(
                     f"{where} has no non-empty key {key!r}; an agent cannot bootstrap from it. Fix: recreate the "
                     "secret on the management cluster (see the Gloo Mesh relay certificate docs)."
                 )
-        return True
+        return {secret: report.values[secret] for secret in wanted}
 
-    # The report holds key names and lengths only. It is secret merely because a kubeconfig passed through the
-    # environment is; unsecret it, since a resource ID cannot be secret and the reads' IDs wait on it.
-    return pulumi.Output.unsecret(result.stdout).apply(verdict)
-
-
-def read_management_secret(
-    scope: ReadScope, settings: RegistrationSettings, secret_name: str, checked: pulumi.Output[bool] | None
-) -> k8s.core.v1.Secret:
-    """Read a relay secret (data secret); after the secrets check, so a missing secret fails with its message first."""
-
-    def read() -> k8s.core.v1.Secret:
-        from pulumi_kubernetes.core.v1 import Secret
-
-        plain_id = f"{settings.mgmt_namespace}/{secret_name}"
-        secret_id: pulumi.Input[str] = plain_id if checked is None else checked.apply(lambda _ok: plain_id)
-        return Secret.get(
-            f"{scope.prefix}-{secret_name}",
-            secret_id,
-            opts=scope.opts(additional_secret_outputs=["data", "stringData"]),
-        )
-
-    return scope.once(("secret", settings.mgmt_namespace, secret_name), read)
+    stdout: pulumi.Output[str] = pulumi.Output.secret(result.stdout)
+    return stdout.apply(values)

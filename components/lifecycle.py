@@ -1,20 +1,26 @@
-"""The shell steps of a registration, run with ``kubectl`` by pulumi-command.
+"""The registration's shell steps, run with ``kubectl`` by pulumi-command.
 
-Why shell steps at all: the bootstrap token must exist only while the agent bootstraps, the client certificate
-is written by the agent (not by Pulumi), and the wait for it is an action, not a desired state. Pulumi's
-kubernetes resources cannot express those, so these three steps are ``command.local.Command`` scripts:
+Why shell steps at all: the bootstrap token must exist only while the agent bootstraps, the client certificate is
+written by the agent (not by Pulumi), and the wait for it is an action, not a desired state. Pulumi's kubernetes
+resources cannot express those. Three scripts, each run by pulumi-command:
 
-* :func:`place_bootstrap_token_script` (before the agent release): removes a stale client certificate left by
-  an earlier registration, then puts the bootstrap token in place. Its delete script is the destroy clean-up
-  of the agent's identity on the remote cluster (the token and the client certificate).
-* :func:`await_client_certificate_script` (after the KubernetesCluster): puts the token in place again (so a
-  retry after a failed run can bootstrap), watches for the agent's client certificate while printing progress,
-  and removes the token on every exit, success or failure.
-* :func:`management_secrets_check_script` (an invoke, also during preview): reports which keys the management
-  secrets hold, with their lengths, never their values.
+* :func:`token_step` (a ``local.Command`` before the agent release): its create removes a stale client certificate
+  left by an earlier registration and puts the bootstrap token in place for the agent's first start; its delete
+  is the destroy clean-up of the agent's identity on the remote cluster (the token and the client certificate).
+* :func:`client_certificate_step` (a ``local.run`` invoke after the KubernetesCluster, on every ``pulumi up``): when
+  the agent holds its client certificate, removes a token left behind (by an interrupted run) and ends; otherwise
+  puts the token in place, watches for the certificate while printing progress, and removes the token on every
+  exit, success, failure or a kill (a guard process outlives the script for that).
+* :func:`relay_secrets_step` (a ``local.run`` invoke, also during preview): reports which keys the management relay
+  secrets hold, with their lengths, and the value of the one key of each that the registration copies (``ca.crt``,
+  the token). Invoke results are not stored in the state, so the rest of those secrets (the CA's private key) never
+  reaches Pulumi at all.
 
-Secrets never appear in a script text or an argument list: the token manifest arrives on stdin, kubeconfig
-contents in the environment (written to a private temporary directory that is removed on exit).
+Each script is the program of an explicit ``/bin/sh -c`` interpreter and the pulumi-command ``command`` is a short
+verb (:data:`PLACE_TOKEN`, ...), so a failure reads ``running "place-bootstrap-token": <the cause>`` instead of the
+whole script first (pulumi-command prints the command before the output). Secrets never appear in a script or an
+argument list: the token manifest arrives on stdin, kubeconfig contents in the environment (written to a private
+temporary directory that is removed on exit).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import pulumi
 from .args import ClusterAccess
 
 KUBECTL_MIN_MINOR = 31
-"""``kubectl wait --for=create`` (used to wait for the client certificate) exists from kubectl 1.31."""
+"""``kubectl`` 1.31 is the oldest the steps are tested with (and within the version skew of current clusters)."""
 
 WAIT_CHUNK_SECONDS = 15
 """The wait watches in chunks of this many seconds, printing progress between them.
@@ -43,9 +49,21 @@ FIELD_MANAGER = "gloo-mesh-registration"
 
 ENV_KUBECONFIG = "GM_KUBECONFIG"
 ENV_CONTEXT = "GM_KUBE_CONTEXT"
+ENV_NAMESPACE = "GM_NAMESPACE"
+ENV_RELAY_SECRETS = "GM_RELAY_SECRETS"
+
+PLACE_TOKEN = "place-bootstrap-token"
+KEEP_TOKEN = "keep-bootstrap-token"
+FORGET_IDENTITY = "forget-agent-identity"
+ENSURE_CERTIFICATE = "ensure-client-certificate"
+READ_RELAY_SECRETS = "read-relay-secrets"
+
+SHELL = "/bin/sh"
+"""POSIX shell of every step (pulumi-command's default would be ``cmd /C`` on Windows)."""
 
 _PREAMBLE = f"""\
 set -eu
+_gm_step=${{1:-}}
 KUBECTL="${{KUBECTL:-kubectl}}"
 _gm_dir=$(umask 077 && mktemp -d)
 _gm_on_exit() {{ :; }}
@@ -70,19 +88,63 @@ if [ "$#" -ne 2 ] || [ "$1" -lt 1 ] || {{ [ "$1" -eq 1 ] && [ "$2" -lt {KUBECTL_
   exit 127
 fi
 if [ -n "${{{ENV_KUBECONFIG}:-}}" ]; then
-  if [ -f "${{{ENV_KUBECONFIG}}}" ]; then
-    KUBECONFIG="${{{ENV_KUBECONFIG}}}"
-  else
-    printf '%s\\n' "${{{ENV_KUBECONFIG}}}" > "$_gm_dir/kubeconfig"
-    KUBECONFIG="$_gm_dir/kubeconfig"
-  fi
-  export KUBECONFIG
+  case "${{{ENV_KUBECONFIG}}}" in
+    *'
+'*|'{{'*|apiVersion*)
+      printf '%s\\n' "${{{ENV_KUBECONFIG}}}" > "$_gm_dir/kubeconfig"
+      KUBECONFIG="$_gm_dir/kubeconfig"
+      export KUBECONFIG
+      ;;
+    *)
+      if [ -f "${{{ENV_KUBECONFIG}}}" ]; then
+        KUBECONFIG="${{{ENV_KUBECONFIG}}}"
+        export KUBECONFIG
+      elif [ "${{_gm_ambient_fallback:-}}" = yes ]; then
+        echo "warning: the kubeconfig file ${{{ENV_KUBECONFIG}}} recorded at registration is gone; using the ambient \
+kubeconfig${{{ENV_CONTEXT}:+ with context ${ENV_CONTEXT}}}" >&2
+      else
+        echo "error: the kubeconfig file ${{{ENV_KUBECONFIG}}} does not exist" >&2
+        exit 1
+      fi
+      ;;
+  esac
 fi
 unset {ENV_KUBECONFIG}
 k() {{
   if [ -n "${{{ENV_CONTEXT}:-}}" ]; then "$KUBECTL" --context "${{{ENV_CONTEXT}}}" "$@"; else "$KUBECTL" "$@"; fi
 }}
 """
+
+_UNKNOWN_STEP = """\
+  *)
+    echo "error: unknown step '$_gm_step'" >&2
+    exit 2
+    ;;
+esac
+"""
+
+
+def _interpreter(program: str, *, ambient_fallback: bool = False) -> list[str]:
+    """``/bin/sh -c <program> <name>``: pulumi-command appends the step's verb, which the program reads as ``$1``.
+
+    ``ambient_fallback``: a recorded kubeconfig file that is gone is replaced by the ambient kubeconfig (with a
+    warning) instead of failing the step."""
+    prelude = "_gm_ambient_fallback=yes\n" if ambient_fallback else ""
+    return [SHELL, "-c", prelude + _PREAMBLE + program, FIELD_MANAGER]
+
+
+@dataclass(frozen=True)
+class ShellStep:
+    """A script as pulumi-command runs it: ``interpreter`` plus one of ``verbs`` as the command."""
+
+    interpreter: list[str]
+    verbs: tuple[str, ...]
+
+    def argv(self, verb: str) -> list[str]:
+        """The process pulumi-command starts for ``verb`` (``run`` in pulumi-command's ``local`` package)."""
+        if verb not in self.verbs:
+            raise ValueError(f"{verb!r} is not a step of this script ({', '.join(self.verbs)})")
+        return [*self.interpreter, verb]
 
 
 def kubectl_environment(access: ClusterAccess) -> dict[str, pulumi.Input[str]]:
@@ -124,17 +186,6 @@ class RemoteIdentity:
     client_cert_secret: str
 
 
-def _apply_token() -> str:
-    return f"""\
-if ! k apply --server-side --force-conflicts --field-manager={FIELD_MANAGER} -f - >/dev/null 2>&1; then
-  echo "error: could not put the bootstrap token in place in namespace $GM_NAMESPACE (kubectl apply failed; kubectl's \
-output is not shown because it may echo the token). Check that the remote cluster is reachable with the configured \
-context or kubeconfig and that it may create Secrets in $GM_NAMESPACE." >&2
-  exit 1
-fi
-"""
-
-
 def _names(identity: RemoteIdentity) -> str:
     return (
         f"GM_NAMESPACE={shlex.quote(identity.namespace)}\n"
@@ -143,76 +194,135 @@ def _names(identity: RemoteIdentity) -> str:
     )
 
 
-def place_bootstrap_token_script(identity: RemoteIdentity) -> str:
-    """Create script: drop a stale client certificate, then put the token (manifest on stdin) in place."""
-    return (
-        _PREAMBLE
-        + _names(identity)
-        + """\
-# A client certificate that exists before this registration's agent was installed is stale: the wait below
-# would take it for success (meshctl does) while the agent cannot use it.
-k delete secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found --wait=false >/dev/null
+_APPLY_TOKEN = f"""\
+_gm_apply_token() {{
+  if ! k apply --server-side --force-conflicts --field-manager={FIELD_MANAGER} -f - >/dev/null 2>&1; then
+    echo "error: could not put the bootstrap token in place in namespace $GM_NAMESPACE (kubectl apply failed; \
+kubectl's output is not shown because it may echo the token). Check that the remote cluster is reachable with the \
+configured context or kubeconfig and that it may create Secrets in $GM_NAMESPACE." >&2
+    exit 1
+  fi
+}}
 """
-        + _apply_token()
-        + 'echo "bootstrap token in place in namespace $GM_NAMESPACE" >&2\n'
+
+
+def token_step(identity: RemoteIdentity) -> ShellStep:
+    """The token Command's steps: :data:`PLACE_TOKEN` (create), :data:`KEEP_TOKEN` (update, nothing to do: the
+    certificate step places a token whenever the agent needs one), :data:`FORGET_IDENTITY` (delete: the token and
+    the client certificate; what is already gone is fine).
+
+    The Command ignores later changes of its environment and stdin (how the cluster is reached, a rotated token), so
+    its delete runs with the access recorded at registration; if that kubeconfig file is gone by then (another CI
+    runner, say), the delete falls back to the ambient kubeconfig and the recorded context, and says so.
+    """
+    program = (
+        _names(identity)
+        + _APPLY_TOKEN
+        + f"""\
+case "$_gm_step" in
+  {PLACE_TOKEN})
+    # A client certificate that exists before this registration's agent was installed is stale: the certificate
+    # step would take it for success (meshctl does) while the agent cannot use it.
+    k delete secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found --wait=false >/dev/null
+    _gm_apply_token
+    echo "bootstrap token in place in namespace $GM_NAMESPACE" >&2
+    ;;
+  {KEEP_TOKEN})
+    echo "bootstrap token: nothing to do; the client certificate step places it whenever the agent needs it" >&2
+    ;;
+  {FORGET_IDENTITY})
+    if ! k delete secret "$GM_TOKEN_SECRET" "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null
+    then
+      echo "error: could not remove the bootstrap token and the agent's client certificate from namespace \
+$GM_NAMESPACE with the cluster access recorded at registration. Restore that access (context, kubeconfig) and run \
+pulumi destroy again, or delete the secrets $GM_TOKEN_SECRET and $GM_CLIENT_CERT_SECRET yourself." >&2
+      exit 1
+    fi
+    echo "removed the bootstrap token and the agent's client certificate from namespace $GM_NAMESPACE" >&2
+    ;;
+"""
+        + _UNKNOWN_STEP
+    )
+    return ShellStep(
+        interpreter=_interpreter(program, ambient_fallback=True), verbs=(PLACE_TOKEN, KEEP_TOKEN, FORGET_IDENTITY)
     )
 
 
-def token_unchanged_script() -> str:
-    """Update script of the token step: the registration step (not this one) re-places a rotated token."""
-    return 'echo "bootstrap token: nothing to do; the registration step places it whenever it runs" >&2\n'
-
-
-def forget_remote_identity_script(identity: RemoteIdentity) -> str:
-    """Delete script: remove the token and the agent's client certificate; what is already gone is fine."""
-    return (
-        _PREAMBLE
-        + _names(identity)
-        + """\
-k delete secret "$GM_TOKEN_SECRET" "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null
-echo "removed the bootstrap token and the agent's client certificate from namespace $GM_NAMESPACE" >&2
+# Runs detached (its own session, so neither a kill of the step nor of the provider's process group reaches it) while
+# the token is in place: once the step's process is gone it removes the token. The step stops it on a normal exit,
+# after its own clean-up; a kill (pulumi-command's cancel is a SIGKILL, which skips the EXIT trap) leaves it to act.
+_TOKEN_GUARD = """\
+while kill -0 "$1" 2>/dev/null; do sleep 1; done
+if [ -n "${GM_KUBE_CONTEXT:-}" ]; then set -- "$2" --context "$GM_KUBE_CONTEXT"; else set -- "$2"; fi
+_gm_dir=$1
+shift
+"$KUBECTL" "$@" delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
+rm -rf "$_gm_dir"
 """
-    )
 
 
-def await_client_certificate_script(
+def client_certificate_step(
     identity: RemoteIdentity,
     *,
     cluster_name: str,
     timeout_seconds: int,
     remove_token: bool,
     chunk_seconds: int = WAIT_CHUNK_SECONDS,
-) -> str:
-    """Create/update script: token in place, wait for the client certificate with progress, token removed on exit.
+) -> ShellStep:
+    """:data:`ENSURE_CERTIFICATE`: the agent holds its client certificate when this step ends well.
 
-    The relay address and authority for the timeout message come from the environment (``GM_RELAY_ADDRESS``,
+    If the certificate exists, a token left behind is removed (with ``remove_token``) and nothing else happens, so a
+    rotated token is never put back on a registered cluster. Otherwise the token (manifest on stdin) is put in
+    place, the certificate is watched for with progress lines, and the token is removed on every exit. The relay
+    address and authority for the timeout message come from the environment (``GM_RELAY_ADDRESS``,
     ``GM_RELAY_AUTHORITY``): the address may be discovered, so it is not known when the script text is built.
     """
     removal = (
-        """\
-_gm_on_exit() {
+        f"""\
+_gm_guard_pid=
+_gm_on_exit() {{
+  if [ -n "$_gm_guard_pid" ]; then kill "$_gm_guard_pid" 2>/dev/null || true; fi
   if k delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null 2>&1; then
     echo "bootstrap token removed from namespace $GM_NAMESPACE" >&2
   else
     echo "warning: could not remove the bootstrap token from namespace $GM_NAMESPACE; run pulumi up again" >&2
     return 1
   fi
-}
+}}
+_gm_start_guard() {{
+  export KUBECTL GM_TOKEN_SECRET GM_NAMESPACE
+  if [ -n "${{GM_KUBE_CONTEXT:-}}" ]; then export GM_KUBE_CONTEXT; fi
+  if command -v setsid >/dev/null 2>&1; then
+    setsid {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$$" "$_gm_dir" </dev/null >/dev/null 2>&1 &
+  else
+    {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$$" "$_gm_dir" </dev/null >/dev/null 2>&1 &
+  fi
+  _gm_guard_pid=$!
+}}
+"""
+        if remove_token
+        else "_gm_start_guard() { :; }\n"
+    )
+    leftover = (
+        """\
+    if k get secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name 2>/dev/null | grep -q .; then
+      k delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null
+      echo "cluster $GM_CLUSTER: removed a bootstrap token left behind by an earlier run" >&2
+    fi
 """
         if remove_token
         else ""
     )
-    return (
-        _PREAMBLE
-        + _names(identity)
+    program = (
+        _names(identity)
         + f"GM_CLUSTER={shlex.quote(cluster_name)}\nGM_TIMEOUT={int(timeout_seconds)}\nGM_CHUNK={int(chunk_seconds)}\n"
+        + _APPLY_TOKEN
         + removal
-        + _apply_token()
         + """\
 # One watch per chunk: the API server first sends ADDED for a secret that exists, then events as they happen.
 _gm_watch_for_certificate() {
   rm -f "$_gm_dir/events" && mkfifo "$_gm_dir/events"
-  k get --raw "/api/v1/namespaces/$GM_NAMESPACE/secrets?fieldSelector=metadata.name%3D$GM_CLIENT_CERT_SECRET&watch=1&timeoutSeconds=$1" \
+  k get --raw "/api/v1/namespaces/$GM_NAMESPACE/secrets?fieldSelector=metadata.name%3D$GM_CLIENT_CERT_SECRET&watch=1&timeoutSeconds=$1" \\
     > "$_gm_dir/events" 2> "$_gm_dir/watch-errors" &
   _gm_watch_pid=$!
   _gm_found=1
@@ -227,6 +337,25 @@ _gm_watch_for_certificate() {
   fi
   return "$_gm_found"
 }
+"""
+        + f"""\
+case "$_gm_step" in
+  {ENSURE_CERTIFICATE})
+    if ! _gm_present=$(k get secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name \
+2>"$_gm_dir/errors"); then
+      echo "error: cluster $GM_CLUSTER is not reachable: $(head -n 1 "$_gm_dir/errors")" >&2
+      exit 1
+    fi
+    if [ -n "$_gm_present" ]; then
+{leftover}      echo "cluster $GM_CLUSTER: the agent holds its client certificate" >&2
+      exit 0
+    fi
+    ;;
+"""
+        + _UNKNOWN_STEP
+        + """\
+_gm_start_guard
+_gm_apply_token
 _gm_start=$(date +%s)
 _gm_elapsed=0
 while :; do
@@ -244,9 +373,9 @@ within ${GM_TIMEOUT}s.
 GM_TIMEOUT_MESSAGE
     exit 1
   fi
-  _gm_step=$GM_CHUNK
-  if [ "$_gm_left" -lt "$_gm_step" ]; then _gm_step=$_gm_left; fi
-  if _gm_watch_for_certificate "$_gm_step"; then
+  _gm_step_seconds=$GM_CHUNK
+  if [ "$_gm_left" -lt "$_gm_step_seconds" ]; then _gm_step_seconds=$_gm_left; fi
+  if _gm_watch_for_certificate "$_gm_step_seconds"; then
     _gm_elapsed=$(( $(date +%s) - _gm_start ))
     echo "cluster $GM_CLUSTER: the agent holds its client certificate (after ${_gm_elapsed}s)" >&2
     exit 0
@@ -256,44 +385,72 @@ GM_TIMEOUT_MESSAGE
 done
 """
     )
+    return ShellStep(interpreter=_interpreter(program), verbs=(ENSURE_CERTIFICATE,))
 
 
-def management_secrets_check_script(namespace: str, secret_names: tuple[str, ...]) -> str:
-    """Invoke script: print ``<secret> key=length ...`` per secret, or ``<secret> MISSING``; never a value.
-
-    Any other kubectl failure (cluster unreachable, RBAC) ends the script non-zero with kubectl's message, which
-    names no secret value.
-    """
-    template = "go-template={{range $k, $v := .data}}{{$k}}={{len $v}} {{end}}"
-    checks = "".join(
-        f"""\
-if _gm_out=$(k get secret {shlex.quote(name)} -n {shlex.quote(namespace)} -o {shlex.quote(template)} 2>&1); then
-  echo {shlex.quote(name)} "$_gm_out"
-elif printf '%s' "$_gm_out" | grep -q 'NotFound'; then
-  echo {shlex.quote(name)} MISSING
-else
-  printf '%s\\n' "$_gm_out" | head -n 5 >&2
-  exit 1
-fi
+# Per secret named in $GM_RELAY_SECRETS (``name=key`` words): a line ``<name> keys <key>=<base64 length> ...``, then
+# ``<name> value <base64 of key>`` when that key is there, or one line ``<name> MISSING``. The template prints no
+# other key's value, so the CA's private key is never on stdout.
+_READ_RELAY_SECRETS = f"""\
+case "$_gm_step" in
+  {READ_RELAY_SECRETS})
+    ;;
+{_UNKNOWN_STEP}\
+for _gm_pair in $GM_RELAY_SECRETS; do
+  _gm_name=${{_gm_pair%%=*}}
+  _gm_key=${{_gm_pair#*=}}
+  _gm_template="go-template={{{{with .data}}}}keys {{{{range \\$k, \\$v := .}}}}{{{{\\$k}}}}={{{{len \\$v}}}} {{{{end}}}}
+{{{{with index . \\"$_gm_key\\"}}}}value {{{{.}}}}{{{{end}}}}{{{{else}}}}keys{{{{end}}}}"
+  if _gm_out=$(k get secret "$_gm_name" -n "$GM_NAMESPACE" -o "$_gm_template" 2>"$_gm_dir/errors"); then
+    printf '%s\\n' "$_gm_out" | sed "s/^/$_gm_name /"
+  elif grep -q 'NotFound' "$_gm_dir/errors"; then
+    echo "$_gm_name MISSING"
+  else
+    head -n 5 "$_gm_dir/errors" >&2
+    exit 1
+  fi
+done
 """
-        for name in secret_names
-    )
-    return _PREAMBLE + checks
 
 
-def parse_secrets_report(stdout: str) -> dict[str, dict[str, int] | None]:
-    """Parse :func:`management_secrets_check_script` output: secret name -> {key: base64 length} or None if missing."""
-    report: dict[str, dict[str, int] | None] = {}
+def relay_secrets_step() -> ShellStep:
+    """:data:`READ_RELAY_SECRETS`: the key lengths of each management relay secret and the value of the one key it
+    needs. Names come from the environment (:func:`relay_secrets_environment`). Any other kubectl failure (cluster
+    unreachable, RBAC) ends the script non-zero with kubectl's message, which holds no secret value."""
+    return ShellStep(interpreter=_interpreter(_READ_RELAY_SECRETS), verbs=(READ_RELAY_SECRETS,))
+
+
+def relay_secrets_environment(namespace: str, wanted: Mapping[str, str]) -> dict[str, str]:
+    """Environment of :func:`relay_secrets_step`: the namespace and each ``secret=key`` to read."""
+    return {ENV_NAMESPACE: namespace, ENV_RELAY_SECRETS: " ".join(f"{name}={key}" for name, key in wanted.items())}
+
+
+@dataclass(frozen=True)
+class RelaySecretsReport:
+    """What :func:`relay_secrets_step` printed: per secret, key -> base64 length (None: no such secret), and the
+    base64 value of the key the registration copies, where present."""
+
+    keys: Mapping[str, Mapping[str, int] | None]
+    values: Mapping[str, str]
+
+
+def parse_relay_secrets_report(stdout: str) -> RelaySecretsReport:
+    """Parse the output of :func:`relay_secrets_step`."""
+    keys: dict[str, dict[str, int] | None] = {}
+    values: dict[str, str] = {}
     for line in stdout.splitlines():
         name, _, rest = line.strip().partition(" ")
+        what, _, detail = rest.partition(" ")
         if not name:
             continue
-        if rest.strip() == "MISSING":
-            report[name] = None
-            continue
-        keys: dict[str, int] = {}
-        for item in rest.split():
-            key, _, length = item.rpartition("=")
-            keys[key] = int(length) if length.isdigit() else 0
-        report[name] = keys
-    return report
+        if what == "MISSING":
+            keys[name] = None
+        elif what == "keys":
+            lengths: dict[str, int] = {}
+            for item in detail.split():
+                key, _, length = item.rpartition("=")
+                lengths[key] = int(length) if length.isdigit() else 0
+            keys[name] = lengths
+        elif what == "value":
+            values[name] = detail.strip()
+    return RelaySecretsReport(keys=keys, values=values)

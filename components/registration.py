@@ -8,7 +8,7 @@ the copied secrets and the agent's identity, never a CRD and never a management 
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -23,26 +23,28 @@ from .args import (
     validate_registration_args,
 )
 from .discovery import (
-    DiscoveryError,
     ReadScope,
-    check_management_secrets,
-    read_management_secret,
+    read_relay_secrets,
     resolve_agent_version,
     resolve_relay_address,
 )
 from .lifecycle import (
+    ENSURE_CERTIFICATE,
+    FORGET_IDENTITY,
+    KEEP_TOKEN,
+    PLACE_TOKEN,
     RemoteIdentity,
-    await_client_certificate_script,
-    forget_remote_identity_script,
+    client_certificate_step,
     kubectl_environment,
-    place_bootstrap_token_script,
     secret_manifest,
-    token_unchanged_script,
+    token_step,
 )
 from .program_run import run_state
 from .values import ValueConflictError
 
 COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
+NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
+NAMESPACE_PATCH_TYPE = "kubernetes:core/v1:NamespacePatch"
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gloo-mesh-registration"}
 
 
@@ -96,6 +98,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     """The namespace of the agent on the registered cluster."""
     release_status: pulumi.Output[str]
     """Helm status of the agent release, e.g. `deployed`."""
+    client_certificate_issued: pulumi.Output[bool]
+    """True once `pulumi up` saw the agent's client certificate; false when not waiting for it; unknown in preview."""
 
     def __init__(
         self, name: str, args: RemoteClusterRegistrationArgs, opts: pulumi.ResourceOptions | None = None
@@ -120,26 +124,28 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         prerequisites: list[pulumi.Resource] = []
         token: pulumi.Output[str] | None = None
         if not settings.insecure:
-            checked = check_management_secrets(reads, settings)
+            # ca.crt and the token, read by kubectl (never the rest of those secrets, and nothing into the state).
+            relay_secrets = read_relay_secrets(reads, settings)
             # 4. Root CA: ca.crt only, so the CA's private key never leaves the management cluster.
-            root_ca_source = read_management_secret(reads, settings, gen.root_ca_secret, checked)
-            prerequisites.append(self._copy_root_ca(root_ca_source, remote, namespace))
+            prerequisites.append(self._copy_root_ca(relay_secrets, remote, namespace))
             # 5. Bootstrap token: in place for the agent's first start; stale client certificate dropped.
-            token = self._bootstrap_token_manifest(read_management_secret(reads, settings, gen.token_secret, checked))
+            token = self._bootstrap_token_manifest(relay_secrets)
             prerequisites.append(self._place_bootstrap_token(namespace, token))
         # 6. The agent release, only once its namespace and secrets exist.
         release = self._install_agent(remote, namespace, version, address, prerequisites)
         # 7. The KubernetesCluster in the management namespace, after the release.
         cluster = self._declare_kubernetes_cluster(mgmt, release)
-        # 8 and 9. Wait for the client certificate, then remove the bootstrap token (also on failure).
+        # 8 and 9. Wait for the client certificate, then remove the bootstrap token (also on failure and on a kill).
+        certificate: pulumi.Output[bool] = pulumi.Output.from_input(False)
         if settings.wait_for_client_cert and token is not None:  # never in insecure mode
-            self._await_client_certificate(address, token, [release, cluster])
+            certificate = self._ensure_client_certificate(address, token, [release, cluster])
 
         self.cluster_name = pulumi.Output.from_input(settings.cluster_name)
         self.relay_server_address = address
         self.agent_version = version
         self.remote_namespace = pulumi.Output.from_input(settings.remote_namespace)
         self.release_status = release.status.apply(lambda s: s.status)
+        self.client_certificate_issued = certificate
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -147,6 +153,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
                 "agent_version": self.agent_version,
                 "remote_namespace": self.remote_namespace,
                 "release_status": self.release_status,
+                "client_certificate_issued": self.client_certificate_issued,
             }
         )
 
@@ -169,37 +176,35 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     # -- steps -------------------------------------------------------------------------------------------------
 
     def _remote_namespace(self, remote: k8s.Provider) -> k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch:
+        """A Namespace this registration owns (`create_remote_namespace`), else a label on one it does not own.
+
+        The two are different resource types under one name, and the type is part of the URN: without an alias,
+        turning `create_remote_namespace` off would create the patch and then delete the old Namespace, and with it
+        the agent and everything else in it; turning it on would fail with "already exists". Each aliases the other
+        type, so the engine carries the state over as an update of the same object: the namespace is never deleted
+        by a toggle, and ownership follows the flag (destroy deletes it only when this program owns it)."""
         s = self._settings
-        metadata = k8s.meta.v1.ObjectMetaArgs(name=s.remote_namespace, labels={"istio-injection": "disabled"})
+        labels = {"istio-injection": "disabled"}
+        name = f"{self._name}-namespace"
         if s.create_remote_namespace:
-            return k8s.core.v1.Namespace(f"{self._name}-namespace", metadata=metadata, opts=self._opts(remote))
+            return k8s.core.v1.Namespace(
+                name,
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=s.remote_namespace, labels=labels),
+                opts=self._opts(remote, aliases=[pulumi.Alias(type_=NAMESPACE_PATCH_TYPE)]),
+            )
         # A namespace the user already had: label it (server-side apply), never delete it.
         return k8s.core.v1.NamespacePatch(
-            f"{self._name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=s.remote_namespace, labels={"istio-injection": "disabled"}),
-            opts=self._opts(remote, retain_on_delete=True),
+            name,
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=s.remote_namespace, labels=labels),
+            opts=self._opts(remote, retain_on_delete=True, aliases=[pulumi.Alias(type_=NAMESPACE_TYPE)]),
         )
 
-    def _secret_value(self, data: Mapping[str, str] | None, secret_name: str, key: str) -> str:
-        """One key of a management secret's data; a clear error (never the data) when it is missing or empty."""
-        value = (data or {}).get(key)
-        if not value:
-            s = self._settings
-            raise DiscoveryError(
-                f"cluster {s.cluster_name}: secret {secret_name!r} in namespace {s.mgmt_namespace!r} of the management "
-                f"cluster ({s.mgmt.describe()}) has no non-empty key {key!r}. Fix: recreate the secret on the "
-                "management cluster."
-            )
-        return value
-
     def _copy_root_ca(
-        self, source: k8s.core.v1.Secret, remote: k8s.Provider, namespace: pulumi.Resource
+        self, relay_secrets: pulumi.Output[Mapping[str, str]], remote: k8s.Provider, namespace: pulumi.Resource
     ) -> k8s.core.v1.Secret:
         gen = self._settings.generation
         ca_only: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-            source.data.apply(
-                lambda data: {gen.root_ca_key: self._secret_value(data, gen.root_ca_secret, gen.root_ca_key)}
-            )
+            relay_secrets.apply(lambda values: {gen.root_ca_key: values[gen.root_ca_secret]})
         )
         return k8s.core.v1.Secret(
             f"{self._name}-root-ca",
@@ -211,15 +216,15 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=self._opts(remote, depends_on=[namespace], delete_before_replace=True),
         )
 
-    def _bootstrap_token_manifest(self, source: k8s.core.v1.Secret) -> pulumi.Output[str]:
+    def _bootstrap_token_manifest(self, relay_secrets: pulumi.Output[Mapping[str, str]]) -> pulumi.Output[str]:
         """The token Secret manifest for stdin (secret): the token's life belongs to the registration step."""
         gen = self._settings.generation
         manifest: pulumi.Output[str] = pulumi.Output.secret(
-            source.data.apply(
-                lambda data: secret_manifest(
+            relay_secrets.apply(
+                lambda values: secret_manifest(
                     self._settings.remote_namespace,
                     gen.token_secret,
-                    {gen.token_key: self._secret_value(data, gen.token_secret, gen.token_key)},
+                    {gen.token_key: values[gen.token_secret]},
                     MANAGED_BY_LABELS,
                 )
             )
@@ -227,18 +232,28 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         return manifest
 
     def _place_bootstrap_token(self, namespace: pulumi.Resource, token_manifest: pulumi.Output[str]) -> local.Command:
+        """The token for the agent's first start, and the agent's identity removed on destroy.
+
+        Later changes of how the cluster is reached (a kubeconfig path on another CI runner, refreshed credentials)
+        and a rotated token are ignored: nothing here needs to run again for them, so a `pulumi up` stays a no-change
+        (the certificate step reads the current values on every `pulumi up`)."""
         s = self._settings
+        step = token_step(self._identity)
         return local.Command(
             f"{self._name}-bootstrap-token",
-            create=place_bootstrap_token_script(self._identity),
-            update=token_unchanged_script(),
-            delete=forget_remote_identity_script(self._identity),
+            interpreter=step.interpreter,
+            create=PLACE_TOKEN,
+            update=KEEP_TOKEN,
+            delete=FORGET_IDENTITY,
             stdin=token_manifest,
             environment=kubectl_environment(s.remote),
             logging=local.Logging.STDERR,
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[namespace], additional_secret_outputs=["stdout", "stderr"]
+                parent=self,
+                depends_on=[namespace],
+                additional_secret_outputs=["stdout", "stderr"],
+                ignore_changes=["environment", "stdin"],
             ),
         )
 
@@ -288,11 +303,16 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=self._opts(mgmt, depends_on=[release], delete_before_replace=True),
         )
 
-    def _await_client_certificate(
+    def _ensure_client_certificate(
         self, address: pulumi.Output[str], token_manifest: pulumi.Output[str], after: list[pulumi.Resource]
-    ) -> local.Command:
+    ) -> pulumi.Output[bool]:
+        """Steps 8 and 9 as a `command:local:run` invoke on every `pulumi up` (not in preview), after the release and
+        the KubernetesCluster: not a resource, so it has no inputs to diff. It always uses the current cluster access,
+        never puts a rotated token back on a registered cluster, and bootstraps again where the certificate is gone."""
+        if pulumi.runtime.is_dry_run():
+            return _unknown_bool()
         s = self._settings
-        script = await_client_certificate_script(
+        step = client_certificate_step(
             self._identity,
             cluster_name=s.cluster_name,
             timeout_seconds=s.client_cert_timeout_seconds,
@@ -303,13 +323,26 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             "GM_RELAY_ADDRESS": address,
             "GM_RELAY_AUTHORITY": s.relay_authority,
         }
-        return local.Command(
-            f"{self._name}-client-certificate",
-            create=script,
-            update=script,
+        result = local.run_output(
+            command=ENSURE_CERTIFICATE,
+            interpreter=step.interpreter,
             stdin=token_manifest,
-            environment=environment,
+            environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(environment)),
             logging=local.Logging.STDERR,
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after, additional_secret_outputs=["stdout", "stderr"]),
+            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=after),
         )
+        # Only that it ended well is kept (its progress lines are secret when a kubeconfig's contents are).
+        return pulumi.Output.unsecret(result.stderr).apply(lambda _: True)
+
+
+def _unknown_bool() -> pulumi.Output[bool]:
+    """An output whose value is not known (what a preview shows for a value only `pulumi up` produces)."""
+
+    async def value() -> bool:
+        return False
+
+    async def known() -> bool:
+        return False
+
+    return pulumi.Output(set(), value(), known())

@@ -7,6 +7,10 @@ their secret wrappers). Engine behaviour it emulates, with its source:
 * ``additionalSecretOutputs``: the engine marks those output properties secret (pulumi/pulumi
   ``pkg/resource/deploy/step_executor.go``, "additional secret outputs"); the stock MockMonitor ignores them.
 * Reads (``X.get``) answer from live cluster state, during preview too (pulumi docs, "Resource get functions").
+* URNs: the parent's full qualified type chain plus the type and name, the root stack's type left out; a second
+  resource or read with a URN already used in the run fails with the engine's message (pulumi/pulumi
+  ``pkg/resource/deploy/deployment.go`` ``generateURN``, ``step_generator.go`` ``generateURN``;
+  ``sdk/go/common/diag/errors.go``). The stock MockMonitor keeps only the parent's last type and checks nothing.
 
 ``FakeClusters`` is the live state of a management and a remote cluster; tests change it to model failures.
 """
@@ -25,15 +29,20 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf.json_format import MessageToDict
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.sync_await import _sync_await
+
+from components.lifecycle import ENSURE_CERTIFICATE, ENV_CONTEXT, ENV_NAMESPACE, ENV_RELAY_SECRETS, READ_RELAY_SECRETS
 
 CA_CERT = "-----BEGIN CERTIFICATE-----\nMIIBfakeRootCA\n-----END CERTIFICATE-----\n"
 CA_PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEfakeROOTKEYmaterial\n-----END RSA PRIVATE KEY-----\n"
 BOOTSTRAP_TOKEN = "s3cr3t-bootstrap-token-7f9c2e"
 KUBECONFIG_CONTENTS = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: kubeconfig-bearer-9d1e\n"
 ROOT = Path(__file__).resolve().parents[1]
+STACK_TYPE = "pulumi:pulumi:Stack"
 SECRET_VALUES = (CA_PRIVATE_KEY, BOOTSTRAP_TOKEN, "kubeconfig-bearer-9d1e")
 
 
@@ -113,38 +122,60 @@ def _default_objects() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
+class CommandFailedError(Exception):
+    """What pulumi-command reports for a step that exits non-zero (``<exit error>: running "<command>":\n<output>``,
+    pulumi/pulumi-command ``provider/pkg/provider/local/commandOutputs.go``)."""
+
+
+class DuplicateURNError(Exception):
+    """What the engine reports for a second resource under a URN already used in the deployment."""
+
+
 class ObjectNotFoundError(Exception):
     """What the kubernetes provider reports for a read of an object that does not exist."""
 
 
 class FakeClusters(mocks.Mocks):
-    """Live state behind reads and the ``command:local:run`` secrets check; registrations echo their inputs."""
+    """Live state behind reads and the ``command:local:run`` relay secrets read; registrations echo their inputs."""
 
-    def __init__(self) -> None:
+    def __init__(self, mgmt_context: str | None = None) -> None:
         self.objects = _default_objects()
         self.invokes: list[mocks.MockCallArgs] = []
+        self.mgmt_context = mgmt_context
+        self.agent_fails: str | None = None
+        """When set, the client certificate step fails with this output (an agent that never connects)."""
 
     def secret_data(self, ref: str) -> dict[str, str]:
         return self.objects[("kubernetes:core/v1:Secret", ref)]["data"]  # type: ignore[no-any-return]
 
     def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         self.invokes.append(args)
-        if args.token == "command:local:run":
-            return {"stdout": self._secrets_report(args.args["command"]), "stderr": ""}
-        raise NotImplementedError(args.token)
+        if args.token == "command:local:run" and args.args.get("command") == READ_RELAY_SECRETS:
+            return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
+        if args.token == "command:local:run" and args.args.get("command") == ENSURE_CERTIFICATE:
+            if self.agent_fails is not None:
+                raise CommandFailedError(f'exit status 1: running "{ENSURE_CERTIFICATE}":\n{self.agent_fails}')
+            return {"stdout": "", "stderr": "the agent holds its client certificate"}
+        raise NotImplementedError(f"{args.token} {args.args.get('command')!r}")
 
-    def _secrets_report(self, command: str) -> str:
-        """Answer the management secrets check as the real script does against this state (tested for real in
-        test_lifecycle_kubectl.py): ``name key=len ...`` or ``name MISSING``."""
+    def _relay_secrets_report(self, environment: dict[str, str]) -> str:
+        """Answer the relay secrets read as the real script does against this state (the script itself runs with
+        the real kubectl in test_lifecycle_kubectl.py): in the namespace and for the ``secret=key`` pairs its
+        environment names, ``name keys k=len ...`` and ``name value <base64>``, or ``name MISSING``. A context other
+        than ``mgmt_context`` (when set) is a cluster without those secrets."""
+        namespace = environment.get(ENV_NAMESPACE, "")
+        wrong_cluster = self.mgmt_context is not None and environment.get(ENV_CONTEXT) != self.mgmt_context
         lines = []
-        for name in ("relay-root-tls-secret", "relay-identity-token-secret"):
-            if f"get secret {name} " not in command:
-                continue
-            obj = self.objects.get(("kubernetes:core/v1:Secret", f"gloo-mesh/{name}"))
+        for pair in environment.get(ENV_RELAY_SECRETS, "").split():
+            name, _, key = pair.partition("=")
+            obj = None if wrong_cluster else self.objects.get(("kubernetes:core/v1:Secret", f"{namespace}/{name}"))
             if obj is None:
                 lines.append(f"{name} MISSING")
-            else:
-                lines.append(name + " " + " ".join(f"{k}={len(v)}" for k, v in sorted(obj.get("data", {}).items())))
+                continue
+            data = obj.get("data") or {}
+            lines.append(f"{name} keys " + " ".join(f"{k}={len(v)}" for k, v in sorted(data.items())))
+            if data.get(key):
+                lines.append(f"{name} value {data[key]}")
         return "\n".join(lines) + "\n"
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -177,10 +208,30 @@ class Recorded:
     additional_secret_outputs: tuple[str, ...]
     resource_id: str = ""
     retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    protect: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    aliases: tuple[dict[str, Any], ...] = ()
+    """Alias specs as the engine receives them (``{"spec": {"type": ...}}`` or ``{"urn": ...}``)."""
 
     @property
     def provider_urn(self) -> str:
         return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invoke as the engine would receive it: token, arguments with their secret wrappers, and every resource
+    registered before it was sent (the SDK sends an invoke only once its ``depends_on`` are registered)."""
+
+    token: str
+    args: dict[str, Any]
+    after: tuple[str, ...]
+
+    @property
+    def command(self) -> str:
+        return str(plain(self.args).get("command", ""))
 
 
 @dataclass
@@ -189,17 +240,28 @@ class RecordingMonitor(mocks.MockMonitor):
 
     fake: FakeClusters
     records: list[Recorded] = field(default_factory=list)
+    invocations: list[Invocation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__(self.fake)
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != STACK_TYPE:
+                type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
     def _record(self, op: str, request: Any, properties: Any) -> None:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if any(r.urn == urn for r in self.records):
+            raise DuplicateURNError(f"Duplicate resource URN '{urn}'; try giving it a unique name")
         self.records.append(
             Recorded(
                 op=op,
                 type=request.type,
                 name=request.name,
-                urn=self.make_urn(request.parent, request.type, request.name),
+                urn=urn,
                 parent=request.parent,
                 provider=request.provider,
                 dependencies=frozenset(request.dependencies),
@@ -208,8 +270,24 @@ class RecordingMonitor(mocks.MockMonitor):
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 resource_id=getattr(request, "id", "") or getattr(request, "importId", ""),
                 retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
+                delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
+                protect=bool(getattr(request, "protect", False)),
+                ignore_changes=tuple(getattr(request, "ignoreChanges", ())),
+                replace_on_changes=tuple(getattr(request, "replaceOnChanges", ())),
+                aliases=tuple(MessageToDict(alias) for alias in getattr(request, "aliases", ())),
             )
         )
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        if request.tok != "pulumi:pulumi:getResource":
+            self.invocations.append(
+                Invocation(
+                    token=request.tok,
+                    args=rpc.deserialize_properties(request.args, keep_unknowns=True),
+                    after=tuple(r.urn for r in self.records),
+                )
+            )
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         if request.type != "pulumi:pulumi:Stack":
@@ -241,6 +319,10 @@ class RecordingMonitor(mocks.MockMonitor):
 
     def reads(self, type_: str | None = None) -> list[Recorded]:
         return [r for r in self.records if r.op == "read" and (type_ is None or r.type == type_)]
+
+    def invoked(self, command: str) -> list[Invocation]:
+        """The ``command:local:run`` invokes of one step (by its verb)."""
+        return [i for i in self.invocations if i.token == "command:local:run" and i.command == command]
 
     def one(self, type_: str, name_suffix: str = "", op: str = "register") -> Recorded:
         found = [r for r in self.records if r.op == op and r.type == type_ and r.name.endswith(name_suffix)]

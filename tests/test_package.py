@@ -25,6 +25,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.args import ARG_KEYS
+from components.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
 from components.package import COMPONENTS, DISTRIBUTION, PACKAGE_NAME, package_version, render_schema
 
 TOKEN = f"{PACKAGE_NAME}:index:RemoteClusterRegistration"
@@ -75,6 +76,7 @@ def test_every_input_and_output_is_described(schema: dict[str, Any]) -> None:
         "agentVersion",
         "remoteNamespace",
         "releaseStatus",
+        "clientCertificateIssued",
     }
 
 
@@ -136,7 +138,8 @@ def test_construct_with_camel_case_inputs() -> None:
     assert release["values"]["relay"]["cluster"] == "east"
     assert release["values"]["relay"]["serverAddress"] == "172.18.0.2:32443"
     assert release["values"]["verbose"] is True
-    assert "GM_TIMEOUT=120" in plain(recorded.one("command:local:Command", "client-certificate").inputs)["create"]
+    (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
+    assert "GM_TIMEOUT=120" in wait.args["interpreter"][2]
 
 
 def test_construct_with_providers_passed_by_reference_and_a_secret_kubeconfig() -> None:
@@ -144,6 +147,7 @@ def test_construct_with_providers_passed_by_reference_and_a_secret_kubeconfig() 
         {
             "clusterName": "east",
             "mgmtProvider": lambda: k8s.Provider("platform-mgmt", context="mgmt"),
+            "mgmtContext": "mgmt",
             "remoteProvider": lambda: k8s.Provider("platform-east", context="east"),
             "remoteKubeconfig": lambda: pulumi.Output.secret(KUBECONFIG_CONTENTS),
             "agentVersion": lambda: pulumi.Output.from_input("1.1.6"),
@@ -153,9 +157,11 @@ def test_construct_with_providers_passed_by_reference_and_a_secret_kubeconfig() 
     providers = {r.urn: r.name for r in recorded.registered("pulumi:providers:kubernetes")}
     assert sorted(providers.values()) == ["platform-east", "platform-mgmt"]
     assert providers[recorded.one("kubernetes:helm.sh/v3:Release").provider_urn] == "platform-east"
-    wait = recorded.one("command:local:Command", "client-certificate")
-    assert rpc.is_rpc_secret(wait.inputs["environment"])
-    assert plain(wait.inputs)["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
+    token = recorded.one("command:local:Command", "bootstrap-token")
+    assert rpc.is_rpc_secret(token.inputs["environment"])
+    assert plain(token.inputs)["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
+    (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
+    assert wait.args["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
 
 
 def test_construct_without_a_required_input_fails_before_any_resource() -> None:
@@ -340,22 +346,28 @@ def test_python_example_runs_on_the_mock_runtime() -> None:
 
 def test_served_to_other_languages_each_registration_reads_for_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     """The component provider gets one Construct per registration, each after `reset_options` and with its own copy
-    of the Provider reference (pulumi/pulumi sdk/python/lib/pulumi/provider/server.py, _construct); emulated here by
-    two constructs with two Provider objects of the same name, as two rehydrated references would be."""
+    of the Provider reference, rehydrated from its URN (pulumi/pulumi sdk/python/lib/pulumi/provider/server.py,
+    _construct; a resource built with ``ResourceOptions(urn=...)`` is looked up, not registered again); emulated here
+    by two constructs, each with its own Provider object rehydrated from the one registered Provider's URN."""
     from pulumi.provider.experimental import host
 
     monkeypatch.setattr(host, "is_hosting", True)
     provider = ComponentProvider(COMPONENTS, PACKAGE_NAME, version=package_version())
 
-    def program() -> None:
+    def constructs(urn: str) -> None:
         for name in ("east", "west"):
-            mgmt = k8s.Provider("management", context="mgmt")  # a fresh object per Construct, same logical name
+            mgmt = k8s.Provider("management", opts=pulumi.ResourceOptions(urn=urn))  # a fresh object per Construct
             inputs = {"clusterName": name, "mgmtProvider": mgmt, "mgmtContext": "mgmt", "remoteContext": name}
             provider.construct(name, TOKEN, inputs, pulumi.ResourceOptions())
+
+    def program() -> None:
+        registered = k8s.Provider("management", context="mgmt")  # the calling program's Provider, registered once
+        registered.urn.apply(constructs)
 
     recorded = run_program(program)
     reads = recorded.reads()
     assert len({r.urn for r in reads}) == len(reads), "a read was declared twice under one URN"
     components = {r.urn for r in recorded.registered(TOKEN)}
     assert all(r.parent in components for r in reads)
-    assert len(reads) == 2 * 4  # per registration: Deployment, Service, two relay Secrets
+    assert len(reads) == 2 * 2  # per registration: Deployment, Service
+    assert len(recorded.invoked(READ_RELAY_SECRETS)) == 2  # and the relay secrets

@@ -16,6 +16,8 @@ from engine_double import (
     CA_PRIVATE_KEY,
     KUBECONFIG_CONTENTS,
     SECRET_VALUES,
+    CommandFailedError,
+    DuplicateURNError,
     FakeClusters,
     Recorded,
     RecordingMonitor,
@@ -26,7 +28,19 @@ from engine_double import (
 )
 from pulumi.runtime import rpc
 
-from components import DiscoveryError, RemoteClusterRegistration, RemoteClusterRegistrationArgs
+from components import (
+    DiscoveryError,
+    RegistrationConfigError,
+    RemoteClusterRegistration,
+    RemoteClusterRegistrationArgs,
+)
+from components.lifecycle import (
+    ENSURE_CERTIFICATE,
+    FORGET_IDENTITY,
+    KEEP_TOKEN,
+    PLACE_TOKEN,
+    READ_RELAY_SECRETS,
+)
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
@@ -70,7 +84,7 @@ def test_two_providers_and_every_kubernetes_resource_uses_an_explicit_one(record
         assert r.provider_urn in providers, f"{r.type} {r.name} would use a default provider ({r.provider!r})"
     on_mgmt = {r.type for r in kubernetes if r.provider_urn == mgmt}
     on_remote = {r.type for r in kubernetes if r.provider_urn == remote}
-    assert on_mgmt == {CLUSTER, SECRET, "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"}
+    assert on_mgmt == {CLUSTER, "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"}
     assert on_remote == {NAMESPACE, SECRET, RELEASE}
     assert all(r.op == "read" for r in kubernetes if r.provider_urn == mgmt and r.type != CLUSTER)
 
@@ -82,8 +96,6 @@ def test_every_child_is_parented_to_the_component(recorded: RecordingMonitor) ->
 
 
 def test_root_ca_copy_holds_ca_crt_only_and_is_secret(recorded: RecordingMonitor) -> None:
-    source = recorded.one(SECRET, "relay-root-tls-secret", op="read")
-    assert source.resource_id == "gloo-mesh/relay-root-tls-secret"
     copy = recorded.one(SECRET, "-root-ca")
     data = copy.inputs["data"]
     assert rpc.is_rpc_secret(data), "the CA copy's data must be a secret input"
@@ -95,9 +107,20 @@ def test_root_ca_copy_holds_ca_crt_only_and_is_secret(recorded: RecordingMonitor
     )
 
 
-def test_secret_reads_mark_their_data_secret(recorded: RecordingMonitor) -> None:
-    for read in recorded.reads(SECRET):
-        assert set(read.additional_secret_outputs) >= {"data"}
+def test_no_management_secret_is_read_as_a_resource(recorded: RecordingMonitor) -> None:
+    """A read step's outputs are checkpointed whole (pulumi/pulumi pkg/resource/deploy/step.go, ReadStep.Apply): a
+    ``Secret.get`` of relay-root-tls-secret would put the CA's private key into the state (issue 9, defect 1).
+    ca.crt and the token come from the kubectl invoke instead, whose result the engine does not store."""
+    assert recorded.reads(SECRET) == []
+    (relay_read,) = recorded.invoked(READ_RELAY_SECRETS)
+    arguments = plain(relay_read.args)
+    assert arguments["environment"]["GM_RELAY_SECRETS"] == (
+        "relay-root-tls-secret=ca.crt relay-identity-token-secret=token"
+    )
+    assert arguments["environment"]["GM_NAMESPACE"] == "gloo-mesh"
+    assert arguments["environment"]["GM_KUBE_CONTEXT"] == "kind-mgmt-cluster"
+    assert arguments["logging"] == "none"
+    assert arguments["interpreter"][:2] == ["/bin/sh", "-c"]
 
 
 def test_bootstrap_token_goes_to_the_remote_on_stdin_as_a_secret(recorded: RecordingMonitor) -> None:
@@ -112,8 +135,10 @@ def test_bootstrap_token_goes_to_the_remote_on_stdin_as_a_secret(recorded: Recor
     assert base64.b64decode(manifest["data"]["token"]).decode() == BOOTSTRAP_TOKEN
     assert set(place.additional_secret_outputs) >= {"stdout", "stderr"}
     assert plain(place.inputs)["addPreviousOutputInEnv"] is False
-    wait = recorded.one(COMMAND, "client-certificate")
-    assert rpc.is_rpc_secret(wait.inputs["stdin"]) and plain(wait.inputs)["stdin"] == plain(place.inputs)["stdin"]
+    # Invoke arguments travel without secret markers (the SDK unwraps them and marks the result secret instead:
+    # pulumi sdk/python/lib/pulumi/runtime/invoke.py, _invoke); nothing of an invoke is stored in the state.
+    (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
+    assert wait.args["stdin"] == plain(place.inputs)["stdin"]
     # The token is never a long-lived Secret resource: a refresh must not bring it back.
     assert not [r for r in recorded.registered(SECRET) if "identity-token" in json.dumps(plain(r.inputs))]
 
@@ -161,7 +186,7 @@ def test_step_order_from_recorded_dependencies(recorded: RecordingMonitor) -> No
     token = recorded.one(COMMAND, "bootstrap-token")
     release = recorded.one(RELEASE)
     cluster = recorded.one(CLUSTER)
-    wait = recorded.one(COMMAND, "client-certificate")
+    (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
     version_read = recorded.one("kubernetes:apps/v1:Deployment", op="read")
     address_read = recorded.one("kubernetes:core/v1:Service", op="read")
     ordered = [
@@ -173,13 +198,13 @@ def test_step_order_from_recorded_dependencies(recorded: RecordingMonitor) -> No
         (release, version_read),
         (release, address_read),
         (cluster, release),
-        (wait, cluster),
-        (wait, release),
     ]
     for later, earlier in ordered:
         assert _waits_on(recorded, later, earlier), f"{later.name} does not wait on {earlier.name}"
     for later, earlier in ordered:
         assert not _waits_on(recorded, earlier, later), f"cycle: {earlier.name} waits on {later.name}"
+    # The certificate step is an invoke: sent only once the release and the KubernetesCluster are registered.
+    assert {release.urn, cluster.urn} <= set(wait.after)
 
 
 def destroy_order(recorded: RecordingMonitor) -> list[str]:
@@ -205,8 +230,10 @@ def test_destroy_deregisters_in_the_safe_order(recorded: RecordingMonitor) -> No
     # The bootstrap-token step's delete removes the token and the agent's client certificate, after the release.
     assert position["remote-cluster-agent"] < position["remote-cluster-bootstrap-token"]
     assert position["remote-cluster-namespace"] == len(order) - 1
-    delete_script = plain(recorded.one(COMMAND, "bootstrap-token").inputs)["delete"]
-    assert 'k delete secret "$GM_TOKEN_SECRET" "$GM_CLIENT_CERT_SECRET"' in delete_script
+    token = plain(recorded.one(COMMAND, "bootstrap-token").inputs)
+    assert token["delete"] == FORGET_IDENTITY
+    forget = token["interpreter"][2].split(f"  {FORGET_IDENTITY})", 1)[1].split(";;", 1)[0]
+    assert 'k delete secret "$GM_TOKEN_SECRET" "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE"' in forget
     # Nothing managed is a CRD or lives in the management cluster but the KubernetesCluster.
     assert not [r for r in recorded.registered() if "CustomResourceDefinition" in r.type]
     assert {r.type for r in recorded.reads()} <= {SECRET, "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"}
@@ -226,16 +253,16 @@ def test_no_secret_value_outside_a_secret_input() -> None:
     assert checked > 50
     remote_provider = next(r for r in recorded.registered(PROVIDER) if r.name.endswith("-remote"))
     assert rpc.is_rpc_secret(remote_provider.inputs["kubeconfig"])
-    wait = recorded.one(COMMAND, "client-certificate")
-    assert rpc.is_rpc_secret(wait.inputs["environment"])
+    assert rpc.is_rpc_secret(recorded.one(COMMAND, "bootstrap-token").inputs["environment"])
 
 
 def test_commands_never_carry_secrets_in_their_scripts(recorded: RecordingMonitor) -> None:
-    for command in recorded.registered(COMMAND):
-        for key in ("create", "update", "delete"):
-            script = plain(command.inputs).get(key) or ""
-            for secret in SECRET_VALUES:
-                assert secret not in script and b64(secret) not in script
+    steps = [plain(c.inputs) for c in recorded.registered(COMMAND)] + [plain(i.args) for i in recorded.invocations]
+    assert len(steps) == 3
+    for step in steps:
+        script = json.dumps([step.get(key) for key in ("interpreter", "command", "create", "update", "delete")])
+        for secret in SECRET_VALUES:
+            assert secret not in script and b64(secret) not in script
 
 
 def test_two_clusters_in_one_stack_share_nothing_but_the_management_cluster() -> None:
@@ -283,13 +310,31 @@ def test_existing_namespace_is_labelled_and_never_deleted() -> None:
     assert _waits_on(recorded, recorded.one(RELEASE), patch)
 
 
+def test_toggling_create_namespace_is_an_update_of_the_same_object_not_a_delete() -> None:
+    """Issue 9, defect 2: Namespace and NamespacePatch share the logical name, and the type is part of the URN; each
+    aliases the other's URN so the engine carries the state over instead of deleting the old Namespace (and the agent
+    in it) or creating one that already exists. Shown for real in tests/e2e/test_namespace_toggle.py."""
+    patch = register(args(create_remote_namespace=False)).one("kubernetes:core/v1:NamespacePatch")
+    created = register(args()).one(NAMESPACE)
+    assert patch.name == created.name == "remote-cluster-namespace"
+    # An empty parentUrn is the resource's own parent (pulumi/pulumi pkg/resource/deploy/source_eval.go).
+    assert patch.aliases == ({"spec": {"type": NAMESPACE, "parentUrn": ""}},)
+    assert created.aliases == ({"spec": {"type": "kubernetes:core/v1:NamespacePatch", "parentUrn": ""}},)
+
+
 def test_given_providers_are_used_and_none_declared() -> None:
     def program() -> None:
         mgmt = k8s.Provider("platform-mgmt", context="ctx-mgmt")
         remote = k8s.Provider("platform-east", context="ctx-east")
         RemoteClusterRegistration(
             "east",
-            {"cluster_name": "east", "mgmt_provider": mgmt, "remote_provider": remote, "remote_context": "ctx-east"},
+            {
+                "cluster_name": "east",
+                "mgmt_provider": mgmt,
+                "mgmt_context": "ctx-mgmt",
+                "remote_provider": remote,
+                "remote_context": "ctx-east",
+            },
         )
 
     recorded = run_program(program)
@@ -404,7 +449,7 @@ def test_discovery_runs_in_preview() -> None:
     assert plain(recorded.one(RELEASE).inputs)["version"] == "1.1.6"
 
 
-# -- management secrets check ------------------------------------------------------------------------------
+# -- relay secrets read ------------------------------------------------------------------------------------------
 
 
 def test_missing_management_secret_fails_naming_secret_namespace_and_context() -> None:
@@ -413,8 +458,6 @@ def test_missing_management_secret_fails_naming_secret_namespace_and_context() -
         register(args(), fake=fake)
     message = str(raised.value)
     assert "'relay-root-tls-secret'" in message and "'gloo-mesh'" in message and "'kind-mgmt-cluster'" in message
-    # The read waits for the check, so the engine's own "not found" never comes first.
-    assert not [r for r in fake.invokes if r.token != "command:local:run"]
 
 
 def test_empty_bootstrap_token_fails_the_preview() -> None:
@@ -423,26 +466,57 @@ def test_empty_bootstrap_token_fails_the_preview() -> None:
         register(args(), fake=fake)
 
 
-def test_secrets_check_runs_kubectl_without_secrets_in_its_command() -> None:
+def _secrets_moved_to(namespace: str, fake: FakeClusters) -> None:
+    for key in [k for k in fake.objects if k[0] == SECRET]:
+        secret = fake.objects.pop(key)
+        fake.objects[(SECRET, f"{namespace}/{key[1].split('/')[1]}")] = secret
+
+
+def test_relay_secrets_are_read_from_the_management_namespace_and_context_given() -> None:
+    """The double answers only for the management context and namespace holding the secrets: a read aimed at another
+    namespace, or at the remote cluster's context, finds no secret."""
+    fake = FakeClusters(mgmt_context="kind-mgmt-cluster")
+    _secrets_moved_to("gloo-mesh-mgmt", fake)
+    given = {"agent_version": "1.1.6", "relay_server_address": "relay.example.com:443"}
+    recorded = register(args(mgmt_namespace="gloo-mesh-mgmt", remote_namespace="agents", **given), fake=fake)
+    assert plain(recorded.one(SECRET, "-root-ca").inputs)["data"] == {"ca.crt": b64(CA_CERT)}
+    with pytest.raises(DiscoveryError, match=r"'relay-root-tls-secret' in namespace 'gloo-mesh' .* does not exist"):
+        register(args(remote_namespace="gloo-mesh-mgmt", **given), fake=fake)
+    with pytest.raises(DiscoveryError, match=r"namespace 'gloo-mesh-mgmt' .*context 'kind-remote-cluster'.* does not"):
+        register(args(mgmt_namespace="gloo-mesh-mgmt", mgmt_context="kind-remote-cluster", **given), fake=fake)
+
+
+def test_relay_secrets_read_runs_kubectl_without_secrets_in_its_command() -> None:
+    recorded = register(args(mgmt_kubeconfig=KUBECONFIG_CONTENTS))
+    (relay_read,) = recorded.invoked(READ_RELAY_SECRETS)
+    assert "kubeconfig-bearer" not in json.dumps(relay_read.args["interpreter"])
+    assert relay_read.args["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
+
+
+def test_a_management_cluster_given_only_as_a_provider_is_refused_before_anything_is_declared() -> None:
+    """ca.crt and the token are read by kubectl, which cannot use a Provider object; a Secret.get instead would
+    store the whole management secret, the CA's private key included, in the state."""
     fake = FakeClusters()
-    register(args(mgmt_kubeconfig=KUBECONFIG_CONTENTS), fake=fake)
-    (check,) = [call for call in fake.invokes if call.token == "command:local:run"]
-    assert "get secret relay-root-tls-secret -n gloo-mesh" in check.args["command"]
-    assert "kubeconfig-bearer" not in check.args["command"]
-    assert check.args["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
-
-
-def test_provider_only_management_cluster_still_gets_a_clear_error_for_a_missing_key() -> None:
-    """Without kubectl access to the management cluster there is no secrets check; the copy step says it instead."""
-    fake = _with(lambda f: f.secret_data("gloo-mesh/relay-root-tls-secret").pop("ca.crt"))
 
     def program() -> None:
         mgmt = k8s.Provider("platform-mgmt", context="ctx-mgmt")
         RemoteClusterRegistration("east", {"cluster_name": "east", "mgmt_provider": mgmt, "remote_context": "east"})
 
-    with pytest.raises(DiscoveryError, match=r"secret 'relay-root-tls-secret' .* has no non-empty key 'ca.crt'"):
+    with pytest.raises(RegistrationConfigError, match=r"^mgmt_provider: a Provider object .*mgmt_context") as raised:
         run_program(program, fake)
-    assert not [call for call in fake.invokes if call.token == "command:local:run"]
+    assert "private key" in str(raised.value)
+    assert not fake.invokes
+
+
+def test_an_insecure_registration_needs_no_kubectl_access_to_the_management_cluster() -> None:
+    def program() -> None:
+        mgmt = k8s.Provider("platform-mgmt", context="ctx-mgmt")
+        RemoteClusterRegistration(
+            "east", {"cluster_name": "east", "mgmt_provider": mgmt, "remote_context": "east", "insecure": True}
+        )
+
+    recorded = run_program(program)
+    assert recorded.registered(RELEASE) and not recorded.fake.invokes
 
 
 def test_version_and_address_may_be_outputs_of_other_resources() -> None:
@@ -489,17 +563,19 @@ def _fleet_through_one_management_provider(count: int) -> RecordingMonitor:
 
 def test_a_shared_management_provider_reads_each_management_object_once() -> None:
     recorded = _fleet_through_one_management_provider(3)
-    fake = recorded.fake
     reads = sorted((r.type, r.resource_id) for r in recorded.reads())
     assert reads == [
         ("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking"),
-        (SECRET, "gloo-mesh/relay-identity-token-secret"),
-        (SECRET, "gloo-mesh/relay-root-tls-secret"),
         ("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking"),
     ]
-    assert len([call for call in fake.invokes if call.token == "command:local:run"]) == 1
-    stack_urn = next(r.parent for r in recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration"))
-    assert all(r.parent == stack_urn for r in recorded.reads()), "shared reads belong to no single registration"
+    assert len(recorded.invoked(READ_RELAY_SECRETS)) == 1
+    assert len(recorded.invoked(ENSURE_CERTIFICATE)) == 3
+    mgmt = recorded.one(PROVIDER, "management")
+    assert all(r.parent == mgmt.urn for r in recorded.reads()), "shared reads belong to no single registration"
+    assert sorted(r.name for r in recorded.reads()) == [
+        "management-relay-service-gloo-mesh.enterprise-networking",
+        "management-server-deployment-gloo-mesh.enterprise-networking",
+    ]
     # Every cluster still gets its own copy of each value.
     releases = [plain(r.inputs) for r in recorded.registered(RELEASE)]
     assert [
@@ -520,6 +596,87 @@ def test_shared_reads_keep_the_clusters_independent() -> None:
     shared = {r.urn for r in recorded.reads()}
     for urn in release_urns:
         assert recorded.ancestors_closure(urn) & shared, "each release waits on the shared discovery reads"
+
+
+def _with_a_second_management_plane_in(namespace: str) -> FakeClusters:
+    """The management objects of namespace gloo-mesh, also in ``namespace`` (a second plane on the same cluster)."""
+    fake = FakeClusters()
+    for (type_, ref), obj in list(fake.objects.items()):
+        if ref.startswith("gloo-mesh/"):
+            fake.objects[(type_, f"{namespace}/{ref.split('/', 1)[1]}")] = obj
+    return fake
+
+
+class _Platform(pulumi.ComponentResource):
+    """A user's own component that declares a management Provider named ``mgmt`` and registers clusters with it."""
+
+    def __init__(self, type_: str, name: str, clusters: list[str], namespace: str = "gloo-mesh") -> None:
+        super().__init__(type_, name)
+        mgmt = k8s.Provider("mgmt", context="kind-mgmt-cluster", opts=pulumi.ResourceOptions(parent=self))
+        for cluster in clusters:
+            RemoteClusterRegistration(
+                cluster,
+                {
+                    "cluster_name": cluster,
+                    "mgmt_provider": mgmt,
+                    "mgmt_context": "kind-mgmt-cluster",
+                    "mgmt_namespace": namespace,
+                    "remote_context": cluster,
+                },
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+
+def test_shared_reads_of_two_providers_with_one_name_under_two_parents_have_distinct_urns() -> None:
+    """Found in review (issue 9, defect 3): shared reads were named after the Provider's logical name alone and were
+    children of the stack, so two Providers named ``mgmt`` in two components declared one URN twice, which the
+    engine rejects (the double now does too)."""
+
+    def program() -> None:
+        _Platform("acme:index:East", "east", ["e1", "e2"])
+        _Platform("acme:index:West", "west", ["w1"])
+
+    recorded = run_program(program)
+    reads = recorded.reads()
+    assert len({r.urn for r in reads}) == len(reads) == 4  # Deployment and Service per Provider, once each
+    assert len(recorded.registered(RELEASE)) == 3
+
+
+def test_shared_reads_of_two_management_namespaces_through_one_provider_are_distinct() -> None:
+    fake = _with_a_second_management_plane_in("gloo-mesh-b")
+
+    def program() -> None:
+        mgmt = k8s.Provider("management", context="kind-mgmt-cluster")
+        for cluster, namespace in (("a", "gloo-mesh"), ("b", "gloo-mesh-b"), ("c", "gloo-mesh")):
+            RemoteClusterRegistration(
+                cluster,
+                {
+                    "cluster_name": cluster,
+                    "mgmt_provider": mgmt,
+                    "mgmt_context": "kind-mgmt-cluster",
+                    "mgmt_namespace": namespace,
+                    "remote_context": cluster,
+                },
+            )
+
+    recorded = run_program(program, fake)
+    assert sorted(r.resource_id for r in recorded.reads()) == [
+        "gloo-mesh-b/enterprise-networking",
+        "gloo-mesh-b/enterprise-networking",
+        "gloo-mesh/enterprise-networking",
+        "gloo-mesh/enterprise-networking",
+    ]
+    assert len({r.urn for r in recorded.reads()}) == 4
+    assert len(recorded.invoked(READ_RELAY_SECRETS)) == 2  # one relay secrets read per namespace
+
+
+def test_the_double_rejects_a_duplicate_urn_as_the_engine_does() -> None:
+    def program() -> None:
+        k8s.Provider("twice", context="a")
+        k8s.Provider("twice", context="b")
+
+    with pytest.raises(DuplicateURNError, match=r"Duplicate resource URN '.*::pulumi:providers:kubernetes::twice'"):
+        run_program(program)
 
 
 def test_a_missing_secret_with_shared_reads_still_names_secret_namespace_and_context() -> None:
@@ -544,12 +701,43 @@ def test_a_missing_secret_with_shared_reads_still_names_secret_namespace_and_con
         run_program(program, fake)
 
 
-def test_wait_step_streams_progress_and_knows_the_relay_address_for_its_timeout_message(
+def test_certificate_step_streams_progress_and_knows_the_relay_address_for_its_timeout_message(
     recorded: RecordingMonitor,
 ) -> None:
-    wait = plain(recorded.one(COMMAND, "client-certificate").inputs)
-    assert wait["logging"] == "stderr", "progress lines go to the Pulumi output; stdout is not streamed"
-    assert wait["environment"]["GM_RELAY_ADDRESS"] == "203.0.113.10:9900"
-    assert wait["environment"]["GM_RELAY_AUTHORITY"] == "enterprise-networking.gloo-mesh"
-    assert wait["environment"]["GM_KUBE_CONTEXT"] == "kind-remote-cluster"
-    assert "GM_TIMEOUT=300" in wait["create"] and wait["update"] == wait["create"]
+    (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
+    arguments = plain(wait.args)
+    assert arguments["logging"] == "stderr", "progress lines go to the Pulumi output; stdout is not streamed"
+    assert arguments["environment"]["GM_RELAY_ADDRESS"] == "203.0.113.10:9900"
+    assert arguments["environment"]["GM_RELAY_AUTHORITY"] == "enterprise-networking.gloo-mesh"
+    assert arguments["environment"]["GM_KUBE_CONTEXT"] == "kind-remote-cluster"
+    assert "GM_TIMEOUT=300" in arguments["interpreter"][2]
+    assert arguments["addPreviousOutputInEnv"] is False
+
+
+def test_certificate_step_runs_on_up_only_and_reports_the_registration_complete() -> None:
+    def program() -> pulumi.Output[Any]:
+        return RemoteClusterRegistration("remote-cluster", args()).client_certificate_issued
+
+    preview = run_program(program, preview=True)
+    assert preview.invoked(ENSURE_CERTIFICATE) == [], "a preview must not put the token in place or wait"
+    issued: list[bool] = []
+    up = run_program(
+        lambda: RemoteClusterRegistration("remote-cluster", args()).client_certificate_issued.apply(issued.append)
+    )
+    assert len(up.invoked(ENSURE_CERTIFICATE)) == 1 and issued == [True]
+
+
+def test_a_failed_certificate_step_fails_the_update() -> None:
+    fake = FakeClusters()
+    fake.agent_fails = "error: cluster remote-cluster: the agent got no client certificate"
+    with pytest.raises(CommandFailedError, match="the agent got no client certificate"):
+        register(args(), fake=fake)
+
+
+def test_the_token_step_ignores_how_the_cluster_is_reached_and_a_rotated_token() -> None:
+    """Issue 9, defect 5: pulumi-command runs an update on any input change; a kubeconfig path on another CI runner,
+    refreshed credentials or a rotated token must leave a registered cluster alone (no-change `pulumi up`)."""
+    token = register(args()).one(COMMAND, "bootstrap-token")
+    assert set(token.ignore_changes) == {"environment", "stdin"}
+    assert plain(token.inputs)["interpreter"][:2] == ["/bin/sh", "-c"]
+    assert (plain(token.inputs)["create"], plain(token.inputs)["update"]) == (PLACE_TOKEN, KEEP_TOKEN)

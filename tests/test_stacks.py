@@ -12,6 +12,7 @@ from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMoni
 from pulumi.runtime import rpc
 
 from components import RegistrationConfigError
+from components.lifecycle import ENSURE_CERTIFICATE
 from components.stack_config import read_stack_config
 
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -65,8 +66,11 @@ def test_fleet_example_cluster_overrides() -> None:
     assert releases["us-east-1-a"]["values"]["relay"]["serverAddress"] == "relay.us-east-1.example.internal:9900"
     assert releases["eu-west-1-a"]["values"]["relay"]["serverAddress"] == "203.0.113.10:9900"
     assert releases["eu-west-1-b"]["values"]["enterpriseAgent"]["resources"]["requests"]["cpu"] == "100m"
-    wait = next(r for r in recorded.registered("command:local:Command") if r.name == "us-east-1-a-client-certificate")
-    assert "GM_TIMEOUT=600" in plain(wait.inputs)["create"]
+    waits = {
+        plain(i.args)["environment"]["GM_KUBE_CONTEXT"]: plain(i.args)["interpreter"][2]
+        for i in recorded.invoked(ENSURE_CERTIFICATE)
+    }
+    assert "GM_TIMEOUT=600" in waits["us-east-1-a"] and "GM_TIMEOUT=300" in waits["eu-west-1-a"]
 
 
 def test_secret_kubeconfig_from_stack_config_stays_secret() -> None:

@@ -17,6 +17,10 @@ What it emulates, from pulumi/pulumi-command v1.2.1 (commit 7f3eb6f3b77c), ``pro
 * Diffs are pulumi-go-provider's ``infer`` defaults: any changed input is an update, a change of ``triggers``
   (``replaceOnChanges`` in ``common/inputs.go``) a replacement. Secret inputs stay secret in the outputs.
 * ``runController.go``: the ``run`` invoke always runs its command, in preview too.
+* Cancel (pulumi-go-provider v1.3.0 ``middleware/cancel``, which ``infer`` wraps every provider in): the engine's
+  Cancel cancels the context of every request in flight, and ``exec.CommandContext`` then kills each running
+  script with SIGKILL, the shell process only (not its process group), so its EXIT trap does not run; the request
+  fails. ``cmd.Wait`` returns only once every holder of the captured stdout/stderr has closed them, as here.
 
 Not emulated (this project does not use them): ``assetPaths``/``archivePaths``, ``remote:*``, ``local:Command``'s
 ``interpreter`` on Windows. An unsupported input is an error, not silently ignored.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -97,6 +102,9 @@ class CommandFailedError(Exception):
 class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
     def __init__(self, engine_address: str) -> None:
         self._engine = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address)) if engine_address else None
+        self._running: set[subprocess.Popen[str]] = set()
+        self._running_lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     # --- plugin plumbing ---
 
@@ -119,6 +127,12 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.GetSchemaResponse(schema='{"name":"command","version":"' + VERSION + '"}')
 
     def Cancel(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        self._cancelled.set()
+        with self._running_lock:
+            running = list(self._running)
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()  # SIGKILL to the script's own process, as exec.CommandContext does
         return empty_pb2.Empty()
 
     # --- local:Command ---
@@ -234,6 +248,10 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
             stderr=subprocess.PIPE,
             text=True,
         )
+        with self._running_lock:
+            self._running.add(process)
+        if self._cancelled.is_set():
+            process.kill()  # a request that arrives after Cancel starts with its context already cancelled
         combined: list[str] = []
         captured: dict[str, list[str]] = {"stdout": [], "stderr": []}
         lock = threading.Lock()
@@ -261,6 +279,10 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
         code = process.wait()
         for reader in readers:
             reader.join()
+        with self._running_lock:
+            self._running.discard(process)
+        if code == -signal.SIGKILL and self._cancelled.is_set():
+            raise CommandFailedError(f"context canceled: running {script!r}:\n{''.join(combined)}")
         if code != 0:
             raise CommandFailedError(f"exit status {code}: running {script!r}:\n{''.join(combined)}")
         for key in ("stdout", "stderr"):
