@@ -2,7 +2,8 @@
 
 Plugins come from one folder on PATH (the CLI finds ``pulumi-language-python``, ``pulumi-resource-kubernetes`` and
 ``pulumi-resource-command`` there as ambient plugins); automatic plugin downloads and update checks are off, so a
-missing plugin is an error rather than a download attempt.
+missing plugin is an error rather than a download attempt. ``pulumi-language-python`` there is the real v3.68 host
+behind ``language_host.py``, which gives it the ``RunPlugin`` of the modern host (policy packs, Python plugins).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 COMMAND_TIMEOUT_SECONDS = 900
+LANGUAGE_HOST = "pulumi-language-python"
 
 
 @dataclass(frozen=True)
@@ -41,15 +43,24 @@ class Result:
 
 
 def plugin_folder(tools_bin: Path, folder: Path) -> Path:
-    """A bin folder: the built tools plus the command provider stand-in (see command_provider.py for why)."""
+    """A bin folder: the built tools, the command provider stand-in (see command_provider.py for why), and the
+    real Python language host behind the glue that gives it the modern ``RunPlugin`` (see language_host.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     for tool in tools_bin.iterdir():
         link = folder / tool.name
-        if not link.exists():
+        if tool.name != LANGUAGE_HOST and not link.exists():
             link.symlink_to(tool.resolve())
-    shim = folder / "pulumi-resource-command"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "tests" / "e2e" / "command_provider.py"}" "$@"\n')
-    shim.chmod(0o755)
+    e2e = ROOT / "tests" / "e2e"
+    # The real host finds pulumi-language-python-exec next to its resolved executable: call it by that path.
+    shims = {
+        "pulumi-resource-command": f'"{e2e / "command_provider.py"}"',
+        LANGUAGE_HOST: f'"{e2e / "language_host.py"}" "{(tools_bin / LANGUAGE_HOST).resolve()}"',
+    }
+    for name, script in shims.items():
+        shim = folder / name
+        shim.unlink(missing_ok=True)  # never write through a link into a real tool
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" {script} "$@"\n')
+        shim.chmod(0o755)
     return folder
 
 
