@@ -36,6 +36,11 @@ class AgentGeneration:
     cluster_api_version: str
     cluster_kind: str
 
+    @property
+    def cluster_resource(self) -> str:
+        """The KubernetesCluster resource as kubectl names it, e.g. ``kubernetesclusters.multicluster.solo.io``."""
+        return f"{self.cluster_kind.lower()}s.{self.cluster_api_version.split('/', 1)[0]}"
+
     def registration_values(
         self,
         *,

@@ -11,6 +11,8 @@ resources cannot express those. Three scripts, each run by pulumi-command:
   the agent holds its client certificate, removes a token left behind (by an interrupted run) and ends; otherwise
   puts the token in place, watches for the certificate while printing progress, and removes the token on every
   exit, success, failure or a kill (a guard process outlives the script for that).
+* :func:`existing_objects_step` (a ``local.run`` invoke, in preview only): which of the objects a preview is about to
+  create exist already, so the preview fails where ``pulumi up`` would (see :mod:`components.preflight`).
 * :func:`relay_secrets_step` (a ``local.run`` invoke, also during preview): reports which keys the management relay
   secrets hold, with their lengths, and the value of the one key of each that the registration copies (``ca.crt``,
   the token). Invoke results are not stored in the state, so the rest of those secrets (the CA's private key) never
@@ -57,6 +59,7 @@ KEEP_TOKEN = "keep-bootstrap-token"
 FORGET_IDENTITY = "forget-agent-identity"
 ENSURE_CERTIFICATE = "ensure-client-certificate"
 READ_RELAY_SECRETS = "read-relay-secrets"
+FIND_EXISTING = "find-existing-objects"
 
 SHELL = "/bin/sh"
 """POSIX shell of every step (pulumi-command's default would be ``cmd /C`` on Windows)."""
@@ -386,6 +389,41 @@ done
 """
     )
     return ShellStep(interpreter=_interpreter(program), verbs=(ENSURE_CERTIFICATE,))
+
+
+# Each word of $GM_OBJECTS is `namespace/<name>`, `secret/<ns>/<name>`, `helm-release/<ns>/<name>` (Helm's release
+# secrets, labelled owner=helm) or `<resource>/<ns>/<name>` of any other namespaced kind; the ones that exist are
+# printed, one per line. A cluster that cannot be asked ends the step non-zero with kubectl's first error line.
+_FIND_EXISTING = f"""\
+case "$_gm_step" in
+  {FIND_EXISTING})
+    ;;
+{_UNKNOWN_STEP}\
+for _gm_ref in $GM_OBJECTS; do
+  _gm_kind=${{_gm_ref%%/*}}
+  _gm_rest=${{_gm_ref#*/}}
+  case "$_gm_kind" in
+    namespace) set -- namespace "$_gm_rest" ;;
+    helm-release) set -- secrets -n "${{_gm_rest%%/*}}" -l "owner=helm,name=${{_gm_rest#*/}}" ;;
+    *) set -- "$_gm_kind" "${{_gm_rest#*/}}" -n "${{_gm_rest%%/*}}" ;;
+  esac
+  if ! _gm_found=$(k get "$@" --ignore-not-found -o name 2>"$_gm_dir/errors"); then
+    echo "error: cluster ${{GM_CLUSTER_ROLE:-}} is not reachable ($(head -n 1 "$_gm_dir/errors"))" >&2
+    exit 1
+  fi
+  if [ -n "$_gm_found" ]; then echo "$_gm_ref"; fi
+done
+"""
+
+
+def existing_objects_step() -> ShellStep:
+    """:data:`FIND_EXISTING`: which of the objects named in ``GM_OBJECTS`` exist (see :func:`objects_environment`)."""
+    return ShellStep(interpreter=_interpreter(_FIND_EXISTING), verbs=(FIND_EXISTING,))
+
+
+def objects_environment(refs: list[str], role: str) -> dict[str, str]:
+    """Environment of :func:`existing_objects_step`: the object references and the cluster's role for messages."""
+    return {"GM_OBJECTS": " ".join(refs), "GM_CLUSTER_ROLE": role}
 
 
 # Per secret named in $GM_RELAY_SECRETS (``name=key`` words): a line ``<name> keys <key>=<base64 length> ...``, then

@@ -39,6 +39,7 @@ from .lifecycle import (
     secret_manifest,
     token_step,
 )
+from .preflight import PlannedObject, check_planned_objects
 from .program_run import run_state
 from .values import ValueConflictError
 
@@ -135,10 +136,15 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         release = self._install_agent(remote, namespace, version, address, prerequisites)
         # 7. The KubernetesCluster in the management namespace, after the release.
         cluster = self._declare_kubernetes_cluster(mgmt, release)
+        # A preview fails where `pulumi up` would: an object about to be created that exists already.
+        checked = self._check_planned_objects(namespace, prerequisites[:1], release, cluster)
         # 8 and 9. Wait for the client certificate, then remove the bootstrap token (also on failure and on a kill).
         certificate: pulumi.Output[bool] = pulumi.Output.from_input(False)
         if settings.wait_for_client_cert and token is not None:  # never in insecure mode
             certificate = self._ensure_client_certificate(address, token, [release, cluster])
+        if pulumi.runtime.is_dry_run():
+            in_preview = certificate
+            certificate = checked.apply(lambda _: in_preview)  # the check's failure fails the preview
 
         self.cluster_name = pulumi.Output.from_input(settings.cluster_name)
         self.relay_server_address = address
@@ -192,10 +198,14 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=s.remote_namespace, labels=labels),
                 opts=self._opts(remote, aliases=[pulumi.Alias(type_=NAMESPACE_PATCH_TYPE)]),
             )
-        # A namespace the user already had: label it (server-side apply), never delete it.
+        # A namespace the user already had: label it (server-side apply), never delete it. Others manage that
+        # namespace, so another field manager may own the label already: take it over (pulumi-kubernetes' patchForce)
+        # rather than fail; the label is what keeps Istio from injecting a sidecar into the agent.
         return k8s.core.v1.NamespacePatch(
             name,
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=s.remote_namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=s.remote_namespace, labels=labels, annotations={"pulumi.com/patchForce": "true"}
+            ),
             opts=self._opts(remote, retain_on_delete=True, aliases=[pulumi.Alias(type_=NAMESPACE_TYPE)]),
         )
 
@@ -302,6 +312,55 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             spec={"clusterDomain": s.cluster_domain},
             opts=self._opts(mgmt, depends_on=[release], delete_before_replace=True),
         )
+
+    def _check_planned_objects(
+        self,
+        namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch,
+        root_ca_copy: list[pulumi.Resource],
+        release: k8s.helm.v3.Release,
+        cluster: k8s.apiextensions.CustomResource,
+    ) -> pulumi.Output[bool]:
+        s = self._settings
+        gen = s.generation
+        ns = s.remote_namespace
+        earlier = (
+            "left by an earlier registration (meshctl, the guide's Helm steps or another stack). Fix: deregister that "
+            "registration first, or bring it under this stack (README, Troubleshooting)."
+        )
+        remote = [
+            PlannedObject(
+                namespace,
+                f"namespace/{ns}",
+                f"namespace {ns!r} exists already and this stack does not manage it. Fix: set createNamespace: false "
+                "(create_remote_namespace=False) to use it as it is, or delete it."
+                if s.create_remote_namespace
+                else f"namespace {ns!r} does not exist, and createNamespace is false. Fix: create it, or set "
+                "createNamespace: true.",
+                must_exist=not s.create_remote_namespace,
+            ),
+            *(
+                PlannedObject(
+                    cast("pulumi.CustomResource", copy),
+                    f"secret/{ns}/{gen.root_ca_secret}",
+                    f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, {earlier}",
+                )
+                for copy in root_ca_copy
+            ),
+            PlannedObject(
+                release,
+                f"helm-release/{ns}/{gen.release_name}",
+                f"Helm release {gen.release_name!r} exists already in namespace {ns!r}, {earlier}",
+            ),
+        ]
+        management = [
+            PlannedObject(
+                cluster,
+                f"{gen.cluster_resource}/{s.mgmt_namespace}/{s.cluster_name}",
+                f"{gen.cluster_kind} {s.cluster_name!r} exists already in namespace {s.mgmt_namespace!r} of the "
+                f"management cluster: the name is registered with this management plane, {earlier}",
+            )
+        ]
+        return check_planned_objects(s, remote, management)
 
     def _ensure_client_certificate(
         self, address: pulumi.Output[str], token_manifest: pulumi.Output[str], after: list[pulumi.Resource]

@@ -35,7 +35,14 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from components.lifecycle import ENSURE_CERTIFICATE, ENV_CONTEXT, ENV_NAMESPACE, ENV_RELAY_SECRETS, READ_RELAY_SECRETS
+from components.lifecycle import (
+    ENSURE_CERTIFICATE,
+    ENV_CONTEXT,
+    ENV_NAMESPACE,
+    ENV_RELAY_SECRETS,
+    FIND_EXISTING,
+    READ_RELAY_SECRETS,
+)
 
 CA_CERT = "-----BEGIN CERTIFICATE-----\nMIIBfakeRootCA\n-----END CERTIFICATE-----\n"
 CA_PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEfakeROOTKEYmaterial\n-----END RSA PRIVATE KEY-----\n"
@@ -144,6 +151,13 @@ class FakeClusters(mocks.Mocks):
         self.mgmt_context = mgmt_context
         self.agent_fails: str | None = None
         """When set, the client certificate step fails with this output (an agent that never connects)."""
+        self.existing: set[str] = set()
+        """Objects on the clusters besides the management plane, as the find-existing step names them
+        (``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``)."""
+        self.managed: set[str] = set()
+        """Logical names of the resources the stack manages already: in a preview, every other resource is being
+        created and gets an unknown ID, as the engine answers (a preview's create step has no ID yet)."""
+        self.preview = False
 
     def secret_data(self, ref: str) -> dict[str, str]:
         return self.objects[("kubernetes:core/v1:Secret", ref)]["data"]  # type: ignore[no-any-return]
@@ -152,6 +166,9 @@ class FakeClusters(mocks.Mocks):
         self.invokes.append(args)
         if args.token == "command:local:run" and args.args.get("command") == READ_RELAY_SECRETS:
             return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
+        if args.token == "command:local:run" and args.args.get("command") == FIND_EXISTING:
+            refs = (args.args.get("environment") or {}).get("GM_OBJECTS", "").split()
+            return {"stdout": "\n".join(ref for ref in refs if ref in self.existing), "stderr": ""}
         if args.token == "command:local:run" and args.args.get("command") == ENSURE_CERTIFICATE:
             if self.agent_fails is not None:
                 raise CommandFailedError(f'exit status 1: running "{ENSURE_CERTIFICATE}":\n{self.agent_fails}')
@@ -185,11 +202,12 @@ class FakeClusters(mocks.Mocks):
                 raise ObjectNotFoundError(f'resource "{args.resource_id}" of type {args.typ} does not exist')
             return args.resource_id, copy.deepcopy(obj)
         state = dict(args.inputs)
+        creating = self.preview and args.custom and args.name not in self.managed
         if args.typ == "kubernetes:helm.sh/v3:Release":
             state["status"] = {"status": "deployed", "name": state.get("name"), "version": state.get("version")}
         if args.typ == "command:local:Command":
             state.update({"stdout": "", "stderr": ""})
-        return f"{args.name}-id", state
+        return ("" if creating else f"{args.name}-id"), state
 
 
 @dataclass
@@ -391,6 +409,7 @@ def run_program(
     """
     monitor = monitor or RecordingMonitor(fake or FakeClusters())
     fake = monitor.fake
+    fake.preview = preview
     pulumi.runtime.settings.reset_options(project=project, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(fake, project=project, stack=stack, preview=preview, monitor=monitor)
 

@@ -36,11 +36,13 @@ from components import (
 )
 from components.lifecycle import (
     ENSURE_CERTIFICATE,
+    FIND_EXISTING,
     FORGET_IDENTITY,
     KEEP_TOKEN,
     PLACE_TOKEN,
     READ_RELAY_SECRETS,
 )
+from components.preflight import ConflictError
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
@@ -741,3 +743,82 @@ def test_the_token_step_ignores_how_the_cluster_is_reached_and_a_rotated_token()
     assert set(token.ignore_changes) == {"environment", "stdin"}
     assert plain(token.inputs)["interpreter"][:2] == ["/bin/sh", "-c"]
     assert (plain(token.inputs)["create"], plain(token.inputs)["update"]) == (PLACE_TOKEN, KEEP_TOKEN)
+
+
+# -- preflight: a preview fails where `pulumi up` would ------------------------------------------------------
+
+
+def preview(fake: FakeClusters, **overrides: Any) -> RecordingMonitor:
+    def program() -> pulumi.Output[Any]:
+        return RemoteClusterRegistration("remote-cluster", args(**overrides)).client_certificate_issued
+
+    return run_program(program, fake, preview=True)
+
+
+@pytest.mark.parametrize(
+    ("leftover", "named"),
+    [
+        (
+            "namespace/gloo-mesh",
+            "namespace 'gloo-mesh' exists already and this stack does not manage it. Fix: set createNamespace: false",
+        ),
+        (
+            "secret/gloo-mesh/relay-root-tls-secret",
+            "secret 'relay-root-tls-secret' exists already in namespace 'gloo-mesh', left by an earlier registration",
+        ),
+        (
+            "helm-release/gloo-mesh/enterprise-agent",
+            "Helm release 'enterprise-agent' exists already in namespace 'gloo-mesh'",
+        ),
+        (
+            "kubernetesclusters.multicluster.solo.io/gloo-mesh/remote-cluster",
+            "KubernetesCluster 'remote-cluster' exists already in namespace 'gloo-mesh' of the management cluster",
+        ),
+    ],
+)
+def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, named: str) -> None:
+    """Issue 9, defect 6: pulumi-kubernetes lets AlreadyExists pass in preview; `pulumi up` would fail half way."""
+    fake = FakeClusters()
+    fake.existing.add(leftover)
+    with pytest.raises(ConflictError) as raised:
+        preview(fake)
+    assert named in str(raised.value)
+    cluster = "management" if leftover.startswith("kubernetesclusters") else "remote"
+    assert f"context 'kind-{'mgmt' if cluster == 'management' else cluster}-cluster'" in str(raised.value)
+
+
+def test_a_preview_of_what_the_stack_manages_already_looks_for_nothing() -> None:
+    fake = FakeClusters()
+    fake.existing |= {"namespace/gloo-mesh", "secret/gloo-mesh/relay-root-tls-secret"}
+    fake.managed |= {f"remote-cluster-{part}" for part in ("namespace", "root-ca", "agent", "kubernetes-cluster")}
+    recorded = preview(fake)
+    assert recorded.invoked(FIND_EXISTING) == []
+
+
+def test_a_preview_looks_only_for_what_it_creates_and_in_the_right_cluster() -> None:
+    fake = FakeClusters()
+    fake.managed |= {"remote-cluster-namespace", "remote-cluster-kubernetes-cluster"}
+    recorded = preview(
+        fake,
+        remote_namespace="agents",
+        agent_version="1.1.6",
+        relay_server_address="relay.example.com:443",
+    )
+    (looked,) = recorded.invoked(FIND_EXISTING)
+    environment = plain(looked.args)["environment"]
+    assert environment["GM_OBJECTS"] == "secret/agents/relay-root-tls-secret helm-release/agents/enterprise-agent"
+    assert environment["GM_KUBE_CONTEXT"] == "kind-remote-cluster"
+
+
+def test_create_namespace_false_expects_the_namespace_to_exist() -> None:
+    fake = FakeClusters()
+    with pytest.raises(ConflictError, match="namespace 'gloo-mesh' does not exist, and createNamespace is false"):
+        preview(fake, create_remote_namespace=False)
+    fake.existing.add("namespace/gloo-mesh")
+    preview(fake, create_remote_namespace=False)
+
+
+def test_pulumi_up_does_not_look_for_leftovers() -> None:
+    fake = FakeClusters()
+    fake.existing.add("namespace/gloo-mesh")
+    assert register(args(), fake=fake).invoked(FIND_EXISTING) == []

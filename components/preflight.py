@@ -1,0 +1,94 @@
+"""A preview that fails where `pulumi up` would: objects that are about to be created but exist already.
+
+pulumi-kubernetes swallows AlreadyExists from its dry run during a preview, and a Helm Release create never calls Helm
+in preview (pulumi/pulumi-kubernetes ``provider/pkg/provider/provider.go``, ``helm_release.go``), so a namespace, a
+root CA copy or an agent release left behind by meshctl, the guide's Helm steps or another stack passes the preview
+and fails `pulumi up` half way, after other steps have run. So, in a preview, every object this registration is about
+to create (its ID is still unknown: the engine knows the IDs of what the stack already manages) is looked up with
+kubectl; one that exists fails the preview with a message that names it and the fix. The same goes for a namespace
+that `create_remote_namespace: false` expects but that is not there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import pulumi
+
+from .args import ClusterAccess, RegistrationSettings
+from .lifecycle import FIND_EXISTING, existing_objects_step, kubectl_environment, objects_environment
+
+
+class ConflictError(RuntimeError):
+    """An object the registration would create exists already (or one it expects is missing)."""
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    """An object that a resource of the registration creates (``must_exist``: one it only labels)."""
+
+    resource: pulumi.CustomResource
+    ref: str
+    """``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``."""
+    problem: str
+    must_exist: bool = False
+
+
+def check_planned_objects(
+    settings: RegistrationSettings, remote: Sequence[PlannedObject], management: Sequence[PlannedObject]
+) -> pulumi.Output[bool]:
+    """In a preview, fail when an object about to be created exists already; True otherwise (and outside previews)."""
+    if not pulumi.runtime.is_dry_run():
+        return pulumi.Output.from_input(True)
+    checks = [
+        _check(settings, settings.remote, "remote", list(remote)),
+        _check(settings, settings.mgmt, "management", list(management)),
+    ]
+    return pulumi.Output.all(*checks).apply(lambda results: all(results))
+
+
+def _check(
+    settings: RegistrationSettings, access: ClusterAccess, role: str, planned: list[PlannedObject]
+) -> pulumi.Output[bool]:
+    if not planned or (access.context is None and access.kubeconfig is None):
+        return pulumi.Output.from_input(True)  # only a Provider object: kubectl cannot look (insecure mode only)
+
+    async def to_create() -> list[PlannedObject]:
+        # The engine answers a preview's registration with the IDs of what the stack manages already, and an unknown
+        # ID for what it is about to create. `_is_known` is the SDK's own (kept for generated SDKs).
+        return [p for p in planned if not await p.resource.id._is_known]
+
+    def look(creating: list[PlannedObject]) -> pulumi.Output[bool] | bool:
+        if not creating:
+            return True
+        from pulumi_command import local
+
+        environment: dict[str, pulumi.Input[str]] = {
+            **kubectl_environment(access),
+            **objects_environment([p.ref for p in creating], role),
+        }
+        found = local.run_output(
+            command=FIND_EXISTING,
+            interpreter=existing_objects_step().interpreter,
+            environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(environment)),
+            logging=local.Logging.NONE,
+        )
+        return pulumi.Output.unsecret(found.stdout).apply(lambda out: _verdict(settings, access, creating, out))
+
+    creating = cast("pulumi.Output[list[PlannedObject]]", pulumi.Output.from_input(to_create()))
+    return creating.apply(look)
+
+
+def _verdict(settings: RegistrationSettings, access: ClusterAccess, creating: list[PlannedObject], stdout: str) -> bool:
+    existing = set(stdout.split())
+    problems = [
+        p.problem
+        for p in creating
+        if (p.ref in existing) != p.must_exist  # present though created here, or absent though expected
+    ]
+    if problems:
+        where = f"cluster {settings.cluster_name} ({access.describe()})"
+        raise ConflictError(f"{where}: " + " ".join(problems))
+    return True
