@@ -5,6 +5,7 @@
 """
 
 import json
+import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -29,14 +30,51 @@ def package_version() -> str:
         ) from missing
 
 
-def inferred_schema() -> dict[str, Any]:
-    """The package schema the engine gets from GetSchema, inferred from the component's type annotations."""
+_PROVIDER_RESOURCE_REF = re.compile(r"^(?P<schema>[^#]*)#/resources/pulumi:providers:(?P<package>[^/]+)$")
+
+
+def supported_provider_refs(value: Any) -> Any:
+    """``value`` with every ``$ref`` to a package's provider resource (``<schema>#/resources/pulumi:providers:<pkg>``,
+    which the SDK's inference emits and schema binding reports as deprecated: pulumi/pulumi
+    ``pkg/codegen/schema/bind.go``, pulumi/pulumi#20029) in the supported form ``<schema>#/provider``."""
+    if isinstance(value, dict):
+        return {
+            key: (
+                _PROVIDER_RESOURCE_REF.sub(r"\g<schema>#/provider", item)
+                if key == "$ref" and isinstance(item, str)
+                else supported_provider_refs(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [supported_provider_refs(item) for item in value]
+    return value
+
+
+def component_provider() -> Any:
+    """The SDK's component provider for this package (schema inferred from the type annotations), its schema's
+    provider references in the supported form. ``provider/__main__.py`` serves exactly this."""
     from pulumi.provider.experimental.component import ComponentProvider
 
     provider = ComponentProvider(COMPONENTS, PACKAGE_NAME, version=package_version())
     if provider.schema is None:
         raise RuntimeError("the component provider inferred no schema")
-    schema: dict[str, Any] = json.loads(provider.schema)
+    provider.schema = json.dumps(supported_provider_refs(json.loads(provider.schema)))
+    return provider
+
+
+def serve(args: list[str]) -> None:
+    """Serve the package to the engine as ``component_provider_host`` does (which cannot adjust the schema)."""
+    from pulumi.provider import main
+    from pulumi.provider.experimental import host
+
+    host.is_hosting = True  # what component_provider_host sets; discovery reads it (one Construct per registration)
+    main(component_provider(), args)
+
+
+def inferred_schema() -> dict[str, Any]:
+    """The package schema the engine gets from GetSchema."""
+    schema: dict[str, Any] = json.loads(component_provider().schema)
     return schema
 
 

@@ -1,8 +1,8 @@
 """Serves RemoteClusterRegistration to every Pulumi language (package gloo-mesh-relay)."""
 
-from pulumi.provider.experimental import component_provider_host
+import sys
 
-from components.package import COMPONENTS, PACKAGE_NAME, package_version
+from components.package import serve
 
 if __name__ == "__main__":
-    component_provider_host(components=COMPONENTS, name=PACKAGE_NAME, version=package_version())
+    serve(sys.argv[1:])
