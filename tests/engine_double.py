@@ -177,7 +177,7 @@ class FakeClusters(mocks.Mocks):
 
     def _relay_secrets_report(self, environment: dict[str, str]) -> str:
         """Answer the relay secrets read as the real script does against this state (the script itself runs with
-        the real kubectl in test_lifecycle_kubectl.py): in the namespace and for the ``secret=key`` pairs its
+        the real kubectl in tests/e2e/test_lifecycle_kubectl.py): in the namespace and for the ``secret=key`` pairs its
         environment names, ``name keys k=len ...`` and ``name value <base64>``, or ``name MISSING``. A context other
         than ``mgmt_context`` (when set) is a cluster without those secrets."""
         namespace = environment.get(ENV_NAMESPACE, "")

@@ -2,8 +2,9 @@
 
 Only the shape is checked (tables, columns, numeric cells as "median ±spread", the ratios), never a timing. What is
 checked beyond the shape holds on any machine: the flat baselines declare the same resources as the component
-program, and the critical path does not grow with the number of clusters. The four scripts run at once to keep
-the test short (they are mostly waiting: subprocesses, kubectl, sleeps).
+program, and the critical path does not grow with the number of clusters. The three scripts run at once to keep
+the test short (they are mostly waiting on subprocesses). The fourth, ``benchmarks/wait_latency.py``, needs a real
+API server and its kubectl: its smoke test is in the real-engine suite (``tests/e2e/test_benchmark_wait_latency.py``).
 """
 
 from __future__ import annotations
@@ -15,19 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from benchtables import INTEGER, NUMBER, assert_median_spread, table
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {
     "evaluation": ["--quick"],
     "startup": ["--quick"],
     "critical_path": ["--quick"],
-    "wait_latency": ["--quick"],
 }
-NUMBER = r"-?\d+(?:\.\d+)?"
-MEDIAN_SPREAD = re.compile(rf"^{NUMBER} ±{NUMBER}$")
-INTEGER = re.compile(r"^\d+$")
-
-Table = list[dict[str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -54,40 +50,6 @@ def outputs() -> Iterator[dict[str, str]]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-
-
-def tables(output: str) -> dict[str, Table]:
-    """Markdown tables by their title (the last text line before the header)."""
-    found: dict[str, Table] = {}
-    lines = output.splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|-"):
-            title = next(line for line in reversed(lines[:i]) if line.strip() and not line.startswith("|"))
-            headers = [cell.strip() for cell in lines[i].strip("|").split("|")]
-            rows = []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                cells = [cell.strip() for cell in lines[i].strip("|").split("|")]
-                assert len(cells) == len(headers), lines[i]
-                rows.append(dict(zip(headers, cells, strict=True)))
-                i += 1
-            found[title] = rows
-        else:
-            i += 1
-    return found
-
-
-def table(output: str, title_start: str) -> Table:
-    matching = [rows for title, rows in tables(output).items() if title.startswith(title_start)]
-    assert len(matching) == 1, f"expected one table titled {title_start!r} in:\n{output}"
-    assert matching[0], f"table {title_start!r} has no rows"
-    return matching[0]
-
-
-def assert_median_spread(row: dict[str, str], *columns: str) -> None:
-    for column in columns:
-        assert MEDIAN_SPREAD.match(row[column]), f"{column}: {row[column]!r} is not 'median ±spread'"
 
 
 def test_evaluation_tables_and_the_same_resources_as_the_flat_baselines(outputs: dict[str, str]) -> None:
@@ -156,24 +118,3 @@ def test_critical_path_is_the_same_for_one_and_two_clusters(outputs: dict[str, s
         assert row["cross-cluster waits"] == "0"
     assert rows[0]["critical path"] == rows[1]["critical path"]
     assert "longest chain (N=1): " in out and "Target: critical path constant in N" in out and "holds" in out
-
-
-def test_wait_latency_tables(outputs: dict[str, str]) -> None:
-    out = outputs["wait_latency"]
-    rows = table(out, "Client-certificate wait")
-    assert [row["method"] for row in rows] == ["watch", "kubectl wait", "poll 5 s"]
-    for row in rows:
-        assert_median_spread(
-            row,
-            "wait s",
-            "requests while waiting",
-            "requests/min",
-            "requests/min without probes",
-            "detect latency s",
-            "finish latency s",
-        )
-        assert re.match(r"^\d+ / \d+ / \d+$", row["watches / GETs / version probes"])
-    assert int(rows[0]["watches / GETs / version probes"].split(" / ")[0]) >= 1, "the project's wait watches"
-    assert int(rows[1]["watches / GETs / version probes"].split(" / ")[1]) >= 1, "kubectl wait polls"
-    check = table(out, "Relay secrets read")
-    assert_median_spread(check[0], "wall s", "CPU s (kubectl)", "requests")

@@ -11,6 +11,7 @@ There is no scheduler and no kubelet: Pods never run, so workloads never become 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import os
@@ -359,3 +360,134 @@ def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt"
             for process in reversed(server.processes):
                 process.stop()
         etcd.stop()
+
+
+# -- Extra servers for one module, and stopping and starting a server ---------------------------------------------
+# Fault tests need an API server of their own (one they may stop) next to the session's. The session's etcd holds
+# its objects under its own prefix, so a server stopped and started again on the same port finds them all again.
+
+
+def etcd_client_url(planes: ControlPlanes) -> str:
+    """The client URL of the session's etcd, from the flags it was started with."""
+    flag = "--listen-client-urls="
+    for arg in planes.etcd.popen.args:  # type: ignore[union-attr]
+        if isinstance(arg, str) and arg.startswith(flag):
+            return arg[len(flag) :]
+    raise RuntimeError("the session's etcd was started without --listen-client-urls")
+
+
+def _apiserver_argv(planes: ControlPlanes, server: ApiServer, cert_dir: Path) -> list[str]:
+    """The flags :func:`control_planes` gives its API servers (the same certificates and service-account key)."""
+    work_dir = planes.work_dir
+    return [
+        str(planes.bin_dir / "kube-apiserver"),
+        f"--etcd-servers={etcd_client_url(planes)}",
+        f"--etcd-prefix=/{server.name}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        "--endpoint-reconciler-type=none",
+        f"--secure-port={server.port}",
+        f"--cert-dir={cert_dir}",
+        f"--tls-cert-file={work_dir / 'apiserver.crt'}",
+        f"--tls-private-key-file={work_dir / 'apiserver.key'}",
+        f"--client-ca-file={work_dir / 'ca.crt'}",
+        "--authorization-mode=RBAC",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--allow-privileged=true",
+        "--disable-admission-plugins=ServiceAccount",
+        f"--service-account-issuer=https://127.0.0.1:{server.port}/",
+        f"--service-account-key-file={work_dir / 'service-accounts.key'}",
+        f"--service-account-signing-key-file={work_dir / 'service-accounts.key'}",
+    ]
+
+
+def _controller_manager_argv(planes: ControlPlanes, kubeconfig: Path, cert_dir: Path) -> list[str]:
+    return [
+        str(planes.bin_dir / "kube-controller-manager"),
+        f"--kubeconfig={kubeconfig}",
+        "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={free_port()}",
+        f"--cert-dir={cert_dir}",
+    ]
+
+
+def _start_again(process: Process) -> Process:
+    """The same program with the same arguments (so the same port and etcd prefix), its log appended to."""
+    handle = process.log.open("ab")
+    handle.write(f"\n--- started again at {datetime.datetime.now(datetime.UTC).isoformat()} ---\n".encode())
+    handle.flush()
+    argv = [str(arg) for arg in process.popen.args]  # type: ignore[union-attr]
+    popen = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    handle.close()
+    return Process(process.name, popen, process.log)
+
+
+def server_is_running(planes: ControlPlanes, name: str) -> bool:
+    return any(p.popen.poll() is None for p in planes.clusters[name].processes)
+
+
+def stop_server(planes: ControlPlanes, name: str) -> None:
+    """Stops a cluster's controller manager and API server (SIGTERM, SIGKILL after 15 s). Its objects stay in etcd."""
+    for process in reversed(planes.clusters[name].processes):
+        process.stop()
+    _wait_port_closed(planes.clusters[name].port)
+
+
+def start_server(planes: ControlPlanes, name: str) -> None:
+    """Starts a stopped cluster again on the same port with the same etcd prefix (so with all its objects) and waits
+    until it is ready."""
+    server = planes.clusters[name]
+    if server_is_running(planes, name):
+        raise RuntimeError(f"{name} is still running")
+    api, *others = server.processes
+    server.processes[0] = _start_again(api)
+    _wait_ready(f"{server.url}/readyz", planes.ssl_context(), [planes.etcd, server.processes[0]])
+    for index, process in enumerate(others, start=1):
+        server.processes[index] = _start_again(process)
+
+
+def _wait_port_closed(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"127.0.0.1:{port} still accepts connections {timeout:.0f} s after its server was stopped")
+
+
+@contextmanager
+def extra_servers(planes: ControlPlanes, work_dir: Path, names: Sequence[str]) -> Iterator[ControlPlanes]:
+    """Starts one API server and controller manager per name on the session's etcd (each under its own prefix), and
+    yields a view of the session with them added: the same etcd and certificates, every session cluster, and a
+    kubeconfig of its own (``work_dir/kubeconfig``) with a context per cluster, the new ones included. Stops the new
+    servers on exit; the session's are untouched."""
+    taken = set(planes.clusters)
+    clashes = taken.intersection(names)
+    if clashes:
+        raise ValueError(f"cluster names already in the session: {sorted(clashes)}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = work_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    added = {name: ApiServer(name, free_port()) for name in names}
+    view = dataclasses.replace(planes, kubeconfig=work_dir / "kubeconfig", clusters={**planes.clusters, **added})
+    try:
+        for server in added.values():
+            argv = _apiserver_argv(planes, server, work_dir / server.name)
+            server.processes.append(start_process(f"kube-apiserver-{server.name}", argv, log_dir))
+        _write_kubeconfig(
+            view.kubeconfig, list(view.clusters.values()), planes.ca_pem, planes.client_cert_pem, planes.client_key_pem
+        )
+        for server in added.values():
+            _wait_ready(f"{server.url}/readyz", view.ssl_context(), [planes.etcd, *server.processes])
+            kubeconfig = work_dir / f"{server.name}.kubeconfig"
+            _write_kubeconfig(kubeconfig, [server], planes.ca_pem, planes.client_cert_pem, planes.client_key_pem)
+            argv = _controller_manager_argv(planes, kubeconfig, work_dir / server.name / "kcm")
+            server.processes.append(start_process(f"kube-controller-manager-{server.name}", argv, log_dir))
+        yield view
+    finally:
+        for server in added.values():
+            for process in reversed(server.processes):
+                process.stop()

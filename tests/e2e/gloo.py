@@ -26,7 +26,7 @@ import json
 import subprocess
 import threading
 import time
-from base64 import b64encode
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,6 +270,10 @@ class SimulatedAgent:
         self.mode = mode
         self.delay_seconds = delay_seconds
         self.certificates_written = 0
+        self.tokens_seen: list[str] = []
+        """The bootstrap token (decoded) the agent read before each certificate it wrote, in order: the relay server
+        checks it against its own ``relay-identity-token-secret`` at the handshake."""
+        self._token: str = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -288,8 +292,10 @@ class SimulatedAgent:
         return json.loads(out) if out.strip() else None
 
     def _ready_to_bootstrap(self) -> bool:
-        if self._get("secret", "relay-identity-token-secret") is None:
+        token = self._get("secret", "relay-identity-token-secret")
+        if token is None:
             return False
+        self._token = b64decode(token.get("data", {}).get("token", "")).decode()
         rendered = self._get("configmap", VALUES_CONFIGMAP)
         if rendered is None:
             return False
@@ -318,5 +324,112 @@ class SimulatedAgent:
             try:
                 self._planes.kubectl(self._cluster, "apply", "-f", "-", input=json.dumps(certificate))
                 self.certificates_written += 1
+                self.tokens_seen.append(self._token)
             except AssertionError:
                 continue
+
+
+def install_second_management_plane(
+    planes: ControlPlanes,
+    namespace: str,
+    *,
+    cluster: str = "mgmt",
+    missing_secrets: tuple[str, ...] = (),
+    empty_keys: tuple[tuple[str, str], ...] = (),
+) -> ManagementPlane:
+    """A second management plane in ``namespace`` of ``cluster``, as :func:`install_management_plane` leaves one (the
+    server Deployment, its LoadBalancer Service with an ingress address, both relay secrets), for faults that must
+    not touch the session's plane: ``missing_secrets`` are not created, and each ``(secret, key)`` of ``empty_keys``
+    is there with an empty value. The KubernetesCluster CRD is the session's (install that plane first)."""
+    ca = CertificateAuthority.create(f"relay-root-ca-{namespace}")
+    server_crt, _ = ca.issue(f"enterprise-networking.{namespace}", server=True)
+    plane = ManagementPlane(
+        ca_crt=ca.certificate_pem.decode(),
+        ca_key=ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
+        tls_crt=server_crt.decode(),
+        token=f"e2e-{namespace}-token-" + _b64(str(time.time_ns()))[:16],
+        relay_address=RELAY_ADDRESS,
+        agent_version=AGENT_VERSION,
+    )
+    secrets: dict[str, dict[str, str]] = {
+        "relay-root-tls-secret": {"ca.crt": plane.ca_crt, "tls.crt": plane.tls_crt, "tls.key": plane.ca_key},
+        "relay-identity-token-secret": {"token": plane.token},
+    }
+    for secret, key in empty_keys:
+        secrets[secret][key] = ""
+    labels = {"app": "enterprise-networking"}
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "enterprise-networking", "namespace": namespace},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "enterprise-networking",
+                                "image": f"gcr.io/gloo-mesh/enterprise-networking:{AGENT_VERSION}",
+                                "ports": [{"name": "grpc", "containerPort": 9900}],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "enterprise-networking", "namespace": namespace},
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": labels,
+                "ports": [{"name": "grpc", "port": 9900, "targetPort": 9900, "protocol": "TCP"}],
+            },
+        },
+    ]
+    objects += [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {key: _b64(value) for key, value in data.items()},
+        }
+        for name, data in secrets.items()
+        if name not in missing_secrets
+    ]
+    planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
+    planes.kubectl(
+        cluster,
+        "patch",
+        "service",
+        "enterprise-networking",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": RELAY_ADDRESS.split(":")[0]}]}}}),
+    )
+    return plane
+
+
+def root_ca_crt(planes: ControlPlanes, *, namespace: str = MGMT_NAMESPACE, cluster: str = "mgmt") -> str:
+    """``ca.crt`` of the management ``relay-root-tls-secret`` (PEM)."""
+    from base64 import b64decode
+
+    encoded = planes.kubectl(
+        cluster, "get", "secret", "relay-root-tls-secret", "-n", namespace, "-o", "jsonpath={.data.ca\\.crt}"
+    )
+    return b64decode(encoded).decode()
+
+
+def set_root_ca_crt(
+    planes: ControlPlanes, ca_crt: str, *, namespace: str = MGMT_NAMESPACE, cluster: str = "mgmt"
+) -> None:
+    """Replaces ``ca.crt`` of the management ``relay-root-tls-secret`` (a root CA rotation); the other keys stay."""
+    patch = json.dumps({"data": {"ca.crt": _b64(ca_crt)}})
+    planes.kubectl(cluster, "patch", "secret", "relay-root-tls-secret", "-n", namespace, "--type=merge", "-p", patch)

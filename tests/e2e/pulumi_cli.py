@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -122,9 +122,8 @@ class PulumiProject:
         env.pop("PULUMI_ACCESS_TOKEN", None)
         return {**env, **self.extra_env}
 
-    def run(
-        self, *args: str, stack: bool = True, timeout: float = COMMAND_TIMEOUT_SECONDS, stdin: str | None = None
-    ) -> Result:
+    def argv(self, *args: str, stack: bool = True) -> list[str]:
+        """``pulumi <args>`` on this project, non-interactive and without colour (and ``--stack`` unless told)."""
         argv = [
             str(self.bin_dir / "pulumi"),
             "--non-interactive",
@@ -135,8 +134,35 @@ class PulumiProject:
         ]
         if stack:
             argv += ["--stack", self.stack]
+        return argv
+
+    def run(
+        self, *args: str, stack: bool = True, timeout: float = COMMAND_TIMEOUT_SECONDS, stdin: str | None = None
+    ) -> Result:
+        argv = self.argv(*args, stack=stack)
         process = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=self.env(), timeout=timeout)
         return Result(tuple(args), process.returncode, process.stdout, process.stderr)
+
+    def start(
+        self,
+        *args: str,
+        stack: bool = True,
+        stdout: IO[str] | int = subprocess.PIPE,
+        stderr: IO[str] | int = subprocess.PIPE,
+    ) -> subprocess.Popen[str]:
+        """``pulumi <args>`` as :meth:`run` starts it, without waiting, to signal it as a user would. It runs in a
+        process group of its own, as a shell runs a foreground job, so ``os.killpg(process.pid, signal.SIGINT)`` is
+        what Ctrl-C in a terminal sends (the CLI starts each plugin in a group of its own, which that never reaches).
+        Read the pipes while it runs, or give files (``stderr=subprocess.STDOUT`` for one interleaved output)."""
+        return subprocess.Popen(
+            self.argv(*args, stack=stack),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            env=self.env(),
+            process_group=0,
+        )
 
     def init(self) -> None:
         self.run("stack", "init", self.stack, stack=False).check()

@@ -1,0 +1,174 @@
+"""What the fault, drift and rotation modules share: stack files for any set of clusters, and questions to the servers
+about one registration (is it complete, is nothing of it there, is a token left behind).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .cluster import ControlPlanes
+from .gloo import MGMT_NAMESPACE, ChartRepository
+from .pulumi_cli import PulumiProject, Result
+from .test_real_engine import PROJECT, get_json
+
+KUBERNETES_CLUSTERS = "kubernetesclusters.multicluster.solo.io"
+TOKEN = "relay-identity-token-secret"
+CLIENT_CERT = "relay-client-tls-secret"
+ROOT_CA = "relay-root-tls-secret"
+
+
+def cluster_entry(planes: ControlPlanes, server: str, name: str, namespace: str, **settings: Any) -> dict[str, Any]:
+    """One ``clusters`` entry: cluster ``name`` on API server ``server``, agent namespace ``namespace``."""
+    return {
+        "name": name,
+        "kubeconfig": str(planes.kubeconfig),
+        "context": planes.clusters[server].context,
+        "namespace": namespace,
+        "clientCertTimeoutSeconds": 20,
+        **settings,
+    }
+
+
+def stack_config(
+    planes: ControlPlanes, chart_repo: ChartRepository, clusters: list[dict[str, Any]], **management: Any
+) -> dict[str, Any]:
+    """A stack file's config: the management plane on ``mgmt`` (more keys as given), and ``clusters``."""
+    return {
+        f"{PROJECT}:management": {
+            "kubeconfig": str(planes.kubeconfig),
+            "context": planes.clusters["mgmt"].context,
+            "chartRepo": chart_repo.url,
+            **management,
+        },
+        f"{PROJECT}:clusters": clusters,
+    }
+
+
+def helm_releases(planes: ControlPlanes, server: str, namespace: str) -> list[tuple[str, str, str]]:
+    """``(name, chart, status)`` of every Helm release in ``namespace`` of ``server``, as the real helm lists them."""
+    listed = subprocess.run(
+        [
+            str(planes.bin_dir / "helm"),
+            "--kubeconfig",
+            str(planes.kubeconfig),
+            "--kube-context",
+            planes.clusters[server].context,
+            "list",
+            "--all",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return [(r["name"], r["chart"], r["status"]) for r in json.loads(listed.stdout)]
+
+
+def helm_uninstall(planes: ControlPlanes, server: str, namespace: str, release: str = "enterprise-agent") -> str:
+    """``helm uninstall`` by hand, with the suite's helm."""
+    done = subprocess.run(
+        [
+            str(planes.bin_dir / "helm"),
+            "--kubeconfig",
+            str(planes.kubeconfig),
+            "--kube-context",
+            planes.clusters[server].context,
+            "uninstall",
+            release,
+            "-n",
+            namespace,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return done.stdout
+
+
+def secret(planes: ControlPlanes, server: str, namespace: str, name: str) -> dict[str, Any] | None:
+    return get_json(planes, server, "secret", name, "-n", namespace)
+
+
+def has_secret(planes: ControlPlanes, server: str, namespace: str, name: str) -> bool:
+    """Whether the secret exists (a bool, so a failed assertion never prints its data)."""
+    return secret(planes, server, namespace, name) is not None
+
+
+def kubernetes_cluster(planes: ControlPlanes, name: str, namespace: str = MGMT_NAMESPACE) -> dict[str, Any] | None:
+    return get_json(planes, "mgmt", KUBERNETES_CLUSTERS, name, "-n", namespace)
+
+
+def assert_registered(planes: ControlPlanes, server: str, name: str, namespace: str, agent_version: str) -> None:
+    """The registration of ``name`` is complete: release deployed, KubernetesCluster, client certificate, no token."""
+    assert helm_releases(planes, server, namespace) == [
+        ("enterprise-agent", f"enterprise-agent-{agent_version}", "deployed")
+    ], f"{name}: the agent release is not deployed"
+    assert kubernetes_cluster(planes, name) is not None, f"{name}: no KubernetesCluster on the management cluster"
+    root_ca = secret(planes, server, namespace, ROOT_CA)
+    keys = sorted(root_ca["data"]) if root_ca is not None else None
+    assert keys == ["ca.crt"], f"{name}: the CA copy holds {keys} (None: there is none), not ca.crt only"
+    assert has_secret(planes, server, namespace, CLIENT_CERT), f"{name}: the agent has no client certificate"
+    assert not has_secret(planes, server, namespace, TOKEN), f"{name}: the bootstrap token was left behind"
+
+
+def assert_nothing_registered(planes: ControlPlanes, server: str, name: str, namespace: str) -> None:
+    """Nothing of the registration of ``name`` is on either server."""
+    assert get_json(planes, server, "namespace", namespace) is None, f"{name}: namespace {namespace} was created"
+    assert kubernetes_cluster(planes, name) is None, f"{name}: a KubernetesCluster was created"
+
+
+def error_lines(result: Result, *words: str) -> list[str]:
+    """The lines of a run's output that hold any of ``words`` (case-insensitive), without duplicates."""
+    seen: dict[str, None] = {}
+    for line in result.output.splitlines():
+        if any(word.lower() in line.lower() for word in words):
+            seen.setdefault(line.strip(), None)
+    return list(seen)
+
+
+_STEP = re.compile(r"^\s*(?:[-+~<>]+\s?)?(?P<type>[\w.-]+:[\w./-]+:[\w.-]+): \((?P<op>[\w-]+)\)\s*$")
+_URN = re.compile(r"^\s*\[urn=(?P<urn>[^\]]+)\]\s*$")
+
+
+def planned_steps(diff_output: str) -> list[tuple[str, str]]:
+    """``(operation, resource name)`` of every step a ``--diff`` output shows, reads and unchanged ones left out."""
+    steps: list[tuple[str, str]] = []
+    lines = diff_output.splitlines()
+    for index, line in enumerate(lines):
+        match = _STEP.match(line)
+        if match is None or match["op"] in ("same", "read"):
+            continue
+        urn = next((m["urn"] for m in map(_URN.match, lines[index + 1 : index + 4]) if m is not None), "")
+        steps.append((match["op"], urn.rsplit("::", 1)[-1]))
+    return steps
+
+
+def in_background(run: Callable[[], Result]) -> tuple[ThreadPoolExecutor, Future[Result]]:
+    """A CLI run on a thread of its own, so a test can act on the servers while it runs."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    return pool, pool.submit(run)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def up(cli: PulumiProject, *flags: str) -> Result:
+    """``pulumi up --yes`` with ``flags`` (a preview first unless ``--skip-preview`` is among them)."""
+    return cli.run("up", "--yes", *flags)

@@ -1,0 +1,202 @@
+"""Drift and a root CA rotation on a registered cluster, with the real engine.
+
+Drift: someone deletes the KubernetesCluster on the management cluster, or uninstalls the agent release with helm.
+A plain ``pulumi up`` compares the program with the state only, so it does not notice; ``pulumi up --refresh`` reads
+the servers first and puts back what is gone.
+
+Rotation: ``ca.crt`` of the management ``relay-root-tls-secret`` is replaced (the original is put back at the end of
+the module, whatever happens: other modules compare against it). ``pulumi preview --diff`` must show the CA copy, and
+only it, changing, without ever printing a CA; ``pulumi up`` copies the new one.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .cluster import CertificateAuthority, ControlPlanes
+from .gloo import VALUES_CONFIGMAP, ChartRepository, ManagementPlane, SimulatedAgent, root_ca_crt, set_root_ca_crt
+from .pulumi_cli import ROOT, PulumiProject, Result, project_copy
+from .registration_checks import (
+    CLIENT_CERT,
+    ROOT_CA,
+    TOKEN,
+    assert_registered,
+    cluster_entry,
+    has_secret,
+    helm_releases,
+    helm_uninstall,
+    kubernetes_cluster,
+    planned_steps,
+    secret,
+    stack_config,
+    up,
+)
+from .test_real_engine import get_json
+
+CLUSTER = "drift-e2e"
+NAMESPACE = "drift-agents"
+CLUSTER_DOMAIN = "drift.e2e.local"
+STACK = "drift"
+
+
+@pytest.fixture(scope="module")
+def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
+    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
+    yield simulated
+    simulated.stop()
+
+
+@pytest.fixture(scope="module")
+def project(
+    bin_dir: Path,
+    e2e_dir: Path,
+    planes: ControlPlanes,
+    management_plane: ManagementPlane,
+    chart_repo: ChartRepository,
+    agent: SimulatedAgent,
+) -> PulumiProject:
+    config = stack_config(
+        planes, chart_repo, [cluster_entry(planes, "remote", CLUSTER, NAMESPACE, clusterDomain=CLUSTER_DOMAIN)]
+    )
+    cli = PulumiProject(
+        bin_dir, e2e_dir / f"home-{STACK}", project_copy(ROOT, e2e_dir / f"project-{STACK}", STACK, config), STACK
+    )
+    cli.init()
+    return cli
+
+
+def _registered(planes: ControlPlanes, plane: ManagementPlane) -> None:
+    assert_registered(planes, "remote", CLUSTER, NAMESPACE, plane.agent_version)
+    cluster = kubernetes_cluster(planes, CLUSTER)
+    assert cluster is not None and cluster["spec"] == {"clusterDomain": CLUSTER_DOMAIN}
+    rendered = get_json(planes, "remote", "configmap", VALUES_CONFIGMAP, "-n", NAMESPACE)
+    assert rendered is not None and rendered["data"]["cluster"] == CLUSTER
+
+
+def _no_change(result: Result) -> None:
+    assert "unchanged" in result.stdout and "created" not in result.stdout, result.stdout[-3000:]
+
+
+def test_up_registers_the_cluster(
+    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane
+) -> None:
+    up(project).check()
+    _registered(planes, management_plane)
+
+
+# -- drift ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_kubernetes_cluster_deleted_by_hand_goes_unnoticed_by_a_plain_up(
+    project: PulumiProject, planes: ControlPlanes
+) -> None:
+    planes.kubectl("mgmt", "delete", "kubernetesclusters.multicluster.solo.io", CLUSTER, "-n", "gloo-mesh")
+    _no_change(up(project, "--expect-no-changes").check())
+    assert kubernetes_cluster(planes, CLUSTER) is None
+
+
+def test_up_refresh_restores_the_kubernetes_cluster(
+    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane
+) -> None:
+    result = up(project, "--refresh").check()
+    assert f"{CLUSTER}-kubernetes-cluster created" in result.stdout, result.stdout[-3000:]
+    _registered(planes, management_plane)
+
+
+def test_an_agent_release_uninstalled_by_hand_goes_unnoticed_by_a_plain_up(
+    project: PulumiProject, planes: ControlPlanes
+) -> None:
+    helm_uninstall(planes, "remote", NAMESPACE)
+    assert helm_releases(planes, "remote", NAMESPACE) == []
+    _no_change(up(project, "--expect-no-changes").check())
+    assert helm_releases(planes, "remote", NAMESPACE) == []
+
+
+def test_up_refresh_reinstalls_the_agent_release(
+    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane
+) -> None:
+    result = up(project, "--refresh").check()
+    assert f"{CLUSTER}-agent created" in result.stdout, result.stdout[-3000:]
+    _registered(planes, management_plane)
+    up(project, "--expect-no-changes").check()
+
+
+# -- root CA rotation ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rotation(planes: ControlPlanes, management_plane: ManagementPlane) -> Iterator[tuple[str, str]]:
+    """``(old, new)`` ``ca.crt``: the management secret holds the new one until the end of the module."""
+    original = root_ca_crt(planes)
+    assert original == management_plane.ca_crt
+    rotated = CertificateAuthority.create("relay-root-ca-rotated").certificate_pem.decode()
+    try:
+        set_root_ca_crt(planes, rotated)
+        yield original, rotated
+    finally:
+        set_root_ca_crt(planes, original)
+        assert root_ca_crt(planes) == original
+
+
+def _ca_texts(pem: str) -> list[str]:
+    """What would give a CA away in an output: its PEM body lines, and its base64 (as a Secret holds it)."""
+    body = [line for line in pem.strip().splitlines() if not line.startswith("-----")]
+    return [*body, base64.b64encode(pem.encode()).decode()]
+
+
+def _assert_no_ca_in(text: str, rotation: tuple[str, str], where: str) -> None:
+    for pem in rotation:
+        for value in _ca_texts(pem):
+            assert value not in text, f"a CA ({'old' if pem == rotation[0] else 'new'}) appears in {where}"
+
+
+def test_preview_diff_of_a_rotation_shows_only_the_ca_copy_changing_and_never_a_ca(
+    project: PulumiProject, rotation: tuple[str, str]
+) -> None:
+    preview = project.run("preview", "--diff")
+    # The kubernetes provider replaces a Secret whose data changes (Secrets are immutable to it unless the Provider
+    # sets enableSecretMutable), and the copy is delete-before-replace.
+    assert planned_steps(preview.stdout) == [("replace", f"{CLUSTER}-root-ca")], preview.stdout[-4000:]
+    assert "ca.crt: [secret] => [secret]" in preview.stdout
+    _assert_no_ca_in(preview.output, rotation, "the preview output")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: the preflight check takes the CA copy's replacement (its new ID is unknown in a preview) for an "
+    "object about to be created and fails the preview: \"secret 'relay-root-tls-secret' exists already in namespace "
+    "'drift-agents', left by an earlier registration\", so a rotated CA fails `pulumi preview` and `pulumi up`",
+)
+def test_preview_and_up_of_a_rotation_succeed(
+    project: PulumiProject, planes: ControlPlanes, rotation: tuple[str, str]
+) -> None:
+    preview = project.run("preview", "--diff")
+    assert preview.returncode == 0, preview.output[-4000:]
+    up(project).check()
+
+
+def test_up_propagates_the_rotated_ca_and_the_copy_holds_ca_crt_only(
+    project: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane, rotation: tuple[str, str]
+) -> None:
+    result = up(project, "--skip-preview").check()
+    _assert_no_ca_in(result.output, rotation, "the up output")
+    copy = secret(planes, "remote", NAMESPACE, ROOT_CA)
+    assert copy is not None
+    assert sorted(copy["data"]) == ["ca.crt"]
+    assert base64.b64decode(copy["data"]["ca.crt"]).decode() == rotation[1], "the copy does not hold the new CA"
+    assert has_secret(planes, "remote", NAMESPACE, CLIENT_CERT)
+    assert not has_secret(planes, "remote", NAMESPACE, TOKEN)
+    up(project, "--expect-no-changes").check()
+    _assert_no_ca_in(project.export(), rotation, "the exported state")
+
+
+def test_destroy_removes_the_registration(project: PulumiProject, planes: ControlPlanes) -> None:
+    project.run("destroy", "--yes", "--skip-preview").check()
+    assert kubernetes_cluster(planes, CLUSTER) is None
+    namespace = get_json(planes, "remote", "namespace", NAMESPACE)
+    assert namespace is None or "deletionTimestamp" in namespace["metadata"]
+    assert not has_secret(planes, "remote", NAMESPACE, ROOT_CA)
