@@ -291,16 +291,15 @@ def _access(
             raise RegistrationConfigError(
                 label(f"{prefix}_kubeconfig"), "''", "is empty", "give a kubeconfig file path or its contents"
             )
-        if _looks_like_path(kubeconfig):
-            path = os.path.expanduser(kubeconfig)
-            if not os.path.isfile(path):
-                raise RegistrationConfigError(
-                    label(f"{prefix}_kubeconfig"),
-                    repr(kubeconfig),
-                    "is not an existing kubeconfig file",
-                    "give the path of a kubeconfig file on this machine, or the kubeconfig contents as a secret",
-                )
-            kubeconfig = path
+        # A path stays as written (`~/...`, or relative to the project): the Provider and the steps expand it where
+        # they run, so the same stack file on another machine (another CI runner's home) changes nothing.
+        if _looks_like_path(kubeconfig) and not os.path.isfile(os.path.expanduser(kubeconfig)):
+            raise RegistrationConfigError(
+                label(f"{prefix}_kubeconfig"),
+                repr(kubeconfig),
+                "is not an existing kubeconfig file",
+                "give the path of a kubeconfig file on this machine, or the kubeconfig contents as a secret",
+            )
     if provider is not None and needs_kubectl and context is None and kubeconfig is None:
         raise RegistrationConfigError(
             label(f"{prefix}_provider"),

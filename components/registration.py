@@ -365,8 +365,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         gen = s.generation
         ns = s.remote_namespace
         earlier = (
-            "left by an earlier registration (meshctl, the guide's Helm steps or another stack). Fix: deregister that "
-            "registration first, or bring it under this stack (README, Troubleshooting)."
+            "left by an earlier registration (meshctl, the guide's Helm steps, another stack, or a `pulumi up` of this "
+            "stack that was terminated). Fix: deregister that registration first, or bring it under this stack "
+            "(README, Troubleshooting)."
         )
         remote = [
             PlannedObject(

@@ -220,11 +220,16 @@ def test_provider_only_remote_needs_kubectl_access_for_the_shell_steps() -> None
     assert insecure.remote.provider is provider
 
 
-def test_kubeconfig_path_is_expanded_and_contents_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kubeconfig_path_is_checked_expanded_and_kept_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As written, so the same stack file on a machine with another home (a CI runner) changes no input: the Provider
+    (pulumi-kubernetes expands `~/`) and the steps (their preamble does) expand it where they run."""
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "kc").write_text(KUBECONFIG_CONTENTS)
-    settings = validate_registration_args(base(remote_kubeconfig="~/kc"))
-    assert settings.remote.kubeconfig == str(tmp_path / "kc")
+    assert validate_registration_args(base(remote_kubeconfig="~/kc")).remote.kubeconfig == "~/kc"
+    with pytest.raises(RegistrationConfigError, match=r"remote_kubeconfig: '~/other' is not an existing kubeconfig"):
+        validate_registration_args(base(remote_kubeconfig="~/other"))
     assert (
         validate_registration_args(base(remote_kubeconfig=KUBECONFIG_CONTENTS)).remote.kubeconfig == KUBECONFIG_CONTENTS
     )
