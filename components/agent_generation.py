@@ -1,27 +1,44 @@
-"""What is specific to one generation of the Gloo Mesh relay agent.
+"""What is specific to one generation of the Gloo relay agent: Gloo Mesh Enterprise 1.x, or Gloo Platform 2.x.
 
-The registration steps in :mod:`components.registration` never spell a chart name, a Helm value key, a
-secret name or an API version themselves: they ask an :class:`AgentGeneration`. A second generation
-(Gloo Platform 2.x: chart ``gloo-platform``, ``common.cluster``, ``admin.gloo.solo.io/v2``) is one more
-instance of this class, not a change to the steps. Facts and their sources: ``docs/gloo-mesh-relay.md``.
+The registration steps in :mod:`components.registration` never spell a chart name, a Helm value key, a secret name or
+an API version themselves: they ask an :class:`AgentGeneration`. Both generations register the same way (the relay
+secrets copied, the agent installed with the server's version and address, a KubernetesCluster on the management
+plane, the wait for the client certificate); only names, value paths and a few defaults differ. Facts and their
+sources: ``shared/reference/gloo-mesh-relay.md``.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import semver
 
 
-@dataclass(frozen=True)
-class AgentGeneration:
-    """Names, value keys and defaults of one relay agent generation."""
+class GenerationName(StrEnum):
+    """How a stack names the generation of its management plane (``agentGeneration``)."""
 
+    GLOO_MESH_ENTERPRISE_1 = "gloo-mesh-enterprise-1"
+    """Gloo Mesh Enterprise 1.x: server ``enterprise-networking``, chart ``enterprise-agent``."""
+    GLOO_PLATFORM_2 = "gloo-platform-2"
+    """Gloo Platform 2.x (Gloo Mesh 2.3 and later): server ``gloo-mesh-mgmt-server``, charts ``gloo-platform-crds``
+    and ``gloo-platform``."""
+
+
+@dataclass(frozen=True)
+class AgentGeneration(ABC):
+    """Names, value paths and defaults of one relay agent generation."""
+
+    name: GenerationName
     label: str
     chart: str
     chart_repo: str
     release_name: str
+    crds_chart: str | None
+    """A chart with the agent's CRDs, installed (at the same version) before the agent's; None: the agent chart has
+    them."""
     default_namespace: str
     server_deployment: str
     server_container_hint: str
@@ -35,11 +52,74 @@ class AgentGeneration:
     client_cert_secret: str
     cluster_api_version: str
     cluster_kind: str
+    cluster_value_path: tuple[str, ...]
+    """Where the agent's values name the cluster (``relay.cluster``, ``common.cluster``)."""
+    relay_value_path: tuple[str, ...]
+    """Where the agent's relay values live (``relay``, ``glooAgent.relay``): ``serverAddress``, ``authority``, ..."""
+    removes_token_by_default: bool
+    """Whether the bootstrap token is removed once the agent holds its certificate, unless the stack says otherwise."""
+    telemetry_service: str | None
+    """The telemetry gateway Service on the management cluster (None: the generation has none)."""
+    telemetry_port_name: str | None
 
     @property
     def cluster_resource(self) -> str:
         """The KubernetesCluster resource as kubectl names it, e.g. ``kubernetesclusters.multicluster.solo.io``."""
         return f"{self.cluster_kind.lower()}s.{self.cluster_api_version.split('/', 1)[0]}"
+
+    @property
+    def cluster_type(self) -> str:
+        """The KubernetesCluster's type token, as pulumi-kubernetes registers a custom resource."""
+        return f"kubernetes:{self.cluster_api_version}:{self.cluster_kind}"
+
+    @abstractmethod
+    def registration_values(
+        self,
+        *,
+        cluster_name: str,
+        server_address: str,
+        authority: str,
+        namespace: str,
+        insecure: bool,
+        agent_version: str,
+        telemetry_address: str | None = None,
+    ) -> dict[str, Any]:
+        """The Helm values the registration owns; a user's ``agent_values`` may not change them."""
+
+    @abstractmethod
+    def insecure_value_paths(self) -> tuple[tuple[str, ...], ...]:
+        """Every value path by which some version of the chart turns TLS off."""
+
+    def reserved_value_paths(self) -> frozenset[tuple[str, ...]]:
+        """Value paths that only the registration sets (through the registration's own arguments)."""
+        relay = self.relay_value_path
+        return frozenset(
+            {
+                self.cluster_value_path,
+                (*relay, "serverAddress"),
+                (*relay, "authority"),
+                (*relay, "rootTlsSecret"),
+                (*relay, "tokenSecret"),
+                (*relay, self._client_cert_value_key),
+                *self.insecure_value_paths(),
+            }
+        )
+
+    @property
+    @abstractmethod
+    def _client_cert_value_key(self) -> str: ...
+
+    def _secret_values(self, namespace: str) -> dict[str, Any]:
+        return {
+            "rootTlsSecret": {"name": self.root_ca_secret, "namespace": namespace},
+            self._client_cert_value_key: {"name": self.client_cert_secret, "namespace": namespace},
+            "tokenSecret": {"name": self.token_secret, "namespace": namespace, "key": self.token_key},
+        }
+
+
+@dataclass(frozen=True)
+class EnterpriseAgent1(AgentGeneration):
+    """Gloo Mesh Enterprise 1.x: one chart, ``relay.*`` values, ``multicluster.solo.io/v1alpha1``."""
 
     def registration_values(
         self,
@@ -50,13 +130,11 @@ class AgentGeneration:
         namespace: str,
         insecure: bool,
         agent_version: str,
+        telemetry_address: str | None = None,
     ) -> dict[str, Any]:
-        """The Helm values the registration owns; a user's ``agent_values`` may not change them."""
-        relay: dict[str, Any] = {
-            "serverAddress": server_address,
-            "cluster": cluster_name,
-            "authority": authority,
-        }
+        if telemetry_address is not None:
+            raise ValueError(f"{self.label} has no telemetry gateway")
+        relay: dict[str, Any] = {"serverAddress": server_address, "cluster": cluster_name, "authority": authority}
         values: dict[str, Any] = {"relay": relay}
         if insecure:
             # 1.0.x reads relay.insecure; global.insecure replaced it in 1.1.0-beta17.
@@ -65,32 +143,68 @@ class AgentGeneration:
             else:
                 values["global"] = {"insecure": True}
             return values
-        relay["rootTlsSecret"] = {"name": self.root_ca_secret, "namespace": namespace}
-        relay["clientCertSecret"] = {"name": self.client_cert_secret, "namespace": namespace}
-        relay["tokenSecret"] = {"name": self.token_secret, "namespace": namespace, "key": self.token_key}
+        relay.update(self._secret_values(namespace))
         return values
 
-    def reserved_value_paths(self) -> frozenset[tuple[str, ...]]:
-        """Value paths that only the registration sets (set through the registration's own arguments)."""
-        return frozenset(
-            {
-                ("relay", "serverAddress"),
-                ("relay", "cluster"),
-                ("relay", "authority"),
-                ("relay", "insecure"),
-                ("global", "insecure"),
-                ("relay", "rootTlsSecret"),
-                ("relay", "clientCertSecret"),
-                ("relay", "tokenSecret"),
+    def insecure_value_paths(self) -> tuple[tuple[str, ...], ...]:
+        return (("relay", "insecure"), ("global", "insecure"))
+
+    @property
+    def _client_cert_value_key(self) -> str:
+        return "clientCertSecret"
+
+
+@dataclass(frozen=True)
+class GlooPlatform2(AgentGeneration):
+    """Gloo Platform 2.x: ``gloo-platform-crds`` then ``gloo-platform`` with ``glooAgent.*`` and ``common.cluster``
+    values, ``admin.gloo.solo.io/v2``; optionally the telemetry collector pointed at the telemetry gateway."""
+
+    def registration_values(
+        self,
+        *,
+        cluster_name: str,
+        server_address: str,
+        authority: str,
+        namespace: str,
+        insecure: bool,
+        agent_version: str,
+        telemetry_address: str | None = None,
+    ) -> dict[str, Any]:
+        relay: dict[str, Any] = {"serverAddress": server_address, "authority": authority}
+        agent: dict[str, Any] = {"enabled": True, "relay": relay}
+        values: dict[str, Any] = {"common": {"cluster": cluster_name}, "glooAgent": agent}
+        if insecure:
+            agent["insecure"] = True
+        else:
+            relay.update(self._secret_values(namespace))
+        if telemetry_address is not None:
+            values["telemetryCollector"] = {
+                "enabled": True,
+                "config": {"exporters": {"otlp": {"endpoint": telemetry_address}}},
             }
-        )
+        return values
+
+    def insecure_value_paths(self) -> tuple[tuple[str, ...], ...]:
+        return (("glooAgent", "insecure"), ("common", "insecure"))
+
+    def reserved_value_paths(self) -> frozenset[tuple[str, ...]]:
+        return super().reserved_value_paths() | {
+            ("glooAgent", "enabled"),
+            ("telemetryCollector", "config", "exporters", "otlp", "endpoint"),
+        }
+
+    @property
+    def _client_cert_value_key(self) -> str:
+        return "clientTlsSecret"
 
 
-GLOO_MESH_ENTERPRISE_1X = AgentGeneration(
+GLOO_MESH_ENTERPRISE_1X = EnterpriseAgent1(
+    name=GenerationName.GLOO_MESH_ENTERPRISE_1,
     label="Gloo Mesh Enterprise 1.x",
     chart="enterprise-agent",
     chart_repo="https://storage.googleapis.com/gloo-mesh-enterprise/enterprise-agent",
     release_name="enterprise-agent",
+    crds_chart=None,
     default_namespace="gloo-mesh",
     server_deployment="enterprise-networking",
     server_container_hint="networking",
@@ -104,4 +218,42 @@ GLOO_MESH_ENTERPRISE_1X = AgentGeneration(
     client_cert_secret="relay-client-tls-secret",
     cluster_api_version="multicluster.solo.io/v1alpha1",
     cluster_kind="KubernetesCluster",
+    cluster_value_path=("relay", "cluster"),
+    relay_value_path=("relay",),
+    removes_token_by_default=True,
+    telemetry_service=None,
+    telemetry_port_name=None,
 )
+
+GLOO_PLATFORM_2X = GlooPlatform2(
+    name=GenerationName.GLOO_PLATFORM_2,
+    label="Gloo Platform 2.x",
+    chart="gloo-platform",
+    chart_repo="https://storage.googleapis.com/gloo-platform/helm-charts",
+    release_name="gloo-platform",
+    crds_chart="gloo-platform-crds",
+    default_namespace="gloo-mesh",
+    server_deployment="gloo-mesh-mgmt-server",
+    server_container_hint="mgmt-server",
+    server_service="gloo-mesh-mgmt-server",
+    server_grpc_port_name="grpc",
+    default_authority="gloo-mesh-mgmt-server.gloo-mesh",
+    root_ca_secret="relay-root-tls-secret",
+    root_ca_key="ca.crt",
+    token_secret="relay-identity-token-secret",
+    token_key="token",
+    client_cert_secret="relay-client-tls-secret",
+    cluster_api_version="admin.gloo.solo.io/v2",
+    cluster_kind="KubernetesCluster",
+    cluster_value_path=("common", "cluster"),
+    relay_value_path=("glooAgent", "relay"),
+    # The workshops never remove it, and the agent keeps pointing at it (README: the trade-off).
+    removes_token_by_default=False,
+    telemetry_service="gloo-telemetry-gateway",
+    telemetry_port_name="otlp",
+)
+
+GENERATIONS: dict[GenerationName, AgentGeneration] = {
+    GLOO_MESH_ENTERPRISE_1X.name: GLOO_MESH_ENTERPRISE_1X,
+    GLOO_PLATFORM_2X.name: GLOO_PLATFORM_2X,
+}

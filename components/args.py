@@ -8,7 +8,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Required, TypedDict
 from urllib.parse import urlparse
@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import semver
 
-from .agent_generation import GLOO_MESH_ENTERPRISE_1X, AgentGeneration
+from .agent_generation import GENERATIONS, AgentGeneration, GenerationName
 from .values import ValueConflictError, merge_values
 
 
@@ -38,7 +38,9 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     """Arguments of :class:`components.RemoteClusterRegistration`; the keys mirror meshctl's flags."""
 
     cluster_name: Required[str]
-    """Name the cluster registers under: `relay.cluster` and the KubernetesCluster name (a DNS-1123 label)."""
+    """Name the cluster registers under: the agent's cluster value and the KubernetesCluster name (a DNS-1123 label)."""
+    agent_generation: GenerationName
+    """`gloo-mesh-enterprise-1` or `gloo-platform-2`; discovered from the management server's Deployment if absent."""
     mgmt_context: str
     """Kubeconfig context of the management cluster."""
     mgmt_kubeconfig: pulumi.Input[str]
@@ -58,11 +60,11 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     relay_node_name: str
     """Management node whose InternalIP fronts the Istio ingress NodePort (`istio-ingress-nodeport` only)."""
     relay_authority: str
-    """gRPC authority and TLS server name of the relay server (default `enterprise-networking.gloo-mesh`)."""
+    """gRPC authority and TLS server name of the relay server (default: `<the generation's server>.gloo-mesh`)."""
     agent_version: pulumi.Input[str]
     """Agent chart version; must equal the server's. Discovered from the server Deployment's image when absent."""
     chart_repo: str
-    """Helm repository of the agent chart (default the public enterprise-agent repository)."""
+    """Helm repository of the agent chart(s) (default: the generation's public repository)."""
     mgmt_namespace: str
     """Namespace of the relay server, its secrets and the KubernetesCluster objects (default `gloo-mesh`)."""
     remote_namespace: str
@@ -80,7 +82,11 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     client_cert_timeout_seconds: int
     """How long to wait for the client certificate (default 300)."""
     remove_bootstrap_token: bool
-    """Remove the bootstrap token once the agent holds its certificate (default: true when waiting)."""
+    """Remove the bootstrap token once the agent holds its certificate (default: 1.x when waiting; 2.x keeps it)."""
+    telemetry: bool
+    """Gloo Platform 2.x only: run the agent's telemetry collector, exporting to the management telemetry gateway."""
+    telemetry_gateway_address: pulumi.Input[str]
+    """`host:port` of the telemetry gateway (2.x, implies telemetry); discovered from its LoadBalancer when absent."""
 
 
 ARG_KEYS: frozenset[str] = frozenset(RemoteClusterRegistrationArgs.__annotations__)
@@ -146,9 +152,13 @@ class RegistrationSettings:
     wait_for_client_cert: bool
     client_cert_timeout_seconds: int
     remove_bootstrap_token: bool
-    generation: AgentGeneration = field(default=GLOO_MESH_ENTERPRISE_1X)
+    generation: AgentGeneration
+    telemetry: bool
+    telemetry_gateway_address: pulumi.Input[str] | None
 
-    def helm_values(self, *, server_address: str, agent_version: str) -> dict[str, Any]:
+    def helm_values(
+        self, *, server_address: str, agent_version: str, telemetry_address: str | None = None
+    ) -> dict[str, Any]:
         """The agent's Helm values: `agent_values` under the registration's own values."""
         owned = self.generation.registration_values(
             cluster_name=self.cluster_name,
@@ -157,8 +167,13 @@ class RegistrationSettings:
             namespace=self.remote_namespace,
             insecure=self.insecure,
             agent_version=agent_version,
+            telemetry_address=telemetry_address,
         )
         return merge_values(self.agent_values, owned, self.generation.reserved_value_paths())
+
+
+GenerationSource = Callable[[ClusterAccess, str, "FieldLabel"], AgentGeneration]
+"""Finds the generation of the management plane reached through an access and namespace (discovery)."""
 
 
 FieldLabel = Callable[[str], str]
@@ -276,16 +291,15 @@ def _access(
             raise RegistrationConfigError(
                 label(f"{prefix}_kubeconfig"), "''", "is empty", "give a kubeconfig file path or its contents"
             )
-        if _looks_like_path(kubeconfig):
-            path = os.path.expanduser(kubeconfig)
-            if not os.path.isfile(path):
-                raise RegistrationConfigError(
-                    label(f"{prefix}_kubeconfig"),
-                    repr(kubeconfig),
-                    "is not an existing kubeconfig file",
-                    "give the path of a kubeconfig file on this machine, or the kubeconfig contents as a secret",
-                )
-            kubeconfig = path
+        # A path stays as written (`~/...`, or relative to the project): the Provider and the steps expand it where
+        # they run, so the same stack file on another machine (another CI runner's home) changes nothing.
+        if _looks_like_path(kubeconfig) and not os.path.isfile(os.path.expanduser(kubeconfig)):
+            raise RegistrationConfigError(
+                label(f"{prefix}_kubeconfig"),
+                repr(kubeconfig),
+                "is not an existing kubeconfig file",
+                "give the path of a kubeconfig file on this machine, or the kubeconfig contents as a secret",
+            )
     if provider is not None and needs_kubectl and context is None and kubeconfig is None:
         raise RegistrationConfigError(
             label(f"{prefix}_provider"),
@@ -298,8 +312,14 @@ def _access(
     return ClusterAccess(role=role, context=context, kubeconfig=kubeconfig, provider=provider)
 
 
-def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lambda key: key) -> RegistrationSettings:
-    """Check every argument and fill in defaults; raise :class:`RegistrationConfigError` on the first problem."""
+def validate_registration_args(
+    args: Mapping[str, Any], label: FieldLabel = lambda key: key, *, discover: GenerationSource | None = None
+) -> RegistrationSettings:
+    """Check every argument and fill in defaults; raise :class:`RegistrationConfigError` on the first problem.
+
+    The agent generation is ``agent_generation``, else what ``discover`` finds on the management cluster (the
+    component and the stack config pass discovery; without it the argument is required). Defaults that differ by
+    generation (authority, chart repository, token removal) follow it."""
     if not isinstance(args, Mapping):
         raise RegistrationConfigError(
             "args", type(args).__name__, "is not a mapping", "pass a RemoteClusterRegistrationArgs dict"
@@ -312,11 +332,15 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
             "is not a registration argument",
             f"use one of: {', '.join(sorted(ARG_KEYS))}",
         )
-    generation = GLOO_MESH_ENTERPRISE_1X
     cluster_name = check_dns1123_label(label("cluster_name"), args.get("cluster_name"), "cluster name")
     insecure = _bool(args, "insecure", False, label)
+    mgmt = _access(args, "management", "mgmt", label, needs_kubectl=not insecure)
+    remote = _access(args, "remote", "remote", label, needs_kubectl=not insecure)
+    mgmt_namespace = check_dns1123_label(label("mgmt_namespace"), args.get("mgmt_namespace", "gloo-mesh"), "namespace")
+    generation = _generation(args, label, mgmt, mgmt_namespace, discover)
     wait = _bool(args, "wait_for_client_cert", not insecure, label) and not insecure
-    remove_token = _bool(args, "remove_bootstrap_token", wait, label) and not insecure
+    remove_token = _bool(args, "remove_bootstrap_token", wait and generation.removes_token_by_default, label)
+    remove_token = remove_token and not insecure
     if remove_token and not wait:
         raise RegistrationConfigError(
             label("remove_bootstrap_token"),
@@ -324,9 +348,6 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
             "needs wait_for_client_cert: the token can only be removed once the agent holds its client certificate",
             f"set {label('wait_for_client_cert')} to true, or {label('remove_bootstrap_token')} to false",
         )
-    mgmt = _access(args, "management", "mgmt", label, needs_kubectl=not insecure)
-    remote = _access(args, "remote", "remote", label, needs_kubectl=not insecure)
-
     address = args.get("relay_server_address")
     if isinstance(address, str):
         address = check_host_port(label("relay_server_address"), address)
@@ -372,9 +393,6 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
             "is not a Helm repository URL",
             f"give an https:// or oci:// URL such as {generation.chart_repo!r}",
         )
-    mgmt_namespace = check_dns1123_label(
-        label("mgmt_namespace"), args.get("mgmt_namespace", generation.default_namespace), "namespace"
-    )
     remote_namespace = check_dns1123_label(
         label("remote_namespace"), args.get("remote_namespace", generation.default_namespace), "namespace"
     )
@@ -399,6 +417,28 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
         raise RegistrationConfigError(
             label("agent_values"), type(agent_values).__name__, "is not a mapping", "give a mapping of Helm values"
         )
+    telemetry_address = args.get("telemetry_gateway_address")
+    if isinstance(telemetry_address, str):
+        telemetry_address = check_host_port(label("telemetry_gateway_address"), telemetry_address)
+    elif telemetry_address is not None and not isinstance(telemetry_address, pulumi.Output):
+        raise RegistrationConfigError(
+            label("telemetry_gateway_address"), repr(telemetry_address), "is not a string", "give host:port"
+        )
+    telemetry = _bool(args, "telemetry", telemetry_address is not None, label)
+    if telemetry and generation.telemetry_service is None:
+        raise RegistrationConfigError(
+            label("telemetry" if "telemetry" in args else "telemetry_gateway_address"),
+            "set",
+            f"needs a telemetry gateway, which {generation.label} does not have",
+            f"remove it, or register with a Gloo Platform 2.x management plane ({label('agent_generation')})",
+        )
+    if telemetry_address is not None and not telemetry:
+        raise RegistrationConfigError(
+            label("telemetry_gateway_address"),
+            "set",
+            "is given while telemetry is off",
+            f"set {label('telemetry')} to true, or remove {label('telemetry_gateway_address')}",
+        )
 
     settings = RegistrationSettings(
         cluster_name=cluster_name,
@@ -420,31 +460,72 @@ def validate_registration_args(args: Mapping[str, Any], label: FieldLabel = lamb
         client_cert_timeout_seconds=timeout,
         remove_bootstrap_token=remove_token,
         generation=generation,
+        telemetry=telemetry,
+        telemetry_gateway_address=telemetry_address,
     )
     check_agent_values(settings, label)
     return settings
+
+
+def _generation(
+    args: Mapping[str, Any],
+    label: FieldLabel,
+    mgmt: ClusterAccess,
+    mgmt_namespace: str,
+    discover: GenerationSource | None,
+) -> AgentGeneration:
+    """The generation the stack names, else the one found on the management cluster."""
+    requested = args.get("agent_generation")
+    if requested is not None:
+        if requested not in GENERATIONS:  # a GenerationName member equals its value
+            raise RegistrationConfigError(
+                label("agent_generation"),
+                repr(requested),
+                "is not an agent generation",
+                f"use one of {', '.join(GENERATIONS)}",
+            )
+        return GENERATIONS[GenerationName(requested)]
+    if discover is None:
+        raise RegistrationConfigError(
+            label("agent_generation"),
+            "nothing",
+            "was given, and here it cannot be discovered from the management cluster",
+            f"set it to one of {', '.join(GENERATIONS)}",
+        )
+    return discover(mgmt, mgmt_namespace, label)
 
 
 def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambda key: key) -> None:
     """Reject `agent_values` that would change a registration value, using what is known before discovery."""
     known_address = settings.relay_server_address if isinstance(settings.relay_server_address, str) else "<discovered>"
     known_version = settings.agent_version if isinstance(settings.agent_version, str) else "1.1.0"
+    known_telemetry = (
+        (settings.telemetry_gateway_address if isinstance(settings.telemetry_gateway_address, str) else "<discovered>")
+        if settings.telemetry
+        else None
+    )
     try:
-        settings.helm_values(server_address=known_address, agent_version=known_version)
+        settings.helm_values(
+            server_address=known_address, agent_version=known_version, telemetry_address=known_telemetry
+        )
     except ValueConflictError as conflict:
-        raise agent_values_error(conflict, label) from None
+        raise agent_values_error(conflict, settings.generation, label) from None
 
 
-def agent_values_error(conflict: ValueConflictError, label: FieldLabel = lambda key: key) -> RegistrationConfigError:
+def agent_values_error(
+    conflict: ValueConflictError, generation: AgentGeneration, label: FieldLabel = lambda key: key
+) -> RegistrationConfigError:
     """The error for a user value that collides with a registration value (the user's value is not echoed)."""
+    relay = generation.relay_value_path
+    arguments: dict[tuple[str, ...], str] = {
+        generation.cluster_value_path: "cluster_name",
+        (*relay, "serverAddress"): "relay_server_address",
+        (*relay, "authority"): "relay_authority",
+        ("telemetryCollector", "config", "exporters", "otlp", "endpoint"): "telemetry_gateway_address",
+        **dict.fromkeys(generation.insecure_value_paths(), "insecure"),
+    }
+    argument = arguments.get(conflict.path, "the registration's own arguments")
     path = ".".join(conflict.path)
-    argument = {
-        "relay.serverAddress": "relay_server_address",
-        "relay.cluster": "cluster_name",
-        "relay.authority": "relay_authority",
-        "relay.insecure": "insecure",
-        "global.insecure": "insecure",
-    }.get(path, "the registration's own arguments")
     return RegistrationConfigError(
         f"{label('agent_values')}.{path}",
         "a value",

@@ -17,7 +17,10 @@ from typing import Any, TypeVar, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .agent_generation import GENERATIONS, AgentGeneration
 from .args import (
+    ClusterAccess,
+    FieldLabel,
     RegistrationConfigError,
     RegistrationSettings,
     RelayDiscovery,
@@ -25,8 +28,11 @@ from .args import (
     normalize_agent_version,
 )
 from .lifecycle import (
+    FIND_EXISTING,
     READ_RELAY_SECRETS,
+    existing_objects_step,
     kubectl_environment,
+    objects_environment,
     parse_relay_secrets_report,
     relay_secrets_environment,
     relay_secrets_step,
@@ -166,36 +172,80 @@ def resolve_relay_address(scope: ReadScope, settings: RegistrationSettings) -> p
     given = _given(settings.relay_server_address, lambda a: check_host_port("relay_server_address", a))
     if given is not None:
         return given
+    gen = settings.generation
     if settings.relay_discovery is RelayDiscovery.LOADBALANCER:
         return scope.once(
-            ("relay-address-lb", settings.mgmt_namespace), lambda: _address_from_load_balancer(scope, settings)
+            ("relay-address-lb", settings.mgmt_namespace, gen.server_service),
+            lambda: _address_from_load_balancer(
+                scope,
+                settings,
+                service=gen.server_service,
+                port_name=gen.server_grpc_port_name,
+                kind="relay-service",
+                argument="relay_server_address",
+                fix="set relay_server_address (or relay_discovery: istio-ingress-nodeport)",
+            ),
         )
     return scope.once(
         ("relay-address-nodeport", settings.relay_node_name), lambda: _address_from_node_port(scope, settings)
     )
 
 
-def _address_from_load_balancer(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
+def resolve_telemetry_address(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str] | None:
+    """Gloo Platform 2.x with telemetry: the given gateway `host:port`, else its LoadBalancer and `otlp` port."""
+    if not settings.telemetry:
+        return None
+    given = _given(settings.telemetry_gateway_address, lambda a: check_host_port("telemetry_gateway_address", a))
+    if given is not None:
+        return given
+    gen = settings.generation
+    service, port_name = gen.telemetry_service, gen.telemetry_port_name
+    assert service is not None and port_name is not None  # validation allows telemetry only where there is a gateway
+    return scope.once(
+        ("telemetry-address-lb", settings.mgmt_namespace, service),
+        lambda: _address_from_load_balancer(
+            scope,
+            settings,
+            service=service,
+            port_name=port_name,
+            kind="telemetry-service",
+            argument="telemetry_gateway_address",
+            fix="set telemetry_gateway_address",
+        ),
+    )
+
+
+def _address_from_load_balancer(
+    scope: ReadScope,
+    settings: RegistrationSettings,
+    *,
+    service: str,
+    port_name: str,
+    kind: str,
+    argument: str,
+    fix: str,
+) -> pulumi.Output[str]:
+    """The ingress address of a LoadBalancer Service and its port named ``port_name``; ``argument`` sets it instead."""
     from pulumi_kubernetes.core.v1 import Service
 
-    gen = settings.generation
-    ref = f"{settings.mgmt_namespace}/{gen.server_service}"
-    service = Service.get(scope.name("relay-service", ref), ref, opts=scope.opts())
-    where = f"Service {settings.mgmt_namespace}/{gen.server_service} ({settings.mgmt.describe()})"
+    ref = f"{settings.mgmt_namespace}/{service}"
+    read = Service.get(scope.name(kind, ref), ref, opts=scope.opts())
+    where = f"Service {ref} ({settings.mgmt.describe()})"
 
     def from_load_balancer(spec: Any, status: Any) -> str:
-        port = _named_port(spec, gen.server_grpc_port_name, where, node_port=False)
+        port = _named_port(spec, port_name, where, node_port=False, argument=argument)
         ingress = list(status.load_balancer.ingress or []) if status and status.load_balancer else []
         host = next((i.ip or i.hostname for i in ingress if (i.ip or i.hostname)), None)
         if host is None:
             raise DiscoveryError(
                 f"{where} has no LoadBalancer ingress address yet (pending, or not of type LoadBalancer). Fix: wait "
-                "for the load balancer, or set relay_server_address (or relay_discovery: istio-ingress-nodeport)."
+                f"for the load balancer, or {fix}."
             )
-        return check_host_port("relay_server_address", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return check_host_port(argument, address)
 
     # Nested applies keep the typed output objects (Output.all turns them into plain dicts).
-    return service.spec.apply(lambda spec: service.status.apply(lambda status: from_load_balancer(spec, status)))
+    return read.spec.apply(lambda spec: read.status.apply(lambda status: from_load_balancer(spec, status)))
 
 
 def _address_from_node_port(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
@@ -209,7 +259,7 @@ def _address_from_node_port(scope: ReadScope, settings: RegistrationSettings) ->
     node_where = f"Node {settings.relay_node_name} ({settings.mgmt.describe()})"
 
     def from_node_port(spec: Any, node_status: Any) -> str:
-        port = _named_port(spec, "https", service_where, node_port=True)
+        port = _named_port(spec, "https", service_where, node_port=True, argument="relay_server_address")
         addresses = list(node_status.addresses or []) if node_status else []
         address = next((a.address for a in addresses if a.type == "InternalIP"), None)
         if address is None:
@@ -219,14 +269,60 @@ def _address_from_node_port(scope: ReadScope, settings: RegistrationSettings) ->
     return ingress_service.spec.apply(lambda spec: node.status.apply(lambda status: from_node_port(spec, status)))
 
 
-def _named_port(spec: Any, port_name: str, where: str, *, node_port: bool) -> int:
+def _named_port(spec: Any, port_name: str, where: str, *, node_port: bool, argument: str) -> int:
     ports = list(spec.ports or []) if spec is not None else []
     port = next((p for p in ports if p.name == port_name), None)
     number = (port.node_port if node_port else port.port) if port is not None else None
     if not number:
         kind = "nodePort of the port" if node_port else "port"
-        raise DiscoveryError(f"{where} has no {kind} named {port_name!r}. Fix: set relay_server_address.")
+        raise DiscoveryError(f"{where} has no {kind} named {port_name!r}. Fix: set {argument}.")
     return int(number)
+
+
+def discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) -> AgentGeneration:
+    """The generation whose server Deployment runs in ``namespace`` of the management cluster (one kubectl run per
+    management plane and program run; it runs in preview too). Resources are declared by generation, so this is a
+    plain (blocking) invoke, made before anything is declared."""
+    key = (mgmt.context, mgmt.kubeconfig if isinstance(mgmt.kubeconfig, str) else id(mgmt.kubeconfig), namespace)
+    known = run_state("agent-generations")
+    if key not in known:
+        known[key] = _discover_generation(mgmt, namespace, label)
+    found: AgentGeneration = known[key]
+    return found
+
+
+def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) -> AgentGeneration:
+    from pulumi_command import local
+
+    servers = {f"deployments/{namespace}/{gen.server_deployment}": gen for gen in GENERATIONS.values()}
+    names = " or ".join(f"{gen.server_deployment} ({gen.label})" for gen in GENERATIONS.values())
+    fix = f"set {label('agent_generation')} to one of {', '.join(GENERATIONS)}"
+    if mgmt.context is None and not isinstance(mgmt.kubeconfig, str):
+        raise RegistrationConfigError(
+            label("agent_generation"),
+            "nothing",
+            "was given, and the management cluster is reachable only through a Provider or a kubeconfig that is an "
+            "Output, so kubectl cannot look for the server before resources are declared",
+            fix,
+        )
+    environment = {**kubectl_environment(mgmt), **objects_environment(list(servers), "management")}
+    found = local.run(
+        command=FIND_EXISTING,
+        interpreter=existing_objects_step().interpreter,
+        environment=cast("Mapping[str, str]", environment),
+        logging=local.Logging.NONE,
+    )
+    generations = [servers[ref] for ref in found.stdout.split() if ref in servers]
+    if len(generations) != 1:
+        problem = "neither" if not generations else "both"
+        raise RegistrationConfigError(
+            label("agent_generation"),
+            "nothing",
+            f"was given, and the management cluster ({mgmt.describe()}) runs {problem} of {names} in namespace "
+            f"{namespace!r}, so the agent generation cannot be told",
+            fix,
+        )
+    return generations[0]
 
 
 def read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[Mapping[str, str]]:

@@ -43,9 +43,9 @@ KUBECTL_MIN_MINOR = 31
 WAIT_CHUNK_SECONDS = 15
 """The wait watches in chunks of this many seconds, printing progress between them.
 
-A watch, not ``kubectl wait --for=create``: kubectl 1.32 implements that by polling (two GETs every 0.5 s,
-measured against the fake API server), while one watch per chunk answers as soon as the agent writes its
-certificate, with two requests per chunk."""
+A watch, not ``kubectl wait --for=create``: kubectl 1.37 implements that by polling (a GET every 0.5 s, about 120
+requests a minute, measured against a real kube-apiserver 1.37 in benchmarks/wait_latency.py), while one watch per
+chunk answers as soon as the agent writes its certificate (about 0.1 s after it), with one request per chunk."""
 
 FIELD_MANAGER = "gloo-mesh-registration"
 
@@ -99,6 +99,7 @@ if [ -n "${{{ENV_KUBECONFIG}:-}}" ]; then
       export KUBECONFIG
       ;;
     *)
+      case "${{{ENV_KUBECONFIG}}}" in "~/"*) {ENV_KUBECONFIG}="$HOME/${{{ENV_KUBECONFIG}#"~/"}}" ;; esac
       if [ -f "${{{ENV_KUBECONFIG}}}" ]; then
         KUBECONFIG="${{{ENV_KUBECONFIG}}}"
         export KUBECONFIG
@@ -113,6 +114,10 @@ kubeconfig${{{ENV_CONTEXT}:+ with context ${ENV_CONTEXT}}}" >&2
   esac
 fi
 unset {ENV_KUBECONFIG}
+# _gm_cause FILE: kubectl's reason from its stderr: the first line that is not a client-go log line (E1202 ...).
+_gm_cause() {{
+  grep -v -E '^[EWI][0-9]{{4}} ' "$1" | head -n 1 | grep . || tail -n 1 "$1"
+}}
 k() {{
   if [ -n "${{{ENV_CONTEXT}:-}}" ]; then "$KUBECTL" --context "${{{ENV_CONTEXT}}}" "$@"; else "$KUBECTL" "$@"; fi
 }}
@@ -210,9 +215,10 @@ configured context or kubeconfig and that it may create Secrets in $GM_NAMESPACE
 
 
 def token_step(identity: RemoteIdentity) -> ShellStep:
-    """The token Command's steps: :data:`PLACE_TOKEN` (create), :data:`KEEP_TOKEN` (update, nothing to do: the
-    certificate step places a token whenever the agent needs one), :data:`FORGET_IDENTITY` (delete: the token and
-    the client certificate; what is already gone is fine).
+    """The token Command's steps: :data:`PLACE_TOKEN` (create; a token guard on the provider removes the token if the
+    run ends before the agent holds its certificate), :data:`KEEP_TOKEN` (update, nothing to do: the certificate
+    step places a token whenever the agent needs one), :data:`FORGET_IDENTITY` (delete: the token and the client
+    certificate; what is already gone is fine).
 
     The Command ignores later changes of its environment and stdin (how the cluster is reached, a rotated token), so
     its delete runs with the access recorded at registration; if that kubeconfig file is gone by then (another CI
@@ -221,12 +227,16 @@ def token_step(identity: RemoteIdentity) -> ShellStep:
     program = (
         _names(identity)
         + _APPLY_TOKEN
+        + _START_GUARD
         + f"""\
 case "$_gm_step" in
   {PLACE_TOKEN})
     # A client certificate that exists before this registration's agent was installed is stale: the certificate
     # step would take it for success (meshctl does) while the agent cannot use it.
     k delete secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found --wait=false >/dev/null
+    # Watch the provider (this step's parent, alive for the whole run): if the run ends before the agent holds its
+    # certificate (cancelled during the release, say), the token goes with it.
+    _gm_start_guard "$PPID"
     _gm_apply_token
     echo "bootstrap token in place in namespace $GM_NAMESPACE" >&2
     ;;
@@ -251,16 +261,48 @@ pulumi destroy again, or delete the secrets $GM_TOKEN_SECRET and $GM_CLIENT_CERT
     )
 
 
-# Runs detached (its own session, so neither a kill of the step nor of the provider's process group reaches it) while
-# the token is in place: once the step's process is gone it removes the token. The step stops it on a normal exit,
-# after its own clean-up; a kill (pulumi-command's cancel is a SIGKILL, which skips the EXIT trap) leaves it to act.
+# The token guard: runs detached (its own session, so neither a kill of the step nor the kill of the provider's process
+# group at the end of a run reaches it) while the token is in place. Once the process it watches is gone, it removes the
+# token unless the agent holds its client certificate by then: a token without a certificate never outlives the run
+# that placed it, whether that run ended well, failed, or was cancelled (pulumi-command's cancel is a SIGKILL, which
+# skips a step's EXIT trap). With a certificate, the token's fate is the certificate step's (removed, or kept for 2.x).
+# Arguments: the PID to watch, then its own private directory (a copy of the kubeconfig in use, removed at the end).
 _TOKEN_GUARD = """\
 while kill -0 "$1" 2>/dev/null; do sleep 1; done
-if [ -n "${GM_KUBE_CONTEXT:-}" ]; then set -- "$2" --context "$GM_KUBE_CONTEXT"; else set -- "$2"; fi
-_gm_dir=$1
-shift
-"$KUBECTL" "$@" delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
-rm -rf "$_gm_dir"
+_gm_own=$2
+if [ -f "$_gm_own/kubeconfig" ]; then KUBECONFIG="$_gm_own/kubeconfig"; export KUBECONFIG; fi
+if [ -n "${GM_KUBE_CONTEXT:-}" ]; then set -- --context "$GM_KUBE_CONTEXT"; else set --; fi
+if _gm_cert=$("$KUBECTL" "$@" get secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name) \
+  && [ -z "$_gm_cert" ]; then
+  "$KUBECTL" "$@" delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
+fi
+rm -rf "$_gm_own"
+"""
+
+_START_GUARD = f"""\
+_gm_guard_pid=
+# _gm_start_guard PID: start the token guard watching PID (see _TOKEN_GUARD).
+_gm_start_guard() {{
+  _gm_guard_dir=$(umask 077 && mktemp -d)
+  if [ -n "${{KUBECONFIG:-}}" ] && [ -f "$KUBECONFIG" ]; then cp "$KUBECONFIG" "$_gm_guard_dir/kubeconfig"; fi
+  export KUBECTL GM_TOKEN_SECRET GM_CLIENT_CERT_SECRET GM_NAMESPACE
+  if [ -n "${{GM_KUBE_CONTEXT:-}}" ]; then export GM_KUBE_CONTEXT; fi
+  if command -v setsid >/dev/null 2>&1; then
+    setsid {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$1" "$_gm_guard_dir" </dev/null >/dev/null 2>&1 &
+  else
+    {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$1" "$_gm_guard_dir" </dev/null >/dev/null 2>&1 &
+  fi
+  _gm_guard_pid=$!
+}}
+# _gm_remove_token: remove the token, saying so only when there was one.
+_gm_remove_token() {{
+  if _gm_removed=$(k delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name 2>/dev/null); then
+    if [ -n "$_gm_removed" ]; then echo "bootstrap token removed from namespace $GM_NAMESPACE" >&2; fi
+  else
+    echo "warning: could not remove the bootstrap token from namespace $GM_NAMESPACE; run pulumi up again" >&2
+    return 1
+  fi
+}}
 """
 
 
@@ -276,36 +318,20 @@ def client_certificate_step(
 
     If the certificate exists, a token left behind is removed (with ``remove_token``) and nothing else happens, so a
     rotated token is never put back on a registered cluster. Otherwise the token (manifest on stdin) is put in
-    place, the certificate is watched for with progress lines, and the token is removed on every exit. The relay
+    place, the certificate is watched for with progress lines, and the token is removed when the step ends: on
+    success only with ``remove_token``, on a failure always, on a kill by the token guard. The relay
     address and authority for the timeout message come from the environment (``GM_RELAY_ADDRESS``,
     ``GM_RELAY_AUTHORITY``): the address may be discovered, so it is not known when the script text is built.
     """
-    removal = (
-        f"""\
-_gm_guard_pid=
+    keep = "" if remove_token else 'if [ "$_gm_status" -eq 0 ]; then return 0; fi  # registered: the token stays\n  '
+    removal = f"""\
+_gm_token_placed=
 _gm_on_exit() {{
   if [ -n "$_gm_guard_pid" ]; then kill "$_gm_guard_pid" 2>/dev/null || true; fi
-  if k delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null 2>&1; then
-    echo "bootstrap token removed from namespace $GM_NAMESPACE" >&2
-  else
-    echo "warning: could not remove the bootstrap token from namespace $GM_NAMESPACE; run pulumi up again" >&2
-    return 1
-  fi
-}}
-_gm_start_guard() {{
-  export KUBECTL GM_TOKEN_SECRET GM_NAMESPACE
-  if [ -n "${{GM_KUBE_CONTEXT:-}}" ]; then export GM_KUBE_CONTEXT; fi
-  if command -v setsid >/dev/null 2>&1; then
-    setsid {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$$" "$_gm_dir" </dev/null >/dev/null 2>&1 &
-  else
-    {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$$" "$_gm_dir" </dev/null >/dev/null 2>&1 &
-  fi
-  _gm_guard_pid=$!
+  if [ -z "$_gm_token_placed" ]; then return 0; fi  # this run put no token in place
+  {keep}_gm_remove_token
 }}
 """
-        if remove_token
-        else "_gm_start_guard() { :; }\n"
-    )
     leftover = (
         """\
     if k get secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name 2>/dev/null | grep -q .; then
@@ -320,12 +346,17 @@ _gm_start_guard() {{
         _names(identity)
         + f"GM_CLUSTER={shlex.quote(cluster_name)}\nGM_TIMEOUT={int(timeout_seconds)}\nGM_CHUNK={int(chunk_seconds)}\n"
         + _APPLY_TOKEN
+        + _START_GUARD
         + removal
         + """\
 # One watch per chunk: the API server first sends ADDED for a secret that exists, then events as they happen.
 _gm_watch_for_certificate() {
+  _gm_seconds=$1
   rm -f "$_gm_dir/events" && mkfifo "$_gm_dir/events"
-  k get --raw "/api/v1/namespaces/$GM_NAMESPACE/secrets?fieldSelector=metadata.name%3D$GM_CLIENT_CERT_SECRET&watch=1&timeoutSeconds=$1" \\
+  # kubectl itself in the background (not the function k, which would run in a subshell): $! must be kubectl, so
+  # that the kill below ends the watch instead of orphaning it.
+  if [ -n "${GM_KUBE_CONTEXT:-}" ]; then set -- --context "$GM_KUBE_CONTEXT"; else set --; fi
+  "$KUBECTL" "$@" get --raw "/api/v1/namespaces/$GM_NAMESPACE/secrets?fieldSelector=metadata.name%3D$GM_CLIENT_CERT_SECRET&watch=1&timeoutSeconds=$_gm_seconds" \\
     > "$_gm_dir/events" 2> "$_gm_dir/watch-errors" &
   _gm_watch_pid=$!
   _gm_found=1
@@ -335,7 +366,7 @@ _gm_watch_for_certificate() {
   { wait "$_gm_watch_pid"; } 2>/dev/null || _gm_watch_status=$?
   if [ "$_gm_found" -ne 0 ] && [ "$_gm_watch_status" -ne 0 ]; then
     # The watch failed (not merely timed out): say why, and do not spin.
-    echo "cluster $GM_CLUSTER: cannot watch secrets in namespace $GM_NAMESPACE: $(head -n 1 "$_gm_dir/watch-errors")" >&2
+    echo "cluster $GM_CLUSTER: cannot watch secrets in namespace $GM_NAMESPACE: $(_gm_cause "$_gm_dir/watch-errors")" >&2
     sleep 1
   fi
   return "$_gm_found"
@@ -346,7 +377,7 @@ case "$_gm_step" in
   {ENSURE_CERTIFICATE})
     if ! _gm_present=$(k get secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name \
 2>"$_gm_dir/errors"); then
-      echo "error: cluster $GM_CLUSTER is not reachable: $(head -n 1 "$_gm_dir/errors")" >&2
+      echo "error: cluster $GM_CLUSTER is not reachable: $(_gm_cause "$_gm_dir/errors")" >&2
       exit 1
     fi
     if [ -n "$_gm_present" ]; then
@@ -357,7 +388,8 @@ case "$_gm_step" in
 """
         + _UNKNOWN_STEP
         + """\
-_gm_start_guard
+_gm_start_guard "$$"
+_gm_token_placed=yes
 _gm_apply_token
 _gm_start=$(date +%s)
 _gm_elapsed=0
@@ -384,7 +416,9 @@ GM_TIMEOUT_MESSAGE
     exit 0
   fi
   _gm_elapsed=$(( $(date +%s) - _gm_start ))
-  echo "cluster $GM_CLUSTER: waiting for the agent's client certificate (${_gm_elapsed}s of ${GM_TIMEOUT}s)" >&2
+  if [ "$_gm_elapsed" -lt "$GM_TIMEOUT" ]; then
+    echo "cluster $GM_CLUSTER: waiting for the agent's client certificate (${_gm_elapsed}s of ${GM_TIMEOUT}s)" >&2
+  fi
 done
 """
     )
@@ -408,7 +442,7 @@ for _gm_ref in $GM_OBJECTS; do
     *) set -- "$_gm_kind" "${{_gm_rest#*/}}" -n "${{_gm_rest%%/*}}" ;;
   esac
   if ! _gm_found=$(k get "$@" --ignore-not-found -o name 2>"$_gm_dir/errors"); then
-    echo "error: cluster ${{GM_CLUSTER_ROLE:-}} is not reachable ($(head -n 1 "$_gm_dir/errors"))" >&2
+    echo "error: cluster ${{GM_CLUSTER_ROLE:-}} is not reachable ($(_gm_cause "$_gm_dir/errors"))" >&2
     exit 1
   fi
   if [ -n "$_gm_found" ]; then echo "$_gm_ref"; fi
@@ -444,7 +478,7 @@ for _gm_pair in $GM_RELAY_SECRETS; do
   elif grep -q 'NotFound' "$_gm_dir/errors"; then
     echo "$_gm_name MISSING"
   else
-    head -n 5 "$_gm_dir/errors" >&2
+    echo "error: cannot read secret $_gm_name in namespace $GM_NAMESPACE: $(_gm_cause "$_gm_dir/errors")" >&2
     exit 1
   fi
 done

@@ -24,9 +24,11 @@ from .args import (
 )
 from .discovery import (
     ReadScope,
+    discover_generation,
     read_relay_secrets,
     resolve_agent_version,
     resolve_relay_address,
+    resolve_telemetry_address,
 )
 from .lifecycle import (
     ENSURE_CERTIFICATE,
@@ -105,7 +107,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: RemoteClusterRegistrationArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        settings = validate_registration_args(args)
+        settings = validate_registration_args(args, discover=discover_generation)
         CLUSTER_NAME_CLAIMS.claim(settings, name)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
@@ -120,24 +122,31 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         version = resolve_agent_version(reads, settings)
         # 2. Relay address: given, else the server's LoadBalancer or the Istio ingress NodePort.
         address = resolve_relay_address(reads, settings)
+        # (2.x with telemetry) The telemetry gateway: given, else its LoadBalancer.
+        telemetry_address = resolve_telemetry_address(reads, settings)
         # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent.
         namespace = self._remote_namespace(remote)
         prerequisites: list[pulumi.Resource] = []
+        root_ca_copy: k8s.core.v1.Secret | None = None
         token: pulumi.Output[str] | None = None
         if not settings.insecure:
             # ca.crt and the token, read by kubectl (never the rest of those secrets, and nothing into the state).
             relay_secrets = read_relay_secrets(reads, settings)
             # 4. Root CA: ca.crt only, so the CA's private key never leaves the management cluster.
-            prerequisites.append(self._copy_root_ca(relay_secrets, remote, namespace))
+            root_ca_copy = self._copy_root_ca(relay_secrets, remote, namespace)
+            prerequisites.append(root_ca_copy)
             # 5. Bootstrap token: in place for the agent's first start; stale client certificate dropped.
             token = self._bootstrap_token_manifest(relay_secrets)
             prerequisites.append(self._place_bootstrap_token(namespace, token))
-        # 6. The agent release, only once its namespace and secrets exist.
-        release = self._install_agent(remote, namespace, version, address, prerequisites)
+        # 6. The agent release, only once its namespace and secrets exist (2.x: its CRDs release first).
+        crds = self._install_agent_crds(remote, namespace, version)
+        if crds is not None:
+            prerequisites.append(crds)
+        release = self._install_agent(remote, namespace, version, address, telemetry_address, prerequisites)
         # 7. The KubernetesCluster in the management namespace, after the release.
         cluster = self._declare_kubernetes_cluster(mgmt, release)
         # A preview fails where `pulumi up` would: an object about to be created that exists already.
-        checked = self._check_planned_objects(namespace, prerequisites[:1], release, cluster)
+        checked = self._check_planned_objects(namespace, root_ca_copy, crds, release, cluster)
         # 8 and 9. Wait for the client certificate, then remove the bootstrap token (also on failure and on a kill).
         certificate: pulumi.Output[bool] = pulumi.Output.from_input(False)
         if settings.wait_for_client_cert and token is not None:  # never in insecure mode
@@ -267,24 +276,55 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             ),
         )
 
+    def _install_agent_crds(
+        self,
+        remote: k8s.Provider,
+        namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch,
+        version: pulumi.Output[str],
+    ) -> k8s.helm.v3.Release | None:
+        """The generation's CRDs chart (2.x: `gloo-platform-crds`) at the agent's version, before the agent.
+
+        Retained on destroy: deleting it would delete the CRDs and with them every Gloo custom resource on the
+        workload cluster (meshctl 1.x's deregister had the same hazard). Pulumi forgets the release instead."""
+        s = self._settings
+        chart = s.generation.crds_chart
+        if chart is None:
+            return None
+        return k8s.helm.v3.Release(
+            f"{self._name}-agent-crds",
+            name=chart,
+            chart=chart,
+            version=version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.chart_repo),
+            namespace=s.remote_namespace,
+            create_namespace=False,
+            opts=self._opts(remote, depends_on=[namespace], retain_on_delete=True),
+        )
+
     def _install_agent(
         self,
         remote: k8s.Provider,
         namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch,
         version: pulumi.Output[str],
         address: pulumi.Output[str],
+        telemetry_address: pulumi.Output[str] | None,
         prerequisites: list[pulumi.Resource],
     ) -> k8s.helm.v3.Release:
         s = self._settings
         gen = s.generation
 
-        def values(address_and_version: list[str]) -> dict[str, Any]:
-            server_address, agent_version = address_and_version
+        def values(resolved: list[str]) -> dict[str, Any]:
+            server_address, agent_version, *telemetry = resolved
             try:
-                return s.helm_values(server_address=server_address, agent_version=agent_version)
+                return s.helm_values(
+                    server_address=server_address,
+                    agent_version=agent_version,
+                    telemetry_address=telemetry[0] if telemetry else None,
+                )
             except ValueConflictError as conflict:
-                raise agent_values_error(conflict) from None
+                raise agent_values_error(conflict, gen) from None
 
+        inputs = [address, version] + ([telemetry_address] if telemetry_address is not None else [])
         return k8s.helm.v3.Release(
             f"{self._name}-agent",
             name=gen.release_name,
@@ -292,7 +332,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.chart_repo),
             namespace=s.remote_namespace,
-            values=pulumi.Output.all(address, version).apply(values),
+            values=pulumi.Output.all(*inputs).apply(values),
             create_namespace=False,
             opts=self._opts(remote, depends_on=[namespace, *prerequisites]),
         )
@@ -316,7 +356,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     def _check_planned_objects(
         self,
         namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch,
-        root_ca_copy: list[pulumi.Resource],
+        root_ca_copy: k8s.core.v1.Secret | None,
+        crds: k8s.helm.v3.Release | None,
         release: k8s.helm.v3.Release,
         cluster: k8s.apiextensions.CustomResource,
     ) -> pulumi.Output[bool]:
@@ -324,8 +365,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         gen = s.generation
         ns = s.remote_namespace
         earlier = (
-            "left by an earlier registration (meshctl, the guide's Helm steps or another stack). Fix: deregister that "
-            "registration first, or bring it under this stack (README, Troubleshooting)."
+            "left by an earlier registration (meshctl, the guide's Helm steps, another stack, or a `pulumi up` of this "
+            "stack that was terminated). Fix: deregister that registration first, or bring it under this stack "
+            "(README, Troubleshooting)."
         )
         remote = [
             PlannedObject(
@@ -337,21 +379,17 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
                 else f"namespace {ns!r} does not exist, and createNamespace is false. Fix: create it, or set "
                 "createNamespace: true.",
                 must_exist=not s.create_remote_namespace,
-            ),
-            *(
-                PlannedObject(
-                    cast("pulumi.CustomResource", copy),
-                    f"secret/{ns}/{gen.root_ca_secret}",
-                    f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, {earlier}",
-                )
-                for copy in root_ca_copy
-            ),
-            PlannedObject(
-                release,
-                f"helm-release/{ns}/{gen.release_name}",
-                f"Helm release {gen.release_name!r} exists already in namespace {ns!r}, {earlier}",
-            ),
+            )
         ]
+        if root_ca_copy is not None:
+            ref = f"secret/{ns}/{gen.root_ca_secret}"
+            problem = f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, {earlier}"
+            remote.append(PlannedObject(root_ca_copy, ref, problem))
+        for helm_release, release_name in ((crds, gen.crds_chart), (release, gen.release_name)):
+            if helm_release is not None and release_name is not None:
+                ref = f"helm-release/{ns}/{release_name}"
+                problem = f"Helm release {release_name!r} exists already in namespace {ns!r}, {earlier}"
+                remote.append(PlannedObject(helm_release, ref, problem))
         management = [
             PlannedObject(
                 cluster,

@@ -19,6 +19,7 @@ from .args import (
     check_dns1123_label,
     validate_registration_args,
 )
+from .discovery import discover_generation
 
 MANAGEMENT_KEYS: dict[str, str] = {
     "context": "mgmt_context",
@@ -31,6 +32,9 @@ MANAGEMENT_KEYS: dict[str, str] = {
     "agentVersion": "agent_version",
     "chartRepo": "chart_repo",
     "insecure": "insecure",
+    "agentGeneration": "agent_generation",
+    "telemetry": "telemetry",
+    "telemetryGatewayAddress": "telemetry_gateway_address",
 }
 """Keys of the ``management`` object: the management plane, shared by every cluster of the stack."""
 
@@ -65,7 +69,8 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
     """Validate the project's keys of a stack config (full ``project:key`` names to parsed values).
 
     Raises :class:`RegistrationConfigError` naming the stack-file key for any problem; every registration is
-    validated here, so nothing is declared if any cluster's entry is wrong.
+    validated here, so nothing is declared if any cluster's entry is wrong. Without ``agentGeneration`` the management
+    cluster is asked which server it runs (once per management plane), so this runs inside a Pulumi program.
     """
     prefix = f"{project}:"
     own = {key[len(prefix) :]: _decoded(value) for key, value in config.items() if key.startswith(prefix)}
@@ -117,7 +122,7 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
                 "give every cluster a unique name",
             )
         seen[name] = index
-        settings = validate_registration_args(args, _labeller(labels))
+        settings = validate_registration_args(args, _labeller(labels), discover=discover_generation)
         registrations.append(args)  # type: ignore[arg-type]  # validated just above
         management_access = settings.mgmt
     return StackRegistrations(management=management_access, clusters=tuple(registrations))

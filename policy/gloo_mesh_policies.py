@@ -1,4 +1,4 @@
-"""Guardrails for Gloo Mesh Enterprise 1.x relay registrations, as a Pulumi policy pack.
+"""Guardrails for Gloo relay registrations (Gloo Mesh Enterprise 1.x and Gloo Platform 2.x), as a Pulumi policy pack.
 
 Importable on purpose: constructing :class:`pulumi_policy.PolicyPack` starts the analyzer's gRPC server and
 blocks, so it happens only in :func:`serve` (called by the pack's ``__main__.py``). Tests import the policies.
@@ -8,9 +8,10 @@ the stack with its outputs, parent, provider and dependencies at the end of a pr
 ``pulumi up`` previews first, so a mandatory stack violation stops it before anything is applied (unless it is run
 with ``--skip-preview``). Policies see secret values unwrapped; no message here ever repeats a value of a secret.
 
-Every name the policies check (chart, secrets, value keys, the cluster resource, the component's type) comes from
+Every name the policies check (charts, secrets, value paths, the cluster resource, the component's type) comes from
 ``components`` (``agent_generation`` and ``registration``), installed into the pack's environment as the
-``gloo-mesh-registration`` package (``policy/requirements.txt``), so the pack and the component cannot disagree.
+``gloo-mesh-registration`` package (``policy/requirements.txt``), so the pack and the component cannot disagree. Each
+policy checks the resources of every agent generation, each by its own names.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import semver
 from pulumi_policy import (
@@ -42,7 +43,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.agent_generation import GLOO_MESH_ENTERPRISE_1X, AgentGeneration
+from components.agent_generation import GENERATIONS, AgentGeneration
 from components.args import RegistrationConfigError, check_dns1123_label, is_dns1123_subdomain
 from components.discovery import image_tag
 from components.registration import COMPONENT_TYPE
@@ -63,11 +64,6 @@ REGISTRATION_TYPE = COMPONENT_TYPE
 _DEFAULT_PROVIDER_NAME = re.compile(r"^default(_.+)?$")
 """Names the engine gives default providers: ``default`` or ``default_<major>_<minor>_<patch>...`` (pulumi/pulumi
 ``pkg/resource/deploy/providers``, ``ProviderRequest.DefaultName``, used by ``source_eval.go``)."""
-
-
-def cluster_type(gen: AgentGeneration) -> str:
-    """Type token of the generation's cluster custom resource, as pulumi-kubernetes registers it."""
-    return f"kubernetes:{gen.cluster_api_version}:{gen.cluster_kind}"
 
 
 # -- reading properties ------------------------------------------------------------------------------------------
@@ -107,8 +103,12 @@ def _is_agent_release(resource_type: str, props: Mapping[str, Any], gen: AgentGe
     return isinstance(chart, str) and (chart == gen.chart or chart.endswith("/" + gen.chart))
 
 
-def _relay_value(props: Mapping[str, Any], key: str) -> Any:
-    return _path(props, "values", "relay", key)
+def _relay_value(props: Mapping[str, Any], gen: AgentGeneration, key: str) -> Any:
+    return _path(props, "values", *gen.relay_value_path, key)
+
+
+def _cluster_value(props: Mapping[str, Any], gen: AgentGeneration) -> Any:
+    return _path(props, "values", *gen.cluster_value_path)
 
 
 def _release_namespace(props: Mapping[str, Any]) -> str:
@@ -160,8 +160,8 @@ def _agent_releases(graph: _Graph, gen: AgentGeneration) -> list[PolicyResource]
     return [r for r in graph.of_type(RELEASE_TYPE) if _is_agent_release(r.resource_type, r.props, gen)]
 
 
-def _is_insecure(props: Mapping[str, Any]) -> bool:
-    return _truthy(_relay_value(props, "insecure")) or _truthy(_path(props, "values", "global", "insecure"))
+def _is_insecure(props: Mapping[str, Any], gen: AgentGeneration) -> bool:
+    return any(_truthy(_path(props, "values", *path)) for path in gen.insecure_value_paths())
 
 
 def _cluster_name(resource: PolicyResource) -> str | None:
@@ -272,19 +272,19 @@ def _server_versions(graph: _Graph, gen: AgentGeneration) -> list[tuple[str, str
 def _relay_cluster_matches(gen: AgentGeneration) -> StackValidation:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         graph = _Graph(args.resources)
-        clusters = graph.of_type(cluster_type(gen))
+        clusters = graph.of_type(gen.cluster_type)
         cluster_names = {name for name in map(_cluster_name, clusters) if name}
         releases_by_name: dict[str, list[PolicyResource]] = {}
         for release in _agent_releases(graph, gen):
-            name = _text(_relay_value(release.props, "cluster"))
+            name = _text(_cluster_value(release.props, gen))
             if name is None:
-                report_violation(f"Release '{release.name}' sets no relay.cluster.", release.urn)
+                report_violation(f"Release '{release.name}' sets no {'.'.join(gen.cluster_value_path)}.", release.urn)
                 continue
             releases_by_name.setdefault(name, []).append(release)
             if name not in cluster_names:
                 report_violation(
-                    f"Release '{release.name}' registers as relay.cluster '{name}', but the stack declares no "
-                    f"{gen.cluster_kind} named '{name}'.",
+                    f"Release '{release.name}' registers as {'.'.join(gen.cluster_value_path)} '{name}', but the "
+                    f"stack declares no {gen.cluster_kind} named '{name}'.",
                     release.urn,
                 )
         for cluster in clusters:
@@ -293,8 +293,8 @@ def _relay_cluster_matches(gen: AgentGeneration) -> StackValidation:
             if len(releases) != 1:
                 names = ", ".join(sorted(f"'{r.name}'" for r in releases)) or "none"
                 report_violation(
-                    f"{gen.cluster_kind} '{name}' has {len(releases)} agent Releases with relay.cluster "
-                    f"'{name}' ({names}); it needs exactly one.",
+                    f"{gen.cluster_kind} '{name}' has {len(releases)} agent Releases with "
+                    f"{'.'.join(gen.cluster_value_path)} '{name}' ({names}); it needs exactly one.",
                     cluster.urn,
                 )
 
@@ -309,7 +309,7 @@ def _cluster_names(gen: AgentGeneration) -> StackValidation:
         graph = _Graph(args.resources)
         namespace = _text(args.get_config().get("managementNamespace")) or gen.default_namespace
         seen: dict[tuple[str, str, str], PolicyResource] = {}
-        for cluster in graph.of_type(cluster_type(gen)):
+        for cluster in graph.of_type(gen.cluster_type):
             name = _cluster_name(cluster)
             try:
                 check_dns1123_label("metadata.name", name, "cluster name")
@@ -413,30 +413,28 @@ def _agent_namespace(gen: AgentGeneration) -> StackValidation:
 # -- 7. independent registrations --------------------------------------------------------------------------------
 
 
-def _independent_registrations(gen: AgentGeneration) -> StackValidation:
-    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        graph = _Graph(args.resources)
-        owner = {r.urn: _registration_of(r, gen) for r in graph.resources}
-        reported: set[tuple[str, str]] = set()
-        for resource in graph.resources:
-            mine = owner[resource.urn]
-            if mine is None:
+def _independent_registrations(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Registrations are recognised by the component's type, whatever their generation."""
+    graph = _Graph(args.resources)
+    owner = {r.urn: _registration_of(r) for r in graph.resources}
+    reported: set[tuple[str, str]] = set()
+    for resource in graph.resources:
+        mine = owner[resource.urn]
+        if mine is None:
+            continue
+        for dep in graph.closure(resource, with_provider=True).values():
+            theirs = owner.get(dep.urn)
+            if theirs is None or theirs.urn == mine.urn or (mine.urn, theirs.urn) in reported:
                 continue
-            for dep in graph.closure(resource, with_provider=True).values():
-                theirs = owner.get(dep.urn)
-                if theirs is None or theirs.urn == mine.urn or (mine.urn, theirs.urn) in reported:
-                    continue
-                reported.add((mine.urn, theirs.urn))
-                report_violation(
-                    f"Registration '{mine.name}' waits on registration '{theirs.name}': '{resource.name}' depends "
-                    f"on '{dep.name}'.",
-                    resource.urn,
-                )
-
-    return validate
+            reported.add((mine.urn, theirs.urn))
+            report_violation(
+                f"Registration '{mine.name}' waits on registration '{theirs.name}': '{resource.name}' depends "
+                f"on '{dep.name}'.",
+                resource.urn,
+            )
 
 
-def _registration_of(resource: PolicyResource, gen: AgentGeneration) -> PolicyResource | None:
+def _registration_of(resource: PolicyResource) -> PolicyResource | None:
     current: PolicyResource | None = resource
     while current is not None:
         if current.resource_type == REGISTRATION_TYPE:
@@ -453,12 +451,11 @@ def _relay_authority(gen: AgentGeneration) -> ResourceValidation:
         if not _is_agent_release(args.resource_type, args.props, gen):
             return
         allowed = _strings(args.get_config().get("allowedAuthorities")) or [gen.default_authority]
-        authority = _relay_value(args.props, "authority")
+        authority = _relay_value(args.props, gen, "authority")
         effective = authority if isinstance(authority, str) and authority else gen.default_authority
         if effective not in allowed:
-            report_violation(
-                f"Release '{args.name}' sets relay.authority {effective!r}; allowed: {', '.join(allowed)}.", None
-            )
+            path = ".".join((*gen.relay_value_path, "authority"))
+            report_violation(f"Release '{args.name}' sets {path} {effective!r}; allowed: {', '.join(allowed)}.", None)
 
     return validate
 
@@ -468,7 +465,7 @@ def _relay_authority(gen: AgentGeneration) -> ResourceValidation:
 
 def _insecure_mode(gen: AgentGeneration) -> ResourceValidation:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        if not _is_agent_release(args.resource_type, args.props, gen) or not _is_insecure(args.props):
+        if not _is_agent_release(args.resource_type, args.props, gen) or not _is_insecure(args.props, gen):
             return
         if _truthy(args.get_config().get("allowInsecure")) or _truthy(_stack_config().get(STACK_ALLOW_INSECURE_KEY)):
             return
@@ -488,14 +485,17 @@ def _step_order(gen: AgentGeneration) -> StackValidation:
         graph = _Graph(args.resources)
         releases = _agent_releases(graph, gen)
         for release in releases:
-            if _is_insecure(release.props):
+            if _is_insecure(release.props, gen):
                 continue
             waits_on = graph.closure(release)
             namespace = _release_namespace(release.props)
-            for what, candidates in (
+            needs = [
                 (f"root CA copy ({gen.root_ca_secret})", _root_ca_copies(graph, release, namespace, gen)),
                 (f"bootstrap token ({gen.token_secret})", _token_placements(graph, namespace, gen)),
-            ):
+            ]
+            if gen.crds_chart is not None:
+                needs.append((f"{gen.crds_chart} Release", _crds_releases(graph, release, namespace, gen.crds_chart)))
+            for what, candidates in needs:
                 if not any(c.urn in waits_on for c in candidates):
                     found = ", ".join(sorted(f"'{c.name}'" for c in candidates)) or "none in the stack"
                     report_violation(
@@ -503,9 +503,9 @@ def _step_order(gen: AgentGeneration) -> StackValidation:
                         f"(candidates: {found}).",
                         release.urn,
                     )
-        for cluster in graph.of_type(cluster_type(gen)):
+        for cluster in graph.of_type(gen.cluster_type):
             name = _cluster_name(cluster)
-            own = [r for r in releases if _relay_value(r.props, "cluster") == name]
+            own = [r for r in releases if _cluster_value(r.props, gen) == name]
             if own and not any(r.urn in graph.closure(cluster) for r in own):
                 report_violation(
                     f"{gen.cluster_kind} '{cluster.name}' does not wait for its agent Release "
@@ -525,6 +525,16 @@ def _root_ca_copies(
         if _path(s.props, "metadata", "name") == gen.root_ca_secret
         and _path(s.props, "metadata", "namespace") == namespace
         and _provider_urn(s) == _provider_urn(release)
+    ]
+
+
+def _crds_releases(graph: _Graph, release: PolicyResource, namespace: str, chart: str) -> list[PolicyResource]:
+    return [
+        r
+        for r in graph.of_type(RELEASE_TYPE)
+        if r.props.get("chart") == chart
+        and _release_namespace(r.props) == namespace
+        and _provider_urn(r) == _provider_urn(release)
     ]
 
 
@@ -557,8 +567,28 @@ def _string_list(description: str, default: list[str]) -> dict[str, Any]:
     }
 
 
-def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
+V = TypeVar("V", StackValidation, ResourceValidation)
+
+
+def _every(factory: Callable[[AgentGeneration], V], generations: Sequence[AgentGeneration]) -> V:
+    """One validation that runs ``factory``'s for each generation (each finds only its own resources)."""
+    validations = [factory(gen) for gen in generations]
+
+    def validate(args: Any, report_violation: ReportViolation) -> None:
+        for one in validations:
+            one(args, report_violation)
+
+    return cast(V, validate)
+
+
+def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values())) -> list[Policy]:
     """The pack's policies, numbered as in the README's "Guardrails (policy pack)" section."""
+    gen = generations[0]  # names the generations share (secret names, namespace) come from the first
+    charts = " / ".join(g.chart for g in generations)
+    kinds = " / ".join(sorted({g.cluster_kind for g in generations}))
+    cluster_paths = " / ".join(".".join(g.cluster_value_path) for g in generations)
+    authority_paths = " / ".join(".".join((*g.relay_value_path, "authority")) for g in generations)
+    insecure_paths = " / ".join(".".join(path) for g in generations for path in g.insecure_value_paths())
     return [
         ResourceValidationPolicy(
             name="kubernetes-explicit-provider",
@@ -574,17 +604,17 @@ def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
         StackValidationPolicy(
             name="agent-chart-version",
             description=(
-                f"Each {gen.chart} Release pins one exact chart version, equal to the management server's version "
-                "and the same for every cluster of the stack. Fix: set agentVersion to the enterprise-networking "
-                "version (`meshctl version`), or leave it unset to read it from the server."
+                f"Each agent Release ({charts}) pins one exact chart version, equal to the management server's "
+                "version and the same for every cluster of the stack. Fix: set agentVersion to the server's version "
+                "(`meshctl version`), or leave it unset to read it from the server."
             ),
-            validate=_agent_chart_version(gen),
+            validate=_every(_agent_chart_version, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
             config_schema=PolicyConfigSchema(
                 properties={
                     "expectedAgentVersion": {
                         "type": "string",
-                        "description": "The enterprise-networking version the agents must equal, e.g. 1.1.6.",
+                        "description": "The management server's version the agents must equal, e.g. 1.1.6.",
                     }
                 }
             ),
@@ -593,22 +623,22 @@ def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
         StackValidationPolicy(
             name="relay-cluster-matches-kubernetes-cluster",
             description=(
-                f"relay.cluster of each agent Release names a {gen.cluster_kind} of the stack, and each "
-                f"{gen.cluster_kind} has exactly one agent Release: two agents under one name take each other's "
-                "relay identity. Fix: register every cluster once, under one name, through RemoteClusterRegistration."
+                f"The cluster value ({cluster_paths}) of each agent Release names a {kinds} of the stack, and each "
+                f"{kinds} has exactly one agent Release: two agents under one name take each other's relay identity. "
+                "Fix: register every cluster once, under one name, through RemoteClusterRegistration."
             ),
-            validate=_relay_cluster_matches(gen),
+            validate=_every(_relay_cluster_matches, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
             severity=Severity.CRITICAL,
         ),
         StackValidationPolicy(
             name="kubernetes-cluster-name",
             description=(
-                f"{gen.cluster_kind} names are DNS-1123 labels, unique per management cluster, in the management "
+                f"{kinds} names are DNS-1123 labels, unique per management cluster, in the management "
                 "namespace, with a spec.clusterDomain. Fix: give each cluster a unique name such as 'eu-west-1-a', "
                 "and set the management namespace and clusterDomain (or managementNamespace in the policy config)."
             ),
-            validate=_cluster_names(gen),
+            validate=_every(_cluster_names, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
             config_schema=PolicyConfigSchema(
                 properties={
@@ -629,7 +659,7 @@ def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
                 "management secret can hold the CA's private key, which must never leave the management cluster. "
                 f"Fix: copy only data['{gen.root_ca_key}'] (RemoteClusterRegistration does)."
             ),
-            validate=_root_ca_copy(gen),
+            validate=_every(_root_ca_copy, _distinct(generations, lambda g: (g.root_ca_secret, g.root_ca_key))),
             enforcement_level=EnforcementLevel.MANDATORY,
             config_schema=PolicyConfigSchema(
                 properties={
@@ -649,7 +679,7 @@ def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
                 "in front of the agent breaks its relay connection. Fix: create or label the namespace with "
                 "istio-injection=disabled (RemoteClusterRegistration does, also with createNamespace: false)."
             ),
-            validate=_agent_namespace(gen),
+            validate=_every(_agent_namespace, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
             severity=Severity.HIGH,
         ),
@@ -660,23 +690,24 @@ def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
                 "cluster never holds up the others. Fix: give each registration its own inputs (e.g. the relay "
                 "address as a value, not another registration's output) and no depends_on across registrations."
             ),
-            validate=_independent_registrations(gen),
+            validate=_independent_registrations,
             enforcement_level=EnforcementLevel.ADVISORY,
             severity=Severity.MEDIUM,
         ),
         ResourceValidationPolicy(
             name="relay-authority-allowed",
             description=(
-                "relay.authority of each agent Release (the relay server's gRPC authority and TLS name) is one the "
+                f"The relay authority ({authority_paths}) of each agent Release (the relay server's gRPC authority "
+                "and TLS name) is one the "
                 "server certificate is issued for. Fix: set relayAuthority to an allowed name, or add the name your "
                 "server certificate carries to allowedAuthorities in the policy config."
             ),
-            validate=_relay_authority(gen),
+            validate=_every(_relay_authority, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
             config_schema=PolicyConfigSchema(
                 properties={
                     "allowedAuthorities": _string_list(
-                        "Authorities the relay server certificate is valid for.", [gen.default_authority]
+                        "Authorities the relay server certificate is valid for (default: each generation's own).", []
                     )
                 }
             ),
@@ -685,12 +716,12 @@ def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
         ResourceValidationPolicy(
             name="insecure-relay-refused",
             description=(
-                "Agents register over TLS: insecure mode (relay.insecure / global.insecure) is refused unless the "
+                f"Agents register over TLS: insecure mode ({insecure_paths}) is refused unless the "
                 f"stack allows it explicitly. Fix: remove insecure, or allow it for this stack with the stack "
                 f"config `{STACK_ALLOW_INSECURE_KEY}: true` (or allowInsecure in the policy config); "
                 "set enforcementLevel mandatory to block it."
             ),
-            validate=_insecure_mode(gen),
+            validate=_every(_insecure_mode, generations),
             enforcement_level=EnforcementLevel.ADVISORY,
             config_schema=PolicyConfigSchema(
                 properties={
@@ -707,14 +738,25 @@ def policies(gen: AgentGeneration = GLOO_MESH_ENTERPRISE_1X) -> list[Policy]:
             name="registration-step-order",
             description=(
                 f"Each agent Release waits for the {gen.root_ca_secret} copy and the bootstrap token of its "
-                f"namespace, and each {gen.cluster_kind} waits for its agent Release (the registration steps' "
-                "order). Fix: keep the depends_on of RemoteClusterRegistration's steps, or add the missing ones."
+                f"namespace (and, where the generation has one, its CRDs Release), and each {kinds} waits for its "
+                "agent Release (the registration steps' order). Fix: keep the depends_on of "
+                "RemoteClusterRegistration's steps, or add the missing ones."
             ),
-            validate=_step_order(gen),
+            validate=_every(_step_order, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
             severity=Severity.HIGH,
         ),
     ]
+
+
+def _distinct(
+    generations: Sequence[AgentGeneration], key: Callable[[AgentGeneration], object]
+) -> list[AgentGeneration]:
+    """One generation per distinct ``key`` (the generations share secret names: check each secret once)."""
+    seen: dict[object, AgentGeneration] = {}
+    for gen in generations:
+        seen.setdefault(key(gen), gen)
+    return list(seen.values())
 
 
 def serve() -> None:
@@ -723,6 +765,6 @@ def serve() -> None:
         name=PACK_NAME,
         policies=policies(),
         enforcement_level=EnforcementLevel.ADVISORY,
-        description="Guardrails for Gloo Mesh Enterprise 1.x relay registrations (RemoteClusterRegistration).",
+        description="Guardrails for Gloo relay registrations, 1.x and 2.x (RemoteClusterRegistration).",
         display_name="Gloo Mesh relay registration guardrails",
     )

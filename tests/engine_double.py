@@ -138,6 +138,40 @@ class DuplicateURNError(Exception):
     """What the engine reports for a second resource under a URN already used in the deployment."""
 
 
+def gloo_platform_2_objects() -> dict[tuple[str, str], dict[str, Any]]:
+    """Live objects of a Gloo Platform 2.x management cluster: the same relay secrets, server
+    ``gloo-mesh-mgmt-server`` (image tag 2.5.8, the agent version), its Service, the telemetry gateway."""
+    objects = {key: value for key, value in _default_objects().items() if "enterprise-networking" not in key[1]}
+    objects[("kubernetes:apps/v1:Deployment", "gloo-mesh/gloo-mesh-mgmt-server")] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "gloo-mesh-mgmt-server", "namespace": "gloo-mesh"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "gloo-mesh-mgmt-server"}},
+            "template": {
+                "metadata": {"labels": {"app": "gloo-mesh-mgmt-server"}},
+                "spec": {
+                    "containers": [
+                        {"name": "gloo-mesh-mgmt-server", "image": "gcr.io/gloo-mesh/gloo-mesh-mgmt-server:2.5.8"}
+                    ]
+                },
+            },
+        },
+    }
+    for name, port, address in (
+        ("gloo-mesh-mgmt-server", {"name": "grpc", "port": 9900}, "203.0.113.20"),
+        ("gloo-telemetry-gateway", {"name": "otlp", "port": 4317}, "203.0.113.21"),
+    ):
+        objects[("kubernetes:core/v1:Service", f"gloo-mesh/{name}")] = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "gloo-mesh"},
+            "spec": {"type": "LoadBalancer", "ports": [port]},
+            "status": {"loadBalancer": {"ingress": [{"ip": address}]}},
+        }
+    return objects
+
+
 class ObjectNotFoundError(Exception):
     """What the kubernetes provider reports for a read of an object that does not exist."""
 
@@ -145,8 +179,8 @@ class ObjectNotFoundError(Exception):
 class FakeClusters(mocks.Mocks):
     """Live state behind reads and the ``command:local:run`` relay secrets read; registrations echo their inputs."""
 
-    def __init__(self, mgmt_context: str | None = None) -> None:
-        self.objects = _default_objects()
+    def __init__(self, mgmt_context: str | None = None, *, platform: bool = False) -> None:
+        self.objects = gloo_platform_2_objects() if platform else _default_objects()
         self.invokes: list[mocks.MockCallArgs] = []
         self.mgmt_context = mgmt_context
         self.agent_fails: str | None = None
@@ -168,12 +202,20 @@ class FakeClusters(mocks.Mocks):
             return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
         if args.token == "command:local:run" and args.args.get("command") == FIND_EXISTING:
             refs = (args.args.get("environment") or {}).get("GM_OBJECTS", "").split()
-            return {"stdout": "\n".join(ref for ref in refs if ref in self.existing), "stderr": ""}
+            return {"stdout": "\n".join(ref for ref in refs if self._exists(ref)), "stderr": ""}
         if args.token == "command:local:run" and args.args.get("command") == ENSURE_CERTIFICATE:
             if self.agent_fails is not None:
                 raise CommandFailedError(f'exit status 1: running "{ENSURE_CERTIFICATE}":\n{self.agent_fails}')
             return {"stdout": "", "stderr": "the agent holds its client certificate"}
         raise NotImplementedError(f"{args.token} {args.args.get('command')!r}")
+
+    def _exists(self, ref: str) -> bool:
+        """Whether the find-existing step would find ``ref``: a management object of this state (``deployments/...``)
+        or one of ``existing``."""
+        kind, _, rest = ref.partition("/")
+        if kind == "deployments":
+            return ("kubernetes:apps/v1:Deployment", rest) in self.objects
+        return ref in self.existing
 
     def _relay_secrets_report(self, environment: dict[str, str]) -> str:
         """Answer the relay secrets read as the real script does against this state (the script itself runs with
@@ -422,6 +464,13 @@ def run_program(
     return monitor
 
 
+def fake_for(stack_file: Path) -> FakeClusters:
+    """The management plane a stack file expects: Gloo Platform 2.x when it says so, else Gloo Mesh Enterprise 1.x."""
+    config = yaml.safe_load(stack_file.read_text()).get("config", {})
+    management: dict[str, Any] = next((v for k, v in config.items() if k.endswith(":management")), {})
+    return FakeClusters(platform=management.get("agentGeneration") == "gloo-platform-2")
+
+
 def run_main(
     stack_file: Path,
     fake: FakeClusters | None = None,
@@ -451,6 +500,8 @@ def run_main(
     os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys or [])
     set_all_config({}, [])
     try:
+        if fake is None and monitor is None:
+            fake = fake_for(stack_file)
         return run_program(program, fake, preview=preview, project=project, stack=stack, monitor=monitor)
     finally:
         for key, value in saved.items():

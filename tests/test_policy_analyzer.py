@@ -48,7 +48,7 @@ import pulumi_kubernetes as k8s
 import pulumi_policy.policy
 import pytest
 import yaml
-from engine_double import CA_CERT, CA_PRIVATE_KEY, ROOT, RecordingMonitor, b64, run_main, run_program
+from engine_double import CA_CERT, CA_PRIVATE_KEY, ROOT, FakeClusters, RecordingMonitor, b64, run_main, run_program
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
@@ -572,3 +572,56 @@ def test_a_kubernetes_cluster_outside_the_configured_management_namespace(analyz
     recorded = registrations(("east", args()))
     violations = analyzer.run(recorded, {"kubernetes-cluster-name": {"managementNamespace": "gloo-mesh-system"}})
     assert names(violations) == {"kubernetes-cluster-name"}
+
+
+# -- Gloo Platform 2.x --------------------------------------------------------------------------------------------
+
+
+def platform_registrations(
+    *entries: tuple[str, RemoteClusterRegistrationArgs],
+    change: pulumi.ResourceTransformation | None = None,
+) -> RecordingMonitor:
+    """As :func:`registrations`, against a Gloo Platform 2.x management plane (discovered)."""
+
+    def program() -> None:
+        opts = pulumi.ResourceOptions(transformations=[change]) if change else None
+        for name, registration in entries:
+            RemoteClusterRegistration(name, registration, opts)
+
+    return run_program(program, FakeClusters(platform=True), preview=True)
+
+
+PLATFORM_CLUSTER = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"
+
+
+def _release_without_its_crds(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    depends_on = opts.depends_on if isinstance(opts.depends_on, list) else []
+    opts.depends_on = [d for d in depends_on if not isinstance(d, k8s.helm.v3.Release)]
+    return props, opts
+
+
+def test_a_gloo_platform_2_registration_passes_every_policy(analyzer: PolicyAnalyzer) -> None:
+    assert analyzer.run(platform_registrations(("east", args()), ("west", args("west")))) == []
+
+
+def test_a_gloo_platform_2_agent_that_does_not_wait_for_its_crds(analyzer: PolicyAnalyzer) -> None:
+    recorded = platform_registrations(("east", args()), change=of_type(RELEASE, _release_without_its_crds))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"registration-step-order"}
+    assert any("gloo-platform-crds Release" in v.message for v in violations)
+
+
+def test_gloo_platform_2_values_are_checked_at_their_own_paths(analyzer: PolicyAnalyzer) -> None:
+    recorded = platform_registrations(("east", args(relay_authority="relay.other.example")))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"relay-authority-allowed"}
+    assert any("glooAgent.relay.authority 'relay.other.example'" in v.message for v in violations)
+    insecure = analyzer.run(platform_registrations(("east", args(insecure=True))))
+    assert names(insecure) == {"insecure-relay-refused"}
+
+
+def test_a_gloo_platform_2_agent_registered_under_another_name(analyzer: PolicyAnalyzer) -> None:
+    recorded = platform_registrations(("east", args()), change=of_type(PLATFORM_CLUSTER, _renamed_cluster))
+    violations = analyzer.run(recorded)
+    assert names(violations) == {"relay-cluster-matches-kubernetes-cluster"}
+    assert any("common.cluster 'east'" in v.message for v in violations)

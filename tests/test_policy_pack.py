@@ -29,14 +29,14 @@ from pulumi_policy import (
 
 from components import GLOO_MESH_ENTERPRISE_1X as GEN
 from components.registration import COMPONENT_TYPE
-from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY, cluster_type, policies
+from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY, policies
 
 POLICIES: dict[str, Policy] = {p.name: p for p in policies()}
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 COMMAND = "command:local:Command"
-CLUSTER = cluster_type(GEN)
+CLUSTER = GEN.cluster_type
 STACK = "urn:pulumi:test::proj"
 
 

@@ -19,6 +19,7 @@ from engine_double import (
     CommandFailedError,
     DuplicateURNError,
     FakeClusters,
+    Invocation,
     Recorded,
     RecordingMonitor,
     b64,
@@ -34,6 +35,7 @@ from components import (
     RemoteClusterRegistration,
     RemoteClusterRegistrationArgs,
 )
+from components.agent_generation import GenerationName
 from components.lifecycle import (
     ENSURE_CERTIFICATE,
     FIND_EXISTING,
@@ -260,7 +262,8 @@ def test_no_secret_value_outside_a_secret_input() -> None:
 
 def test_commands_never_carry_secrets_in_their_scripts(recorded: RecordingMonitor) -> None:
     steps = [plain(c.inputs) for c in recorded.registered(COMMAND)] + [plain(i.args) for i in recorded.invocations]
-    assert len(steps) == 3
+    assert {i.command for i in recorded.invocations} == {READ_RELAY_SECRETS, ENSURE_CERTIFICATE, FIND_EXISTING}
+    assert len(steps) == 4
     for step in steps:
         script = json.dumps([step.get(key) for key in ("interpreter", "command", "create", "update", "delete")])
         for secret in SECRET_VALUES:
@@ -413,8 +416,16 @@ def test_digest_pinned_server_image_is_a_clear_error() -> None:
 
 def test_missing_server_deployment_fails() -> None:
     fake = _with(lambda f: f.objects.pop(("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking")))
-    with pytest.raises(Exception, match="gloo-mesh/enterprise-networking"):
+    with pytest.raises(
+        RegistrationConfigError,
+        match=r"^agent_generation: nothing was given, and the management cluster \(context 'kind-mgmt-cluster'\) runs "
+        r"neither of enterprise-networking .* or gloo-mesh-mgmt-server .* in namespace 'gloo-mesh'.*Fix: set "
+        r"agent_generation",
+    ):
         register(args(), fake=fake)
+    # Named, the generation is not looked for; the version read then fails on the missing Deployment.
+    with pytest.raises(Exception, match="gloo-mesh/enterprise-networking"):
+        register(args(agent_generation="gloo-mesh-enterprise-1"), fake=fake)
 
 
 def test_pending_load_balancer_is_a_clear_error() -> None:
@@ -479,7 +490,11 @@ def test_relay_secrets_are_read_from_the_management_namespace_and_context_given(
     namespace, or at the remote cluster's context, finds no secret."""
     fake = FakeClusters(mgmt_context="kind-mgmt-cluster")
     _secrets_moved_to("gloo-mesh-mgmt", fake)
-    given = {"agent_version": "1.1.6", "relay_server_address": "relay.example.com:443"}
+    given = {
+        "agent_version": "1.1.6",
+        "relay_server_address": "relay.example.com:443",
+        "agent_generation": "gloo-mesh-enterprise-1",
+    }
     recorded = register(args(mgmt_namespace="gloo-mesh-mgmt", remote_namespace="agents", **given), fake=fake)
     assert plain(recorded.one(SECRET, "-root-ca").inputs)["data"] == {"ca.crt": b64(CA_CERT)}
     with pytest.raises(DiscoveryError, match=r"'relay-root-tls-secret' in namespace 'gloo-mesh' .* does not exist"):
@@ -514,11 +529,30 @@ def test_an_insecure_registration_needs_no_kubectl_access_to_the_management_clus
     def program() -> None:
         mgmt = k8s.Provider("platform-mgmt", context="ctx-mgmt")
         RemoteClusterRegistration(
-            "east", {"cluster_name": "east", "mgmt_provider": mgmt, "remote_context": "east", "insecure": True}
+            "east",
+            {
+                "cluster_name": "east",
+                "mgmt_provider": mgmt,
+                "remote_context": "east",
+                "insecure": True,
+                "agent_generation": GenerationName.GLOO_MESH_ENTERPRISE_1,
+            },
         )
 
     recorded = run_program(program)
     assert recorded.registered(RELEASE) and not recorded.fake.invokes
+    # Without the generation, nothing could find it: a clear error, before anything is declared.
+    unnamed = RecordingMonitor(FakeClusters())
+
+    def without_generation() -> None:
+        mgmt = k8s.Provider("platform-mgmt", context="ctx-mgmt")
+        RemoteClusterRegistration(
+            "east", {"cluster_name": "east", "mgmt_provider": mgmt, "remote_context": "east", "insecure": True}
+        )
+
+    with pytest.raises(RegistrationConfigError, match=r"agent_generation: .*reachable only through a Provider"):
+        run_program(without_generation, monitor=unnamed)
+    assert [r.type for r in unnamed.records] == [PROVIDER]
 
 
 def test_version_and_address_may_be_outputs_of_other_resources() -> None:
@@ -748,6 +782,11 @@ def test_the_token_step_ignores_how_the_cluster_is_reached_and_a_rotated_token()
 # -- preflight: a preview fails where `pulumi up` would ------------------------------------------------------
 
 
+def preflight_lookups(recorded: RecordingMonitor) -> list[Invocation]:
+    """The find-existing runs of the preflight check (not the generation discovery, which looks for Deployments)."""
+    return [i for i in recorded.invoked(FIND_EXISTING) if "deployments/" not in i.args["environment"]["GM_OBJECTS"]]
+
+
 def preview(fake: FakeClusters, **overrides: Any) -> RecordingMonitor:
     def program() -> pulumi.Output[Any]:
         return RemoteClusterRegistration("remote-cluster", args(**overrides)).client_certificate_issued
@@ -792,7 +831,7 @@ def test_a_preview_of_what_the_stack_manages_already_looks_for_nothing() -> None
     fake.existing |= {"namespace/gloo-mesh", "secret/gloo-mesh/relay-root-tls-secret"}
     fake.managed |= {f"remote-cluster-{part}" for part in ("namespace", "root-ca", "agent", "kubernetes-cluster")}
     recorded = preview(fake)
-    assert recorded.invoked(FIND_EXISTING) == []
+    assert preflight_lookups(recorded) == []
 
 
 def test_a_preview_looks_only_for_what_it_creates_and_in_the_right_cluster() -> None:
@@ -804,7 +843,7 @@ def test_a_preview_looks_only_for_what_it_creates_and_in_the_right_cluster() -> 
         agent_version="1.1.6",
         relay_server_address="relay.example.com:443",
     )
-    (looked,) = recorded.invoked(FIND_EXISTING)
+    (looked,) = preflight_lookups(recorded)
     environment = plain(looked.args)["environment"]
     assert environment["GM_OBJECTS"] == "secret/agents/relay-root-tls-secret helm-release/agents/enterprise-agent"
     assert environment["GM_KUBE_CONTEXT"] == "kind-remote-cluster"
@@ -821,4 +860,4 @@ def test_create_namespace_false_expects_the_namespace_to_exist() -> None:
 def test_pulumi_up_does_not_look_for_leftovers() -> None:
     fake = FakeClusters()
     fake.existing.add("namespace/gloo-mesh")
-    assert register(args(), fake=fake).invoked(FIND_EXISTING) == []
+    assert preflight_lookups(register(args(), fake=fake)) == []

@@ -12,6 +12,7 @@ from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMoni
 from pulumi.runtime import rpc
 
 from components import RegistrationConfigError
+from components.agent_generation import GENERATIONS, GenerationName
 from components.lifecycle import ENSURE_CERTIFICATE
 from components.stack_config import read_stack_config
 
@@ -29,15 +30,15 @@ def test_every_stack_registers_each_of_its_clusters(stack_file: Path) -> None:
     config = yaml.safe_load(stack_file.read_text())["config"]
     clusters = config[f"{PROJECT}:clusters"]
     recorded = run_main(stack_file)
+    gen = GENERATIONS[GenerationName(config[f"{PROJECT}:management"].get("agentGeneration", "gloo-mesh-enterprise-1"))]
     components = recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration")
     assert sorted(c.name for c in components) == sorted(c["name"] for c in clusters)
-    kc_names = sorted(
-        plain(r.inputs)["metadata"]["name"]
-        for r in recorded.registered("kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster")
-    )
+    kc_names = sorted(plain(r.inputs)["metadata"]["name"] for r in recorded.registered(gen.cluster_type))
     assert kc_names == sorted(c["name"] for c in clusters)
-    releases = recorded.registered("kubernetes:helm.sh/v3:Release")
-    assert {plain(r.inputs)["values"]["relay"]["cluster"] for r in releases} == {c["name"] for c in clusters}
+    releases = [plain(r.inputs) for r in recorded.registered("kubernetes:helm.sh/v3:Release")]
+    agents = [r for r in releases if r["chart"] == gen.chart]
+    assert {_at(r["values"], gen.cluster_value_path) for r in agents} == {c["name"] for c in clusters}
+    assert len(releases) == len(clusters) * (2 if gen.crds_chart else 1)
     # One shared management provider; one remote provider per cluster; no kubernetes resource without one.
     providers = {r.urn: r for r in recorded.registered("pulumi:providers:kubernetes")}
     assert sorted(p.name for p in providers.values()) == sorted(
@@ -46,6 +47,32 @@ def test_every_stack_registers_each_of_its_clusters(stack_file: Path) -> None:
     for r in recorded.records:
         if r.type.startswith("kubernetes:"):
             assert r.provider_urn in providers, f"{r.name} has no explicit provider"
+
+
+def _at(values: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        values = values[key]
+    return values
+
+
+def test_platform_example_is_a_gloo_platform_2_fleet_with_telemetry() -> None:
+    recorded = run_main(ROOT / "stacks" / "Pulumi.platform-example.yaml")
+    agents = {
+        plain(r.inputs)["values"]["common"]["cluster"]: plain(r.inputs)
+        for r in recorded.registered("kubernetes:helm.sh/v3:Release")
+        if plain(r.inputs)["chart"] == "gloo-platform"
+    }
+    assert sorted(agents) == ["workload-1", "workload-2"]
+    for agent in agents.values():
+        assert agent["version"] == "2.5.8"
+        assert agent["values"]["glooAgent"]["relay"]["serverAddress"] == "203.0.113.20:9900"
+        assert agent["values"]["telemetryCollector"]["config"]["exporters"]["otlp"]["endpoint"] == "203.0.113.21:4317"
+    guards = {
+        plain(i.args)["environment"]["GM_KUBE_CONTEXT"]: "_gm_start_guard() { :; }"
+        not in plain(i.args)["interpreter"][2]
+        for i in recorded.invoked(ENSURE_CERTIFICATE)
+    }
+    assert guards == {"workload-1": False, "workload-2": True}  # only workload-2 removes the token
 
 
 def test_dev_stack_is_the_guides_kind_setup() -> None:

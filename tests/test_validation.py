@@ -14,7 +14,13 @@ from components.args import validate_registration_args
 
 
 def base(**overrides: Any) -> dict[str, Any]:
-    return {"cluster_name": "remote-cluster", "mgmt_context": "mgmt", "remote_context": "remote", **overrides}
+    return {
+        "cluster_name": "remote-cluster",
+        "mgmt_context": "mgmt",
+        "remote_context": "remote",
+        "agent_generation": "gloo-mesh-enterprise-1",
+        **overrides,
+    }
 
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
@@ -123,6 +129,41 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         r"agent_values.global.insecure.*set insecure instead",
     ),
     ("values not a map", base(agent_values=["a"]), r"agent_values: list is not a mapping"),
+    (
+        "bad generation",
+        base(agent_generation="gloo-mesh-2"),
+        r"agent_generation: 'gloo-mesh-2' is not an agent generation.*gloo-mesh-enterprise-1, gloo-platform-2",
+    ),
+    (
+        "telemetry on 1.x",
+        base(telemetry=True),
+        r"telemetry: set needs a telemetry gateway, which Gloo Mesh Enterprise 1.x does not have",
+    ),
+    (
+        "telemetry address on 1.x",
+        base(telemetry_gateway_address="otel.example.com:4317"),
+        r"telemetry_gateway_address: set needs a telemetry gateway",
+    ),
+    (
+        "telemetry address while off",
+        base(agent_generation="gloo-platform-2", telemetry=False, telemetry_gateway_address="otel.example.com:4317"),
+        r"telemetry_gateway_address: set is given while telemetry is off",
+    ),
+    (
+        "bad telemetry address",
+        base(agent_generation="gloo-platform-2", telemetry_gateway_address="otel.example.com"),
+        r"telemetry_gateway_address: 'otel.example.com' has no valid port",
+    ),
+    (
+        "2.x cluster value override",
+        base(agent_generation="gloo-platform-2", agent_values={"common": {"cluster": "other"}}),
+        r"agent_values.common.cluster: .*set cluster_name instead",
+    ),
+    (
+        "2.x authority override",
+        base(agent_generation="gloo-platform-2", agent_values={"glooAgent": {"relay": {"authority": "x"}}}),
+        r"agent_values.glooAgent.relay.authority: .*set relay_authority instead",
+    ),
 ]
 
 
@@ -172,18 +213,23 @@ def test_provider_only_remote_needs_kubectl_access_for_the_shell_steps() -> None
         RegistrationConfigError,
         match=r"remote_provider: a Provider object gives the shell steps .* also set remote_context",
     ):
-        validate_registration_args({"cluster_name": "c", "mgmt_context": "m", "remote_provider": provider})
+        validate_registration_args(base(cluster_name="c", remote_context=None, remote_provider=provider))
     insecure = validate_registration_args(
-        {"cluster_name": "c", "mgmt_context": "m", "remote_provider": provider, "insecure": True}
+        base(cluster_name="c", remote_context=None, remote_provider=provider, insecure=True)
     )
     assert insecure.remote.provider is provider
 
 
-def test_kubeconfig_path_is_expanded_and_contents_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kubeconfig_path_is_checked_expanded_and_kept_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As written, so the same stack file on a machine with another home (a CI runner) changes no input: the Provider
+    (pulumi-kubernetes expands `~/`) and the steps (their preamble does) expand it where they run."""
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "kc").write_text(KUBECONFIG_CONTENTS)
-    settings = validate_registration_args(base(remote_kubeconfig="~/kc"))
-    assert settings.remote.kubeconfig == str(tmp_path / "kc")
+    assert validate_registration_args(base(remote_kubeconfig="~/kc")).remote.kubeconfig == "~/kc"
+    with pytest.raises(RegistrationConfigError, match=r"remote_kubeconfig: '~/other' is not an existing kubeconfig"):
+        validate_registration_args(base(remote_kubeconfig="~/other"))
     assert (
         validate_registration_args(base(remote_kubeconfig=KUBECONFIG_CONTENTS)).remote.kubeconfig == KUBECONFIG_CONTENTS
     )
@@ -199,3 +245,23 @@ def test_defaults() -> None:
     assert no_wait.remove_bootstrap_token is False
     ipv6 = validate_registration_args(base(relay_server_address="[2001:db8::1]:9900"))
     assert ipv6.relay_server_address == "[2001:db8::1]:9900"
+
+
+def test_gloo_platform_2_defaults_follow_the_generation() -> None:
+    s = validate_registration_args(base(agent_generation="gloo-platform-2"))
+    assert s.generation.name == "gloo-platform-2"
+    assert s.relay_authority == "gloo-mesh-mgmt-server.gloo-mesh"
+    assert s.chart_repo == "https://storage.googleapis.com/gloo-platform/helm-charts"
+    # The workshops keep the token, and the agent keeps pointing at it: 2.x keeps it unless told otherwise.
+    assert (s.wait_for_client_cert, s.remove_bootstrap_token) == (True, False)
+    assert validate_registration_args(base(agent_generation="gloo-platform-2", remove_bootstrap_token=True))
+    assert s.telemetry is False
+    with_gateway = validate_registration_args(
+        base(agent_generation="gloo-platform-2", telemetry_gateway_address="otel.example.com:4317")
+    )
+    assert with_gateway.telemetry is True
+
+
+def test_without_a_generation_and_no_discovery_the_argument_is_required() -> None:
+    with pytest.raises(RegistrationConfigError, match=r"agent_generation: nothing was given, and here it cannot"):
+        validate_registration_args(base(agent_generation=None))

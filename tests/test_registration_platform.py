@@ -1,0 +1,141 @@
+"""A Gloo Platform 2.x registration, as the engine would receive it: the same steps under 2.x names.
+
+The management plane of the double is a 2.x one (``gloo-mesh-mgmt-server`` at 2.5.8, its LoadBalancer, the telemetry
+gateway); the generation is discovered from it unless a test names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+from engine_double import CA_CERT, FakeClusters, RecordingMonitor, b64, plain, run_program
+from test_registration_graph import destroy_order
+
+from components import RegistrationConfigError, RemoteClusterRegistration
+from components.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CLUSTER = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"
+SECRET = "kubernetes:core/v1:Secret"
+
+
+def register(fake: FakeClusters | None = None, *, preview: bool = False, **overrides: Any) -> RecordingMonitor:
+    args: dict[str, Any] = {
+        "cluster_name": "workload-1",
+        "mgmt_context": "mgmt-platform",
+        "remote_context": "workload-1",
+        **overrides,
+    }
+
+    def program() -> pulumi.Output[Any]:
+        return RemoteClusterRegistration("workload-1", args).client_certificate_issued  # type: ignore[arg-type]
+
+    return run_program(program, fake or FakeClusters(platform=True), preview=preview)
+
+
+@pytest.fixture
+def recorded() -> RecordingMonitor:
+    return register()
+
+
+def _releases(recorded: RecordingMonitor) -> dict[str, Any]:
+    return {plain(r.inputs)["chart"]: r for r in recorded.registered(RELEASE)}
+
+
+def test_the_generation_is_discovered_from_the_management_server(recorded: RecordingMonitor) -> None:
+    (looked,) = recorded.invoked(FIND_EXISTING)
+    assert plain(looked.args)["environment"]["GM_OBJECTS"] == (
+        "deployments/gloo-mesh/enterprise-networking deployments/gloo-mesh/gloo-mesh-mgmt-server"
+    )
+    assert sorted(_releases(recorded)) == ["gloo-platform", "gloo-platform-crds"]
+    assert plain(recorded.one(CLUSTER).inputs)["spec"] == {"clusterDomain": "cluster.local"}
+
+
+def test_named_the_generation_is_not_looked_for() -> None:
+    named = register(agent_generation="gloo-platform-2")
+    assert named.invoked(FIND_EXISTING) == []
+    assert sorted(_releases(named)) == ["gloo-platform", "gloo-platform-crds"]
+
+
+def test_both_servers_on_one_management_cluster_is_a_clear_error() -> None:
+    fake = FakeClusters(platform=True)
+    fake.objects.update(FakeClusters().objects)  # the 1.x server too
+    monitor = RecordingMonitor(fake)
+    with pytest.raises(RegistrationConfigError, match=r"runs both of enterprise-networking .* set agent_generation"):
+        run_program(
+            lambda: RemoteClusterRegistration("w", {"cluster_name": "w", "mgmt_context": "m", "remote_context": "w"}),
+            monitor=monitor,
+        )
+    assert monitor.records == []
+
+
+def test_the_agent_values_use_the_2x_paths(recorded: RecordingMonitor) -> None:
+    agent = plain(_releases(recorded)["gloo-platform"].inputs)
+    assert (agent["name"], agent["version"], agent["namespace"]) == ("gloo-platform", "2.5.8", "gloo-mesh")
+    assert agent["repositoryOpts"] == {"repo": "https://storage.googleapis.com/gloo-platform/helm-charts"}
+    assert agent["values"] == {
+        "common": {"cluster": "workload-1"},
+        "glooAgent": {
+            "enabled": True,
+            "relay": {
+                "serverAddress": "203.0.113.20:9900",
+                "authority": "gloo-mesh-mgmt-server.gloo-mesh",
+                "rootTlsSecret": {"name": "relay-root-tls-secret", "namespace": "gloo-mesh"},
+                "clientTlsSecret": {"name": "relay-client-tls-secret", "namespace": "gloo-mesh"},
+                "tokenSecret": {"name": "relay-identity-token-secret", "namespace": "gloo-mesh", "key": "token"},
+            },
+        },
+    }
+    assert plain(recorded.one(SECRET, "-root-ca").inputs)["data"] == {"ca.crt": b64(CA_CERT)}
+
+
+def test_the_crds_come_first_at_the_same_version_and_are_never_deleted(recorded: RecordingMonitor) -> None:
+    releases = _releases(recorded)
+    crds, agent = releases["gloo-platform-crds"], releases["gloo-platform"]
+    assert plain(crds.inputs)["version"] == plain(agent.inputs)["version"] == "2.5.8"
+    assert crds.urn in recorded.ancestors_closure(agent.urn)
+    namespace = recorded.one("kubernetes:core/v1:Namespace")
+    assert namespace.urn in recorded.ancestors_closure(crds.urn)
+    # Deleting the CRDs release would delete every Gloo custom resource of the workload cluster: it is forgotten.
+    assert crds.retain_on_delete and not agent.retain_on_delete
+    order = destroy_order(recorded)
+    assert order.index("workload-1-kubernetes-cluster") < order.index("workload-1-agent")
+
+
+def test_the_token_is_kept_by_default_and_removed_when_asked() -> None:
+    kept = register()
+    (wait,) = kept.invoked(ENSURE_CERTIFICATE)
+    assert "_gm_start_guard() { :; }" in plain(wait.args)["interpreter"][2]
+    removed = register(remove_bootstrap_token=True)
+    (wait,) = removed.invoked(ENSURE_CERTIFICATE)
+    assert "setsid" in plain(wait.args)["interpreter"][2]
+
+
+def test_telemetry_exports_to_the_discovered_or_given_gateway() -> None:
+    discovered = plain(_releases(register(telemetry=True))["gloo-platform"].inputs)["values"]
+    assert discovered["telemetryCollector"] == {
+        "enabled": True,
+        "config": {"exporters": {"otlp": {"endpoint": "203.0.113.21:4317"}}},
+    }
+    given = register(telemetry_gateway_address="otel.example.com:4317")
+    assert plain(_releases(given)["gloo-platform"].inputs)["values"]["telemetryCollector"]["config"] == {
+        "exporters": {"otlp": {"endpoint": "otel.example.com:4317"}}
+    }
+    assert not [r for r in given.reads() if r.name.endswith("telemetry-service")]
+
+
+def test_insecure_2x_sets_the_agents_flag_and_copies_nothing() -> None:
+    insecure = register(insecure=True)
+    values = plain(_releases(insecure)["gloo-platform"].inputs)["values"]
+    assert values["glooAgent"]["insecure"] is True
+    assert "rootTlsSecret" not in values["glooAgent"]["relay"]
+    assert not insecure.registered(SECRET) and not insecure.invoked(ENSURE_CERTIFICATE)
+
+
+def test_a_preview_looks_for_a_leftover_crds_release_too() -> None:
+    fake = FakeClusters(platform=True)
+    fake.existing.add("helm-release/gloo-mesh/gloo-platform-crds")
+    with pytest.raises(Exception, match="Helm release 'gloo-platform-crds' exists already in namespace 'gloo-mesh'"):
+        register(fake, preview=True)
