@@ -131,6 +131,8 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     )
 
     identity = RemoteIdentity(NS, "relay-identity-token-secret", "relay-client-tls-secret")
+    # What the stack creates carries its mark (project and stack, as the component writes it).
+    owned_labels = {**MANAGED_BY_LABELS, "gloo-mesh-registration/stack": f"{pulumi.get_project()}.{pulumi.get_stack()}"}
     mgmt = k8s.Provider("management", context="mgmt")
     # Once per management plane: the version, the address and the two relay secret values.
     version: pulumi.Input[str] = AGENT_VERSION
@@ -143,8 +145,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
             environment={
                 "GM_KUBE_CONTEXT": "mgmt",
                 **objects_environment(
-                    [f"deployments/{NS}/enterprise-networking", f"deployments/{NS}/gloo-mesh-mgmt-server"],
-                    "management",
+                    [f"deployments/{NS}/enterprise-networking", f"deployments/{NS}/gloo-mesh-mgmt-server"]
                 ),
             },
             logging=local.Logging.NONE,
@@ -187,7 +188,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
         )
         root_ca = k8s.core.v1.Secret(
             f"{name}-root-ca",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="relay-root-tls-secret", namespace=NS, labels=MANAGED_BY_LABELS),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="relay-root-tls-secret", namespace=NS, labels=owned_labels),
             type="Opaque",
             data=ca_only,
             opts=pulumi.ResourceOptions(provider=remote, depends_on=[namespace], delete_before_replace=True),
@@ -246,7 +247,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
             f"{name}-kubernetes-cluster",
             api_version="multicluster.solo.io/v1alpha1",
             kind="KubernetesCluster",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=NS, labels=MANAGED_BY_LABELS),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=NS, labels=owned_labels),
             spec={"clusterDomain": "cluster.local"},
             opts=pulumi.ResourceOptions(provider=mgmt, depends_on=[release], delete_before_replace=True),
         )

@@ -85,6 +85,8 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     """Remove the bootstrap token once the agent holds its certificate (default: 1.x when waiting; 2.x keeps it)."""
     telemetry: bool
     """Gloo Platform 2.x only: run the agent's telemetry collector, exporting to the management telemetry gateway."""
+    adopt: bool
+    """Take over a cluster registered before (meshctl, the guide's Helm steps) in place, for one `pulumi up`."""
     telemetry_gateway_address: pulumi.Input[str]
     """`host:port` of the telemetry gateway (2.x, implies telemetry); discovered from its LoadBalancer when absent."""
 
@@ -92,7 +94,7 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
 ARG_KEYS: frozenset[str] = frozenset(RemoteClusterRegistrationArgs.__annotations__)
 
 
-class RegistrationConfigError(ValueError):
+class RegistrationConfigError(pulumi.RunError, ValueError):
     """Bad input for a registration: names the field, the value and the fix."""
 
     def __init__(self, field_name: str, value: str, problem: str, fix: str) -> None:
@@ -155,6 +157,7 @@ class RegistrationSettings:
     generation: AgentGeneration
     telemetry: bool
     telemetry_gateway_address: pulumi.Input[str] | None
+    adopt: bool
 
     def helm_values(
         self, *, server_address: str, agent_version: str, telemetry_address: str | None = None
@@ -462,6 +465,7 @@ def validate_registration_args(
         generation=generation,
         telemetry=telemetry,
         telemetry_gateway_address=telemetry_address,
+        adopt=_bool(args, "adopt", False, label),
     )
     check_agent_values(settings, label)
     return settings

@@ -33,6 +33,7 @@ from .lifecycle import (
     existing_objects_step,
     kubectl_environment,
     objects_environment,
+    parse_existing,
     parse_relay_secrets_report,
     relay_secrets_environment,
     relay_secrets_step,
@@ -40,7 +41,7 @@ from .lifecycle import (
 from .program_run import run_state
 
 
-class DiscoveryError(RuntimeError):
+class DiscoveryError(pulumi.RunError):
     """The management cluster does not answer what the registration needs; the message says what to set."""
 
 
@@ -305,14 +306,20 @@ def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel)
             "Output, so kubectl cannot look for the server before resources are declared",
             fix,
         )
-    environment = {**kubectl_environment(mgmt), **objects_environment(list(servers), "management")}
-    found = local.run(
+    environment = {**kubectl_environment(mgmt), **objects_environment(list(servers))}
+    ran = local.run(
         command=FIND_EXISTING,
         interpreter=existing_objects_step().interpreter,
         environment=cast("Mapping[str, str]", environment),
         logging=local.Logging.NONE,
     )
-    generations = [servers[ref] for ref in found.stdout.split() if ref in servers]
+    found = parse_existing(ran.stdout)
+    if found.unreachable is not None:
+        raise DiscoveryError(
+            f"the management cluster ({mgmt.describe()}) is not reachable ({found.unreachable}), so the agent "
+            f"generation cannot be discovered. Fix: check its context or kubeconfig, or {fix}."
+        )
+    generations = [servers[ref] for ref in sorted(found.refs) if ref in servers]
     if len(generations) != 1:
         problem = "neither" if not generations else "both"
         raise RegistrationConfigError(

@@ -47,6 +47,10 @@ A watch, not ``kubectl wait --for=create``: kubectl 1.37 implements that by poll
 requests a minute, measured against a real kube-apiserver 1.37 in benchmarks/wait_latency.py), while one watch per
 chunk answers as soon as the agent writes its certificate (about 0.1 s after it), with one request per chunk."""
 
+TOKEN_GUARD_SECONDS = 600
+"""How long a token guard keeps trying to remove the token from a cluster that does not answer."""
+TOKEN_GUARD_RETRY_SECONDS = 5
+
 FIELD_MANAGER = "gloo-mesh-registration"
 
 ENV_KUBECONFIG = "GM_KUBECONFIG"
@@ -231,6 +235,11 @@ def token_step(identity: RemoteIdentity) -> ShellStep:
         + f"""\
 case "$_gm_step" in
   {PLACE_TOKEN})
+    if [ -n "${{GM_ADOPT:-}}" ]; then
+      # Taking over a registered agent: its identity stays as it is (the certificate step checks it).
+      echo "adopting the agent in namespace $GM_NAMESPACE: its identity is left as it is" >&2
+      exit 0
+    fi
     # A client certificate that exists before this registration's agent was installed is stale: the certificate
     # step would take it for success (meshctl does) while the agent cannot use it.
     k delete secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found --wait=false >/dev/null
@@ -266,16 +275,25 @@ pulumi destroy again, or delete the secrets $GM_TOKEN_SECRET and $GM_CLIENT_CERT
 # token unless the agent holds its client certificate by then: a token without a certificate never outlives the run
 # that placed it, whether that run ended well, failed, or was cancelled (pulumi-command's cancel is a SIGKILL, which
 # skips a step's EXIT trap). With a certificate, the token's fate is the certificate step's (removed, or kept for 2.x).
-# Arguments: the PID to watch, then its own private directory (a copy of the kubeconfig in use, removed at the end).
-_TOKEN_GUARD = """\
+# Arguments: the PID to watch, its own private directory (a copy of the kubeconfig in use, and the PID of the step's
+# watch, if any), and the step's private directory: a killed step leaves both behind, with a kubeconfig in them.
+_TOKEN_GUARD = f"""\\
 while kill -0 "$1" 2>/dev/null; do sleep 1; done
 _gm_own=$2
+rm -rf "$3"
+if [ -f "$_gm_own/watch" ]; then kill "$(cat "$_gm_own/watch")" 2>/dev/null || true; fi
 if [ -f "$_gm_own/kubeconfig" ]; then KUBECONFIG="$_gm_own/kubeconfig"; export KUBECONFIG; fi
-if [ -n "${GM_KUBE_CONTEXT:-}" ]; then set -- --context "$GM_KUBE_CONTEXT"; else set --; fi
-if _gm_cert=$("$KUBECTL" "$@" get secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name) \
-  && [ -z "$_gm_cert" ]; then
-  "$KUBECTL" "$@" delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null 2>&1 || true
-fi
+if [ -n "${{GM_KUBE_CONTEXT:-}}" ]; then set -- --context "$GM_KUBE_CONTEXT"; else set --; fi
+# The cluster may be unreachable right now (that may be why the run failed): keep trying for a while.
+_gm_deadline=$(( $(date +%s) + {TOKEN_GUARD_SECONDS} ))
+while :; do
+  if _gm_cert=$("$KUBECTL" "$@" get secret "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name); then
+    if [ -n "$_gm_cert" ]; then break; fi
+    if "$KUBECTL" "$@" delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found >/dev/null; then break; fi
+  fi
+  if [ "$(date +%s)" -ge "$_gm_deadline" ]; then break; fi
+  sleep {TOKEN_GUARD_RETRY_SECONDS}
+done
 rm -rf "$_gm_own"
 """
 
@@ -288,18 +306,25 @@ _gm_start_guard() {{
   export KUBECTL GM_TOKEN_SECRET GM_CLIENT_CERT_SECRET GM_NAMESPACE
   if [ -n "${{GM_KUBE_CONTEXT:-}}" ]; then export GM_KUBE_CONTEXT; fi
   if command -v setsid >/dev/null 2>&1; then
-    setsid {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$1" "$_gm_guard_dir" </dev/null >/dev/null 2>&1 &
+    setsid {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$1" "$_gm_guard_dir" "$_gm_dir" </dev/null >/dev/null 2>&1 &
   else
-    {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$1" "$_gm_guard_dir" </dev/null >/dev/null 2>&1 &
+    {SHELL} -c {shlex.quote(_TOKEN_GUARD)} gm-token-guard "$1" "$_gm_guard_dir" "$_gm_dir" </dev/null >/dev/null 2>&1 &
   fi
   _gm_guard_pid=$!
 }}
-# _gm_remove_token: remove the token, saying so only when there was one.
+# _gm_stop_guard: the step cleaned up after itself; its guard has nothing left to do.
+_gm_stop_guard() {{
+  if [ -n "$_gm_guard_pid" ]; then kill "$_gm_guard_pid" 2>/dev/null || true; rm -rf "$_gm_guard_dir"; fi
+}}
+# _gm_remove_token: remove the token, saying so only when there was one. If the cluster does not answer, the guard
+# (still running) keeps trying.
 _gm_remove_token() {{
   if _gm_removed=$(k delete secret "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found -o name 2>/dev/null); then
+    _gm_stop_guard
     if [ -n "$_gm_removed" ]; then echo "bootstrap token removed from namespace $GM_NAMESPACE" >&2; fi
   else
-    echo "warning: could not remove the bootstrap token from namespace $GM_NAMESPACE; run pulumi up again" >&2
+    echo "warning: could not remove the bootstrap token from namespace $GM_NAMESPACE now; a guard keeps trying for \
+{TOKEN_GUARD_SECONDS // 60} minutes, and the next pulumi up removes it" >&2
     return 1
   fi
 }}
@@ -323,12 +348,15 @@ def client_certificate_step(
     address and authority for the timeout message come from the environment (``GM_RELAY_ADDRESS``,
     ``GM_RELAY_AUTHORITY``): the address may be discovered, so it is not known when the script text is built.
     """
-    keep = "" if remove_token else 'if [ "$_gm_status" -eq 0 ]; then return 0; fi  # registered: the token stays\n  '
+    keep = (
+        ""
+        if remove_token
+        else 'if [ "$_gm_status" -eq 0 ]; then _gm_stop_guard; return 0; fi  # registered: the token stays\n  '
+    )
     removal = f"""\
 _gm_token_placed=
 _gm_on_exit() {{
-  if [ -n "$_gm_guard_pid" ]; then kill "$_gm_guard_pid" 2>/dev/null || true; fi
-  if [ -z "$_gm_token_placed" ]; then return 0; fi  # this run put no token in place
+  if [ -z "$_gm_token_placed" ]; then _gm_stop_guard; return 0; fi  # this run put no token in place
   {keep}_gm_remove_token
 }}
 """
@@ -359,6 +387,7 @@ _gm_watch_for_certificate() {
   "$KUBECTL" "$@" get --raw "/api/v1/namespaces/$GM_NAMESPACE/secrets?fieldSelector=metadata.name%3D$GM_CLIENT_CERT_SECRET&watch=1&timeoutSeconds=$_gm_seconds" \\
     > "$_gm_dir/events" 2> "$_gm_dir/watch-errors" &
   _gm_watch_pid=$!
+  if [ -n "$_gm_guard_pid" ]; then echo "$_gm_watch_pid" > "$_gm_guard_dir/watch"; fi  # the guard ends it on a kill
   _gm_found=1
   if grep -q -m 1 -E '"type": *"(ADDED|MODIFIED)"' < "$_gm_dir/events"; then _gm_found=0; fi
   kill "$_gm_watch_pid" 2>/dev/null || true
@@ -425,29 +454,57 @@ done
     return ShellStep(interpreter=_interpreter(program), verbs=(ENSURE_CERTIFICATE,))
 
 
-# Each word of $GM_OBJECTS is `namespace/<name>`, `secret/<ns>/<name>`, `helm-release/<ns>/<name>` (Helm's release
-# secrets, labelled owner=helm) or `<resource>/<ns>/<name>` of any other namespaced kind; the ones that exist are
-# printed, one per line. A cluster that cannot be asked ends the step non-zero with kubectl's first error line.
+# Each word of $GM_OBJECTS is `namespace/<name>`, `helm-release/<ns>/<name>` (Helm's release secrets, labelled
+# owner=helm) or `<resource>/<ns>/<name>` of any other namespaced kind, the last optionally suffixed `@owned`: such an
+# object counts only if it lacks the label $GM_OWNER_LABEL (`key=value`), the stack's own mark. Each object that counts
+# is printed, one per line. A cluster that cannot be asked prints `UNREACHABLE <kubectl's reason>` and nothing else.
 _FIND_EXISTING = f"""\
 case "$_gm_step" in
   {FIND_EXISTING})
     ;;
 {_UNKNOWN_STEP}\
 for _gm_ref in $GM_OBJECTS; do
-  _gm_kind=${{_gm_ref%%/*}}
-  _gm_rest=${{_gm_ref#*/}}
+  _gm_object=${{_gm_ref%@owned}}
+  _gm_kind=${{_gm_object%%/*}}
+  _gm_rest=${{_gm_object#*/}}
+  _gm_ns=${{_gm_rest%%/*}}
+  _gm_name=${{_gm_rest#*/}}
   case "$_gm_kind" in
     namespace) set -- namespace "$_gm_rest" ;;
-    helm-release) set -- secrets -n "${{_gm_rest%%/*}}" -l "owner=helm,name=${{_gm_rest#*/}}" ;;
-    *) set -- "$_gm_kind" "${{_gm_rest#*/}}" -n "${{_gm_rest%%/*}}" ;;
+    helm-release) set -- secrets -n "$_gm_ns" -l "owner=helm,name=$_gm_name" ;;
+    *) set -- "$_gm_kind" "$_gm_name" -n "$_gm_ns" ;;
   esac
   if ! _gm_found=$(k get "$@" --ignore-not-found -o name 2>"$_gm_dir/errors"); then
-    echo "error: cluster ${{GM_CLUSTER_ROLE:-}} is not reachable ($(_gm_cause "$_gm_dir/errors"))" >&2
-    exit 1
+    echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
+    exit 0
+  fi
+  if [ -n "$_gm_found" ] && [ "$_gm_ref" != "$_gm_object" ] && [ -n "${{GM_OWNER_LABEL:-}}" ]; then
+    # Ours (a replacement in this preview, not a leftover): it carries the stack's mark.
+    _gm_found=$(k get "$_gm_kind" -n "$_gm_ns" --field-selector "metadata.name=$_gm_name" -l "$GM_OWNER_LABEL" -o name \
+      2>/dev/null | grep -q . || echo "$_gm_found")
   fi
   if [ -n "$_gm_found" ]; then echo "$_gm_ref"; fi
 done
 """
+
+
+@dataclass(frozen=True)
+class ExistingObjects:
+    """What :func:`existing_objects_step` printed: the references that exist, or why the cluster could not be asked."""
+
+    refs: frozenset[str]
+    unreachable: str | None
+
+
+def parse_existing(stdout: str) -> ExistingObjects:
+    """Parse the output of :func:`existing_objects_step`."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    unreachable = next(
+        (line.removeprefix("UNREACHABLE").strip() for line in lines if line.startswith("UNREACHABLE")), None
+    )
+    return ExistingObjects(
+        refs=frozenset(line for line in lines if not line.startswith("UNREACHABLE")), unreachable=unreachable
+    )
 
 
 def existing_objects_step() -> ShellStep:
@@ -455,9 +512,13 @@ def existing_objects_step() -> ShellStep:
     return ShellStep(interpreter=_interpreter(_FIND_EXISTING), verbs=(FIND_EXISTING,))
 
 
-def objects_environment(refs: list[str], role: str) -> dict[str, str]:
-    """Environment of :func:`existing_objects_step`: the object references and the cluster's role for messages."""
-    return {"GM_OBJECTS": " ".join(refs), "GM_CLUSTER_ROLE": role}
+def objects_environment(refs: list[str], owner_label: str | None = None) -> dict[str, str]:
+    """Environment of :func:`existing_objects_step`: the object references and the stack's own label (``key=value``)
+    that marks an ``@owned`` object as the stack's."""
+    environment = {"GM_OBJECTS": " ".join(refs)}
+    if owner_label is not None:
+        environment["GM_OWNER_LABEL"] = owner_label
+    return environment
 
 
 # Per secret named in $GM_RELAY_SECRETS (``name=key`` words): a line ``<name> keys <key>=<base64 length> ...``, then

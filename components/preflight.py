@@ -18,10 +18,16 @@ from typing import cast
 import pulumi
 
 from .args import ClusterAccess, RegistrationSettings
-from .lifecycle import FIND_EXISTING, existing_objects_step, kubectl_environment, objects_environment
+from .lifecycle import (
+    FIND_EXISTING,
+    existing_objects_step,
+    kubectl_environment,
+    objects_environment,
+    parse_existing,
+)
 
 
-class ConflictError(RuntimeError):
+class ConflictError(pulumi.RunError):
     """An object the registration would create exists already (or one it expects is missing)."""
 
 
@@ -34,30 +40,40 @@ class PlannedObject:
     """``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``."""
     problem: str
     must_exist: bool = False
+    marked: bool = False
+    """The resource carries the stack's owner label: an object with it is this stack's, being replaced (a rotated
+    CA copy is replaced, its ID unknown in the preview like a new object's), not a leftover."""
+
+    @property
+    def lookup(self) -> str:
+        return f"{self.ref}@owned" if self.marked else self.ref
 
 
 def check_planned_objects(
-    settings: RegistrationSettings, remote: Sequence[PlannedObject], management: Sequence[PlannedObject]
+    settings: RegistrationSettings,
+    owner_label: str,
+    remote: Sequence[PlannedObject],
+    management: Sequence[PlannedObject],
 ) -> pulumi.Output[bool]:
     """In a preview, fail when an object about to be created exists already; True otherwise (and outside previews)."""
     if not pulumi.runtime.is_dry_run():
         return pulumi.Output.from_input(True)
     checks = [
-        _check(settings, settings.remote, "remote", list(remote)),
-        _check(settings, settings.mgmt, "management", list(management)),
+        _check(settings, settings.remote, owner_label, list(remote)),
+        _check(settings, settings.mgmt, owner_label, list(management)),
     ]
     return pulumi.Output.all(*checks).apply(lambda results: all(results))
 
 
 def _check(
-    settings: RegistrationSettings, access: ClusterAccess, role: str, planned: list[PlannedObject]
+    settings: RegistrationSettings, access: ClusterAccess, owner_label: str, planned: list[PlannedObject]
 ) -> pulumi.Output[bool]:
     if not planned or (access.context is None and access.kubeconfig is None):
         return pulumi.Output.from_input(True)  # only a Provider object: kubectl cannot look (insecure mode only)
 
     async def to_create() -> list[PlannedObject]:
         # The engine answers a preview's registration with the IDs of what the stack manages already, and an unknown
-        # ID for what it is about to create. `_is_known` is the SDK's own (kept for generated SDKs).
+        # ID for what it is about to create (or replace). `_is_known` is the SDK's own (kept for generated SDKs).
         return [p for p in planned if not await p.resource.id._is_known]
 
     def look(creating: list[PlannedObject]) -> pulumi.Output[bool] | bool:
@@ -67,7 +83,7 @@ def _check(
 
         environment: dict[str, pulumi.Input[str]] = {
             **kubectl_environment(access),
-            **objects_environment([p.ref for p in creating], role),
+            **objects_environment([p.lookup for p in creating], owner_label),
         }
         found = local.run_output(
             command=FIND_EXISTING,
@@ -82,13 +98,17 @@ def _check(
 
 
 def _verdict(settings: RegistrationSettings, access: ClusterAccess, creating: list[PlannedObject], stdout: str) -> bool:
-    existing = set(stdout.split())
-    problems = [
-        p.problem
-        for p in creating
-        if (p.ref in existing) != p.must_exist  # present though created here, or absent though expected
-    ]
+    where = f"cluster {settings.cluster_name} ({access.describe()})"
+    found = parse_existing(stdout)
+    if found.unreachable is not None:
+        # The provider cannot reach it either; its own preview says so. One cluster down must not fail the preview
+        # of every other cluster of the stack.
+        pulumi.log.warn(
+            f"{where} is not reachable ({found.unreachable}); objects left there by an earlier registration cannot be "
+            "looked for, so `pulumi up` may fail where this preview did not"
+        )
+        return True
+    problems = [p.problem for p in creating if (p.lookup in found.refs) != p.must_exist]
     if problems:
-        where = f"cluster {settings.cluster_name} ({access.describe()})"
         raise ConflictError(f"{where}: " + " ".join(problems))
     return True

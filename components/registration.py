@@ -6,6 +6,8 @@ dependencies, so `pulumi preview` shows the order, `pulumi up` converges on a re
 the copied secrets and the agent's identity, never a CRD and never a management secret.
 """
 
+import hashlib
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any, cast
@@ -49,6 +51,17 @@ COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
 NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 NAMESPACE_PATCH_TYPE = "kubernetes:core/v1:NamespacePatch"
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gloo-mesh-registration"}
+STACK_LABEL = "gloo-mesh-registration/stack"
+"""Marks what a stack created (the CA copy, the KubernetesCluster), so its preview tells a replacement of its own
+object from a leftover of another registration."""
+
+
+def stack_label_value() -> str:
+    """``<project>.<stack>``, or a hash of it where that is no valid label value (longer than 63 characters)."""
+    value = f"{pulumi.get_project()}.{pulumi.get_stack()}"
+    if len(value) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", value):
+        return value
+    return "sha256-" + hashlib.sha256(value.encode()).hexdigest()[:48]
 
 
 class _ClusterNameClaims:
@@ -124,14 +137,15 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         address = resolve_relay_address(reads, settings)
         # (2.x with telemetry) The telemetry gateway: given, else its LoadBalancer.
         telemetry_address = resolve_telemetry_address(reads, settings)
-        # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent.
-        namespace = self._remote_namespace(remote)
+        # ca.crt and the token, read by kubectl (never the rest of those secrets, and nothing into the state).
+        relay_secrets = None if settings.insecure else read_relay_secrets(reads, settings)
+        # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent. Not before the relay secrets
+        # were read: a missing or empty one fails the run before anything is created (`up --skip-preview` too).
+        namespace = self._remote_namespace(remote, relay_secrets)
         prerequisites: list[pulumi.Resource] = []
         root_ca_copy: k8s.core.v1.Secret | None = None
         token: pulumi.Output[str] | None = None
-        if not settings.insecure:
-            # ca.crt and the token, read by kubectl (never the rest of those secrets, and nothing into the state).
-            relay_secrets = read_relay_secrets(reads, settings)
+        if relay_secrets is not None:
             # 4. Root CA: ca.crt only, so the CA's private key never leaves the management cluster.
             root_ca_copy = self._copy_root_ca(relay_secrets, remote, namespace)
             prerequisites.append(root_ca_copy)
@@ -185,12 +199,23 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _adopted(self, resource_id: str) -> str | None:
+        """With ``adopt``, the ID of the existing object to take over: the engine imports it, then updates it in place
+        to this registration's inputs (pulumi/pulumi pkg/resource/deploy/step_generator.go: an import followed by its
+        diff's update steps; only a replacement of an imported resource is refused)."""
+        return resource_id if self._settings.adopt else None
+
+    def _owned_labels(self) -> dict[str, str]:
+        return {**MANAGED_BY_LABELS, STACK_LABEL: stack_label_value()}
+
     def _opts(self, provider: k8s.Provider, **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, provider=provider, **kwargs)
 
     # -- steps -------------------------------------------------------------------------------------------------
 
-    def _remote_namespace(self, remote: k8s.Provider) -> k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch:
+    def _remote_namespace(
+        self, remote: k8s.Provider, after: pulumi.Output[Mapping[str, str]] | None
+    ) -> k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch:
         """A Namespace this registration owns (`create_remote_namespace`), else a label on one it does not own.
 
         The two are different resource types under one name, and the type is part of the URN: without an alias,
@@ -199,13 +224,21 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         type, so the engine carries the state over as an update of the same object: the namespace is never deleted
         by a toggle, and ownership follows the flag (destroy deletes it only when this program owns it)."""
         s = self._settings
-        labels = {"istio-injection": "disabled"}
+        plain_labels = {"istio-injection": "disabled"}
+        # Waits for `after` (its values stay out of it: only that it resolved).
+        labels: pulumi.Input[Mapping[str, str]] = (
+            plain_labels if after is None else pulumi.Output.unsecret(after.apply(lambda _: plain_labels))
+        )
         name = f"{self._name}-namespace"
         if s.create_remote_namespace:
             return k8s.core.v1.Namespace(
                 name,
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=s.remote_namespace, labels=labels),
-                opts=self._opts(remote, aliases=[pulumi.Alias(type_=NAMESPACE_PATCH_TYPE)]),
+                opts=self._opts(
+                    remote,
+                    aliases=[pulumi.Alias(type_=NAMESPACE_PATCH_TYPE)],
+                    import_=self._adopted(s.remote_namespace),
+                ),
             )
         # A namespace the user already had: label it (server-side apply), never delete it. Others manage that
         # namespace, so another field manager may own the label already: take it over (pulumi-kubernetes' patchForce)
@@ -228,11 +261,16 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         return k8s.core.v1.Secret(
             f"{self._name}-root-ca",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=gen.root_ca_secret, namespace=self._settings.remote_namespace, labels=MANAGED_BY_LABELS
+                name=gen.root_ca_secret, namespace=self._settings.remote_namespace, labels=self._owned_labels()
             ),
             type="Opaque",
             data=ca_only,
-            opts=self._opts(remote, depends_on=[namespace], delete_before_replace=True),
+            opts=self._opts(
+                remote,
+                depends_on=[namespace],
+                delete_before_replace=True,
+                import_=self._adopted(f"{self._settings.remote_namespace}/{gen.root_ca_secret}"),
+            ),
         )
 
     def _bootstrap_token_manifest(self, relay_secrets: pulumi.Output[Mapping[str, str]]) -> pulumi.Output[str]:
@@ -265,7 +303,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             update=KEEP_TOKEN,
             delete=FORGET_IDENTITY,
             stdin=token_manifest,
-            environment=kubectl_environment(s.remote),
+            environment={**kubectl_environment(s.remote), **({"GM_ADOPT": "yes"} if s.adopt else {})},
             logging=local.Logging.STDERR,
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
@@ -298,7 +336,12 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.chart_repo),
             namespace=s.remote_namespace,
             create_namespace=False,
-            opts=self._opts(remote, depends_on=[namespace], retain_on_delete=True),
+            opts=self._opts(
+                remote,
+                depends_on=[namespace],
+                retain_on_delete=True,
+                import_=self._adopted(f"{s.remote_namespace}/{chart}"),
+            ),
         )
 
     def _install_agent(
@@ -334,7 +377,11 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             namespace=s.remote_namespace,
             values=pulumi.Output.all(*inputs).apply(values),
             create_namespace=False,
-            opts=self._opts(remote, depends_on=[namespace, *prerequisites]),
+            opts=self._opts(
+                remote,
+                depends_on=[namespace, *prerequisites],
+                import_=self._adopted(f"{s.remote_namespace}/{gen.release_name}"),
+            ),
         )
 
     def _declare_kubernetes_cluster(
@@ -347,10 +394,15 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             api_version=gen.cluster_api_version,
             kind=gen.cluster_kind,
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=s.cluster_name, namespace=s.mgmt_namespace, labels=MANAGED_BY_LABELS
+                name=s.cluster_name, namespace=s.mgmt_namespace, labels=self._owned_labels()
             ),
             spec={"clusterDomain": s.cluster_domain},
-            opts=self._opts(mgmt, depends_on=[release], delete_before_replace=True),
+            opts=self._opts(
+                mgmt,
+                depends_on=[release],
+                delete_before_replace=True,
+                import_=self._adopted(f"{s.mgmt_namespace}/{s.cluster_name}"),
+            ),
         )
 
     def _check_planned_objects(
@@ -366,8 +418,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         ns = s.remote_namespace
         earlier = (
             "left by an earlier registration (meshctl, the guide's Helm steps, another stack, or a `pulumi up` of this "
-            "stack that was terminated). Fix: deregister that registration first, or bring it under this stack "
-            "(README, Troubleshooting)."
+            "stack that was terminated). Fix: take it over in place with adopt: true for one pulumi up (README, "
+            "Adopting a registered cluster), or deregister that registration first."
         )
         remote = [
             PlannedObject(
@@ -384,7 +436,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         if root_ca_copy is not None:
             ref = f"secret/{ns}/{gen.root_ca_secret}"
             problem = f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, {earlier}"
-            remote.append(PlannedObject(root_ca_copy, ref, problem))
+            remote.append(PlannedObject(root_ca_copy, ref, problem, marked=True))
         for helm_release, release_name in ((crds, gen.crds_chart), (release, gen.release_name)):
             if helm_release is not None and release_name is not None:
                 ref = f"helm-release/{ns}/{release_name}"
@@ -396,9 +448,13 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
                 f"{gen.cluster_resource}/{s.mgmt_namespace}/{s.cluster_name}",
                 f"{gen.cluster_kind} {s.cluster_name!r} exists already in namespace {s.mgmt_namespace!r} of the "
                 f"management cluster: the name is registered with this management plane, {earlier}",
+                marked=True,
             )
         ]
-        return check_planned_objects(s, remote, management)
+        if s.adopt:  # taken over, not created: what exists is what is imported (the namespace only labelled)
+            remote = [p for p in remote if p.must_exist]
+            management = []
+        return check_planned_objects(s, f"{STACK_LABEL}={stack_label_value()}", remote, management)
 
     def _ensure_client_certificate(
         self, address: pulumi.Output[str], token_manifest: pulumi.Output[str], after: list[pulumi.Resource]

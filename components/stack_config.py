@@ -50,6 +50,7 @@ CLUSTER_KEYS: dict[str, str] = {
     "waitForClientCert": "wait_for_client_cert",
     "clientCertTimeoutSeconds": "client_cert_timeout_seconds",
     "removeBootstrapToken": "remove_bootstrap_token",
+    "adopt": "adopt",
 }
 """Keys of each ``clusters`` entry: one registered cluster (``relayServerAddress`` overrides the management one)."""
 

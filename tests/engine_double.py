@@ -210,8 +210,9 @@ class FakeClusters(mocks.Mocks):
         raise NotImplementedError(f"{args.token} {args.args.get('command')!r}")
 
     def _exists(self, ref: str) -> bool:
-        """Whether the find-existing step would find ``ref``: a management object of this state (``deployments/...``)
-        or one of ``existing``."""
+        """Whether the find-existing step would print ``ref``: a management object of this state (``deployments/...``)
+        or one of ``existing`` (leftovers: none carries a stack's owner label, so ``@owned`` changes nothing)."""
+        ref = ref.removesuffix("@owned")
         kind, _, rest = ref.partition("/")
         if kind == "deployments":
             return ("kubernetes:apps/v1:Deployment", rest) in self.objects

@@ -845,7 +845,13 @@ def test_a_preview_looks_only_for_what_it_creates_and_in_the_right_cluster() -> 
     )
     (looked,) = preflight_lookups(recorded)
     environment = plain(looked.args)["environment"]
-    assert environment["GM_OBJECTS"] == "secret/agents/relay-root-tls-secret helm-release/agents/enterprise-agent"
+    # The CA copy carries the stack's label: one that has it is this stack's own (being replaced), not a leftover.
+    assert environment["GM_OBJECTS"] == (
+        "secret/agents/relay-root-tls-secret@owned helm-release/agents/enterprise-agent"
+    )
+    assert environment["GM_OWNER_LABEL"] == "gloo-mesh-registration/stack=gloo-mesh-relay-registration.test"
+    root_ca = plain(recorded.one(SECRET, "-root-ca").inputs)
+    assert root_ca["metadata"]["labels"]["gloo-mesh-registration/stack"] == "gloo-mesh-relay-registration.test"
     assert environment["GM_KUBE_CONTEXT"] == "kind-remote-cluster"
 
 
@@ -861,3 +867,36 @@ def test_pulumi_up_does_not_look_for_leftovers() -> None:
     fake = FakeClusters()
     fake.existing.add("namespace/gloo-mesh")
     assert preflight_lookups(register(args(), fake=fake)) == []
+
+
+# -- adopting a cluster registered before ---------------------------------------------------------------------------
+
+
+def test_adopting_imports_every_object_of_an_earlier_registration_and_leaves_its_identity() -> None:
+    """adopt: the namespace, the CA copy, the release and the KubernetesCluster are imported (then updated in place by
+    the engine); the token step leaves the agent's identity as it is; the preview looks for nothing it imports."""
+    recorded = register(args(adopt=True))
+    imported = {r.type: r.resource_id for r in recorded.registered() if r.custom and r.op == "register"}
+    assert imported[NAMESPACE] == "gloo-mesh"
+    assert imported[SECRET] == "gloo-mesh/relay-root-tls-secret"
+    assert imported[RELEASE] == "gloo-mesh/enterprise-agent"
+    assert imported[CLUSTER] == "gloo-mesh/remote-cluster"
+    assert imported[COMMAND] == "", "the token step is new: nothing to import"
+    assert plain(recorded.one(COMMAND, "bootstrap-token").inputs)["environment"]["GM_ADOPT"] == "yes"
+    plain_run = register(args())
+    assert {r.resource_id for r in plain_run.registered() if r.custom and not r.type.startswith("pulumi:")} == {""}
+    assert "GM_ADOPT" not in plain(plain_run.one(COMMAND, "bootstrap-token").inputs)["environment"]
+
+
+def test_a_preview_of_an_adoption_finds_the_objects_it_takes_over_fine() -> None:
+    fake = FakeClusters()
+    fake.existing |= {
+        "namespace/gloo-mesh",
+        "secret/gloo-mesh/relay-root-tls-secret",
+        "helm-release/gloo-mesh/enterprise-agent",
+        "kubernetesclusters.multicluster.solo.io/gloo-mesh/remote-cluster",
+    }
+    with pytest.raises(ConflictError):
+        preview(fake)
+    adopted = preview(fake, adopt=True)
+    assert preflight_lookups(adopted) == []

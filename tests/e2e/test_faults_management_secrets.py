@@ -142,11 +142,6 @@ exec "{kubectl}" "$@"
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with `pulumi up --skip-preview`, a missing relay secret still creates (and records) the remote "
-    "namespace: the Namespace waits on nothing of the relay-secrets read, so it is created while the read runs",
-)
 def test_up_without_preview_creates_nothing_either(
     bin_dir: Path,
     e2e_dir: Path,

@@ -27,7 +27,6 @@ from .registration_checks import (
     cluster_entry,
     error_lines,
     has_secret,
-    helm_releases,
     in_background,
     kubernetes_cluster,
     stack_config,
@@ -109,11 +108,6 @@ def _named(lines: list[str], *names: str) -> bool:
 # -- 2a: the server is down before `pulumi up` ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the preflight check's error for an unreachable cluster names its role, not the cluster: "
-    "'error: cluster remote is not reachable (The connection to the server 127.0.0.1:<port> was refused ...)'",
-)
 def test_up_with_the_server_down_fails_naming_the_unreachable_cluster(
     stacks: dict[str, Stack], servers: ControlPlanes
 ) -> None:
@@ -170,20 +164,15 @@ def test_server_stopped_during_the_certificate_wait_fails_the_run(
     output = result.output
     assert f"cluster {WAIT[0]}: cannot watch secrets in namespace {WAIT[1]}" in output, output[-4000:]
     assert f"error: cluster {WAIT[0]}: the agent got no client certificate" in output
-    assert f"warning: could not remove the bootstrap token from namespace {WAIT[1]}; run pulumi up again" in output
+    assert f"warning: could not remove the bootstrap token from namespace {WAIT[1]} now; a guard keeps trying" in output
     start_server(servers, FAULTS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a run that failed while the cluster's API server was down leaves the bootstrap token on the "
-    "cluster once it is back, until the next pulumi up: the removal is tried once at exit, and the guard that "
-    "would retry it is stopped first",
-)
 def test_no_token_is_left_behind_once_the_server_is_back(stacks: dict[str, Stack], servers: ControlPlanes) -> None:
+    """The guard of the failed step keeps trying (every 5 s, for 10 minutes): once the server answers, the token goes,
+    without another pulumi up."""
     _running(servers)
-    time.sleep(5)
-    assert not has_secret(servers, FAULTS, WAIT[1], TOKEN)
+    wait_until(lambda: not has_secret(servers, FAULTS, WAIT[1], TOKEN), "the guard to remove the token", timeout=30)
 
 
 def test_the_next_up_after_the_restart_converges_and_removes_the_token(
@@ -202,11 +191,6 @@ def test_the_next_up_after_the_restart_converges_and_removes_the_token(
 # -- 3: two clusters, one of whose servers is down -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the preflight check fails the whole preview when one cluster's API server is unreachable, so "
-    "`pulumi up` registers no cluster, not even the reachable one",
-)
 def test_with_one_server_down_the_other_cluster_registers_in_the_same_up(
     stacks: dict[str, Stack], servers: ControlPlanes, management_plane: ManagementPlane
 ) -> None:
@@ -215,19 +199,6 @@ def test_with_one_server_down_the_other_cluster_registers_in_the_same_up(
     result = up(stacks["pair"].cli, "--continue-on-error")
     assert result.returncode != 0
     assert_registered(servers, "remote", *HEALTHY, management_plane.agent_version)
-
-
-def test_without_continue_on_error_the_engine_stops_the_other_cluster_too(
-    stacks: dict[str, Stack], servers: ControlPlanes
-) -> None:
-    """Pulumi's default, not the component's: once a step failed, no further step starts, in any registration."""
-    _stopped(servers)
-    result = up(stacks["pair"].cli, "--skip-preview")
-    assert result.returncode != 0
-    assert _named(error_lines(result, "cluster is unreachable"), f"{FAILING[0]}-namespace"), result.output[-4000:]
-    assert helm_releases(servers, "remote", HEALTHY[1]) == []
-    assert kubernetes_cluster(servers, HEALTHY[0]) is None
-    assert not has_secret(servers, "remote", HEALTHY[1], TOKEN)
 
 
 def test_with_continue_on_error_the_other_cluster_registers_completely(
