@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script by scripts/demo.sh: import the 
 from e2e.cluster import control_planes
 from e2e.gloo import ChartRepository, SimulatedAgent, install_management_plane
 from e2e.pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
-from e2e.test_real_engine import CLUSTER, REMOTE_NAMESPACE, stack_config
+from e2e.test_real_engine import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
 
 
 def main(argv: list[str]) -> int:
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
         project = PulumiProject(
             plugin_folder(options.tools, work / "bin"),
             work / "home",
-            project_copy(ROOT, work / "project", "demo", stack_config(planes, charts)),
+            project_copy(ROOT, work / "project", "demo", one_cluster_config(planes, charts)),
             "demo",
         )
         try:

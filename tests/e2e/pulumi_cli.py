@@ -164,6 +164,24 @@ class PulumiProject:
             process_group=0,
         )
 
+    @classmethod
+    def create(
+        cls,
+        bin_dir: Path,
+        e2e_dir: Path,
+        stack: str,
+        config: dict[str, Any],
+        *,
+        source: Path = ROOT,
+        extra_env: dict[str, str] | None = None,
+    ) -> PulumiProject:
+        """The program at ``source`` as a project of its own in ``e2e_dir/project-<stack>`` with one initialised stack
+        ``stack`` (config ``config``), and a home of its own (state, plugins) in ``e2e_dir/home-<stack>``."""
+        folder = project_copy(source, e2e_dir / f"project-{stack}", stack, config)
+        project = cls(bin_dir, e2e_dir / f"home-{stack}", folder, stack, extra_env)
+        project.init()
+        return project
+
     def init(self) -> None:
         self.run("stack", "init", self.stack, stack=False).check()
 

@@ -1,9 +1,11 @@
-"""What the fault, drift and rotation modules share: stack files for any set of clusters, and questions to the servers
-about one registration (is it complete, is nothing of it there, is a token left behind).
+"""What the real-engine modules share: stack files for any set of clusters, questions to the servers about one
+registration (is it complete, is nothing of it there, is a token left behind), and the check that no secret value
+leaks into an output.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -13,14 +15,31 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .cluster import ControlPlanes
-from .gloo import MGMT_NAMESPACE, ChartRepository
+from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane
 from .pulumi_cli import PulumiProject, Result
-from .test_real_engine import PROJECT, get_json
 
+PROJECT = "gloo-mesh-registration"
 KUBERNETES_CLUSTERS = "kubernetesclusters.multicluster.solo.io"
 TOKEN = "relay-identity-token-secret"
 CLIENT_CERT = "relay-client-tls-secret"
 ROOT_CA = "relay-root-tls-secret"
+
+
+def secret_values(plane: ManagementPlane) -> list[str]:
+    """Every secret value the run handles, plain and base64-encoded: none may appear outside a secret."""
+    values = [plane.ca_crt, plane.ca_key, plane.tls_crt, plane.token]
+    return values + [base64.b64encode(v.encode()).decode() for v in values]
+
+
+def assert_no_secret_in(text: str, plane: ManagementPlane, where: str) -> None:
+    for value in secret_values(plane):
+        for line in value.strip().splitlines()[1:2] or [value]:  # a PEM's first body line is enough to spot it
+            assert line not in text, f"a secret value appears in {where}"
+
+
+def get_json(planes: ControlPlanes, cluster: str, *args: str) -> dict[str, Any] | None:
+    out = planes.kubectl(cluster, "get", *args, "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out.strip() else None
 
 
 def cluster_entry(planes: ControlPlanes, server: str, name: str, namespace: str, **settings: Any) -> dict[str, Any]:

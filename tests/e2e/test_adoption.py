@@ -21,7 +21,8 @@ from .cluster import ControlPlanes
 from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
 from .observe import ApiClient, SecretWatch
 from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .test_real_engine import get_json, stack_config
+from .registration_checks import get_json
+from .test_real_engine import one_cluster_config
 
 CLUSTER = "adopt-e2e"
 NAMESPACE = "adopt-agents"
@@ -95,10 +96,8 @@ def registered_by_hand(
 def project(
     bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, chart_repo: ChartRepository, registered_by_hand: None
 ) -> PulumiProject:
-    folder = e2e_dir / "project-adopt"
-    config = stack_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE, adopt=True)
-    cli = PulumiProject(bin_dir, e2e_dir / "home-adopt", project_copy(ROOT, folder, STACK, config), STACK)
-    cli.init()
+    config = one_cluster_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE, adopt=True)
+    cli = PulumiProject.create(bin_dir, e2e_dir, STACK, config)
     return cli
 
 
@@ -144,7 +143,7 @@ def test_up_takes_the_cluster_over_without_a_moment_of_missing_release_or_kubern
 def test_without_adopt_the_next_preview_and_up_change_nothing(
     project: PulumiProject, planes: ControlPlanes, chart_repo: ChartRepository
 ) -> None:
-    config = stack_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE)
+    config = one_cluster_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE)
     project_copy(ROOT, project.project_dir, STACK, config)
     project.run("preview", "--diff", "--expect-no-changes").check()
     project.run("up", "--yes", "--skip-preview", "--expect-no-changes").check()

@@ -19,13 +19,14 @@ import pytest
 
 from .cluster import CertificateAuthority, ControlPlanes
 from .gloo import VALUES_CONFIGMAP, ChartRepository, ManagementPlane, SimulatedAgent, root_ca_crt, set_root_ca_crt
-from .pulumi_cli import ROOT, PulumiProject, Result, project_copy
+from .pulumi_cli import PulumiProject, Result
 from .registration_checks import (
     CLIENT_CERT,
     ROOT_CA,
     TOKEN,
     assert_registered,
     cluster_entry,
+    get_json,
     has_secret,
     helm_releases,
     helm_uninstall,
@@ -35,7 +36,6 @@ from .registration_checks import (
     stack_config,
     up,
 )
-from .test_real_engine import get_json
 
 CLUSTER = "drift-e2e"
 NAMESPACE = "drift-agents"
@@ -62,10 +62,7 @@ def project(
     config = stack_config(
         planes, chart_repo, [cluster_entry(planes, "remote", CLUSTER, NAMESPACE, clusterDomain=CLUSTER_DOMAIN)]
     )
-    cli = PulumiProject(
-        bin_dir, e2e_dir / f"home-{STACK}", project_copy(ROOT, e2e_dir / f"project-{STACK}", STACK, config), STACK
-    )
-    cli.init()
+    cli = PulumiProject.create(bin_dir, e2e_dir, STACK, config)
     return cli
 
 

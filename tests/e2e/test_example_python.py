@@ -14,7 +14,7 @@ import pytest
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
 from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .test_real_engine import assert_no_secret_in, get_json
+from .registration_checks import assert_no_secret_in, get_json
 
 CLUSTERS = {"eu-west-1-a": "remote", "eu-west-1-b": "remote-b"}
 NAMESPACE = "gloo-mesh"  # the component's default

@@ -12,8 +12,9 @@ import pytest
 
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .test_real_engine import get_json, stack_config
+from .pulumi_cli import PulumiProject
+from .registration_checks import get_json
+from .test_real_engine import one_cluster_config
 
 CLUSTER = "existing-ns-e2e"
 NAMESPACE = "platform-agents"
@@ -37,14 +38,8 @@ def project(
 ) -> PulumiProject:
     planes.kubectl("remote", "create", "namespace", NAMESPACE)
     planes.kubectl("remote", "create", "configmap", "owned-by-someone-else", "-n", NAMESPACE, "--from-literal=a=b")
-    config = stack_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE, createNamespace=False)
-    cli = PulumiProject(
-        bin_dir,
-        e2e_dir / "home-existing",
-        project_copy(ROOT, e2e_dir / "project-existing", "existing", config),
-        "existing",
-    )
-    cli.init()
+    config = one_cluster_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE, createNamespace=False)
+    cli = PulumiProject.create(bin_dir, e2e_dir, "existing", config)
     return cli
 
 

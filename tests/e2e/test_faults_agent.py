@@ -31,7 +31,8 @@ import pytest
 from .cluster import ControlPlanes
 from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
 from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .test_real_engine import get_json, stack_config
+from .registration_checks import get_json
+from .test_real_engine import one_cluster_config
 
 TOKEN = "relay-identity-token-secret"
 CLIENT_CERT = "relay-client-tls-secret"
@@ -224,7 +225,7 @@ class Registration:
     def write_config(self, **changes: Any) -> None:
         """Rewrites the stack file with ``changes`` to the cluster entry (what a user edits)."""
         self.settings = {**self.settings, **changes}
-        config = stack_config(
+        config = one_cluster_config(
             self.planes, self.chart_repo, name=self.cluster, namespace=self.namespace, **self.settings
         )
         project_copy(ROOT, self.folder, self.cli.stack, config)
@@ -267,13 +268,11 @@ def registration(
     **settings: Any,
 ) -> Iterator[Registration]:
     agent = SimulatedAgent(planes, "remote", namespace=cluster, cluster_name=cluster, mode=mode, delay_seconds=0.5)
-    folder = e2e_dir / f"project-{cluster}"
-    config = stack_config(planes, chart_repo, name=cluster, namespace=cluster, **settings)
-    cli = PulumiProject(bin_dir, e2e_dir / f"home-{cluster}", project_copy(ROOT, folder, cluster, config), cluster)
-    cli.init()
+    config = one_cluster_config(planes, chart_repo, name=cluster, namespace=cluster, **settings)
+    cli = PulumiProject.create(bin_dir, e2e_dir, cluster, config)
     agent.start()
     try:
-        yield Registration(cli, folder, planes, chart_repo, plane, agent, cluster, dict(settings))
+        yield Registration(cli, cli.project_dir, planes, chart_repo, plane, agent, cluster, dict(settings))
         if destroy_at_end:
             cli.run("destroy", "--yes", "--skip-preview").check()
     finally:

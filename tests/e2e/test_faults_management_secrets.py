@@ -18,7 +18,7 @@ import pytest
 
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, install_second_management_plane
-from .pulumi_cli import ROOT, PulumiProject, Result, project_copy
+from .pulumi_cli import PulumiProject, Result
 from .registration_checks import (
     ROOT_CA,
     TOKEN,
@@ -93,10 +93,7 @@ def _project(
         [cluster_entry(planes, "remote", fault.cluster + suffix, fault.namespace + suffix)],
         namespace=fault.mgmt_namespace,
     )
-    cli = PulumiProject(
-        bin_dir, e2e_dir / f"home-{stack}", project_copy(ROOT, e2e_dir / f"project-{stack}", stack, config), stack
-    )
-    cli.init()
+    cli = PulumiProject.create(bin_dir, e2e_dir, stack, config)
     return cli
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from .cluster import ControlPlanes, extra_servers, server_is_running, start_server, stop_server
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
+from .pulumi_cli import PulumiProject
 from .registration_checks import (
     TOKEN,
     assert_nothing_registered,
@@ -79,10 +79,7 @@ def stacks(
         config = stack_config(
             servers, chart_repo, [cluster_entry(servers, server, name, ns) for server, (name, ns) in clusters]
         )
-        cli = PulumiProject(
-            bin_dir, e2e_dir / f"home-{stack}", project_copy(ROOT, e2e_dir / f"project-{stack}", stack, config), stack
-        )
-        cli.init()
+        cli = PulumiProject.create(bin_dir, e2e_dir, stack, config)
         agents = [
             SimulatedAgent(servers, server, namespace=ns, cluster_name=name).start() for server, (name, ns) in clusters
         ]

@@ -18,7 +18,8 @@ import pytest
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
 from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .test_real_engine import get_json, stack_config
+from .registration_checks import get_json
+from .test_real_engine import one_cluster_config
 
 CLUSTER = "toggle-e2e"
 NAMESPACE = "toggle-agents"
@@ -42,7 +43,9 @@ class Toggle:
         self.chart_repo = chart_repo
 
     def set_create_namespace(self, create: bool) -> None:
-        config = stack_config(self.planes, self.chart_repo, name=CLUSTER, namespace=NAMESPACE, createNamespace=create)
+        config = one_cluster_config(
+            self.planes, self.chart_repo, name=CLUSTER, namespace=NAMESPACE, createNamespace=create
+        )
         project_copy(ROOT, self.folder, STACK, config)
 
     def namespace(self) -> dict[str, Any]:
@@ -60,11 +63,9 @@ def toggle(
     chart_repo: ChartRepository,
     agent: SimulatedAgent,
 ) -> Toggle:
-    folder = e2e_dir / "project-toggle"
-    config = stack_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE)
-    cli = PulumiProject(bin_dir, e2e_dir / "home-toggle", project_copy(ROOT, folder, STACK, config), STACK)
-    cli.init()
-    return Toggle(cli, folder, planes, chart_repo)
+    config = one_cluster_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE)
+    cli = PulumiProject.create(bin_dir, e2e_dir, STACK, config)
+    return Toggle(cli, cli.project_dir, planes, chart_repo)
 
 
 def _agent_is_in_place(toggle: Toggle) -> None:

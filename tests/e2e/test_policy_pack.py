@@ -22,7 +22,8 @@ import pytest
 from .cluster import ControlPlanes
 from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
 from .pulumi_cli import ROOT, PulumiProject, Result, project_copy
-from .test_real_engine import PROJECT, assert_no_secret_in, get_json, stack_config
+from .registration_checks import PROJECT, assert_no_secret_in, get_json
+from .test_real_engine import one_cluster_config
 
 PACK = "gloo-mesh-relay-guardrails"  # policy/gloo_mesh_policies.py PACK_NAME
 PACK_VERSION = "0.1.0"  # policy/PulumiPolicy.yaml
@@ -33,13 +34,18 @@ NewStack = Callable[[str, str, str, dict[str, Any]], PulumiProject]
 """(stack, cluster name, agent namespace, management settings) -> an initialised stack of the pack's project copy"""
 
 
-@pytest.fixture(scope="module")
-def pack(e2e_dir: Path) -> Path:
-    """A copy of ``policy/`` whose ``.venv`` (PulumiPolicy.yaml's ``virtualenv``) is the suite's interpreter."""
-    folder = e2e_dir / "policy-pack"
+def copy_policy_pack(folder: Path) -> Path:
+    """A copy of ``policy/`` in ``folder`` whose ``.venv`` (PulumiPolicy.yaml's ``virtualenv``) is the suite's
+    interpreter."""
     shutil.copytree(ROOT / "policy", folder, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
     (folder / ".venv").symlink_to(Path(sys.executable).parent.parent)
     return folder
+
+
+@pytest.fixture(scope="module")
+def pack(e2e_dir: Path) -> Path:
+    """A copy of ``policy/`` (:func:`copy_policy_pack`)."""
+    return copy_policy_pack(e2e_dir / "policy-pack")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def new_stack(
     """Stacks of one project copy (one state folder), each with its own cluster name and agent namespace."""
 
     def create(stack: str, name: str, namespace: str, management: dict[str, Any]) -> PulumiProject:
-        config = stack_config(planes, chart_repo, name=name, namespace=namespace)
+        config = one_cluster_config(planes, chart_repo, name=name, namespace=namespace)
         config[f"{PROJECT}:management"].update(management)
         folder = project_copy(ROOT, e2e_dir / "project-policy", stack, config)
         cli = PulumiProject(bin_dir, e2e_dir / "home-policy", folder, stack)

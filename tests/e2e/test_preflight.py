@@ -18,8 +18,9 @@ import pytest
 
 from .cluster import ControlPlanes
 from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .test_real_engine import get_json, stack_config
+from .pulumi_cli import PulumiProject
+from .registration_checks import get_json
+from .test_real_engine import one_cluster_config
 
 LEFTOVER_NAMESPACE = "leftover-ns"
 LEFTOVER_RELEASE_NAMESPACE = "leftover-release"
@@ -29,11 +30,8 @@ FOREIGN_LABEL_NAMESPACE = "foreign-label"
 def _project(
     bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, chart_repo: ChartRepository, name: str, **settings: Any
 ) -> PulumiProject:
-    config = stack_config(planes, chart_repo, name=name, **settings)
-    cli = PulumiProject(
-        bin_dir, e2e_dir / f"home-{name}", project_copy(ROOT, e2e_dir / f"project-{name}", name, config), name
-    )
-    cli.init()
+    config = one_cluster_config(planes, chart_repo, name=name, **settings)
+    cli = PulumiProject.create(bin_dir, e2e_dir, name, config)
     return cli
 
 

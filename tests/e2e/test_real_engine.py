@@ -18,15 +18,16 @@ import pytest
 
 from .cluster import ControlPlanes
 from .gloo import MGMT_NAMESPACE, VALUES_CONFIGMAP, ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
+from .pulumi_cli import PulumiProject
+from .registration_checks import assert_no_secret_in, cluster_entry, get_json
+from .registration_checks import stack_config as fleet_config
 
 CLUSTER = "remote-e2e"
 REMOTE_NAMESPACE = "gloo-mesh-agent"
 CLUSTER_DOMAIN = "remote.e2e.local"
-PROJECT = "gloo-mesh-registration"
 
 
-def stack_config(
+def one_cluster_config(
     planes: ControlPlanes,
     chart_repo: ChartRepository,
     *,
@@ -35,23 +36,8 @@ def stack_config(
     **cluster_settings: Any,
 ) -> dict[str, Any]:
     """A stack file's config: the management plane on ``mgmt``, one cluster on ``remote`` (more keys as given)."""
-    return {
-        f"{PROJECT}:management": {
-            "kubeconfig": str(planes.kubeconfig),
-            "context": planes.clusters["mgmt"].context,
-            "chartRepo": chart_repo.url,
-        },
-        f"{PROJECT}:clusters": [
-            {
-                "name": name,
-                "kubeconfig": str(planes.kubeconfig),
-                "context": planes.clusters["remote"].context,
-                "namespace": namespace,
-                "clientCertTimeoutSeconds": 60,
-                **cluster_settings,
-            }
-        ],
-    }
+    entry = cluster_entry(planes, "remote", name, namespace, **{"clientCertTimeoutSeconds": 60, **cluster_settings})
+    return fleet_config(planes, chart_repo, [entry])
 
 
 @pytest.fixture(scope="module")
@@ -70,29 +56,9 @@ def project(
     chart_repo: ChartRepository,
     agent: SimulatedAgent,
 ) -> PulumiProject:
-    folder = project_copy(
-        ROOT, e2e_dir / "project", "e2e", stack_config(planes, chart_repo, clusterDomain=CLUSTER_DOMAIN)
+    return PulumiProject.create(
+        bin_dir, e2e_dir, "e2e", one_cluster_config(planes, chart_repo, clusterDomain=CLUSTER_DOMAIN)
     )
-    cli = PulumiProject(bin_dir, e2e_dir / "home", folder, "e2e")
-    cli.init()
-    return cli
-
-
-def secret_values(plane: ManagementPlane) -> list[str]:
-    """Every secret value the run handles, plain and base64-encoded: none may appear outside a secret."""
-    values = [plane.ca_crt, plane.ca_key, plane.tls_crt, plane.token]
-    return values + [base64.b64encode(v.encode()).decode() for v in values]
-
-
-def assert_no_secret_in(text: str, plane: ManagementPlane, where: str) -> None:
-    for value in secret_values(plane):
-        for line in value.strip().splitlines()[1:2] or [value]:  # a PEM's first body line is enough to spot it
-            assert line not in text, f"a secret value appears in {where}"
-
-
-def get_json(planes: ControlPlanes, cluster: str, *args: str) -> dict[str, Any] | None:
-    out = planes.kubectl(cluster, "get", *args, "-o", "json", "--ignore-not-found")
-    return json.loads(out) if out.strip() else None
 
 
 def test_preview_on_an_empty_stack_shows_the_discovered_plan_and_creates_nothing(
