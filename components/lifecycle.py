@@ -2,7 +2,7 @@
 
 Why shell steps at all: the bootstrap token must exist only while the agent bootstraps, the client certificate is
 written by the agent (not by Pulumi), and the wait for it is an action, not a desired state. Pulumi's kubernetes
-resources cannot express those. Three scripts, each run by pulumi-command:
+resources cannot express those. Four scripts, each run by pulumi-command:
 
 * :func:`token_step` (a ``local.Command`` before the agent release): its create removes a stale client certificate
   left by an earlier registration and puts the bootstrap token in place for the agent's first start; its delete
