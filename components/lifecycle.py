@@ -31,7 +31,7 @@ import json
 import shlex
 from base64 import b64encode
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -470,6 +470,18 @@ for _gm_ref in $GM_OBJECTS; do
   _gm_ns=${{_gm_rest%%/*}}
   _gm_name=${{_gm_rest#*/}}
   case "$_gm_kind" in
+    helm-crds)
+      # CRDs that Helm installed for a release of this name in another namespace: Helm refuses to take them over
+      # (its ownership check compares meta.helm.sh/release-namespace). Printed: the ref, then <namespace>/<crd>.
+      if ! _gm_owned=$(k get crd -o "jsonpath={{range .items[*]}}{{.metadata.annotations.meta\\.helm\\.sh/release-name}} \\
+{{.metadata.annotations.meta\\.helm\\.sh/release-namespace}} {{.metadata.name}}{{'\\n'}}{{end}}" 2>"$_gm_dir/errors"); then
+        echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
+        exit 0
+      fi
+      _gm_found=$(printf '%s\\n' "$_gm_owned" | awk -v r="$_gm_name" -v n="$_gm_ns" \\
+        'NF == 3 && $1 == r && $2 != n {{ printf " %s/%s", $2, $3 }}')
+      if [ -n "$_gm_found" ]; then echo "$_gm_ref$_gm_found"; fi
+      continue ;;
     namespace) set -- namespace "$_gm_rest" ;;
     helm-release) set -- secrets -n "$_gm_ns" -l "owner=helm,name=$_gm_name" ;;
     *) set -- "$_gm_kind" "$_gm_name" -n "$_gm_ns" ;;
@@ -494,16 +506,22 @@ class ExistingObjects:
 
     refs: frozenset[str]
     unreachable: str | None
+    details: Mapping[str, str] = field(default_factory=dict)
+    """Per reference, what the step printed after it."""
 
 
 def parse_existing(stdout: str) -> ExistingObjects:
-    """Parse the output of :func:`existing_objects_step`."""
+    """Parse the output of :func:`existing_objects_step`: a line per existing object, its reference first and what
+    was found of it after (``helm-crds``: the ``<namespace>/<crd>`` that conflict)."""
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     unreachable = next(
         (line.removeprefix("UNREACHABLE").strip() for line in lines if line.startswith("UNREACHABLE")), None
     )
+    found = [line.split(maxsplit=1) for line in lines if not line.startswith("UNREACHABLE")]
     return ExistingObjects(
-        refs=frozenset(line for line in lines if not line.startswith("UNREACHABLE")), unreachable=unreachable
+        refs=frozenset(words[0] for words in found),
+        details={words[0]: words[1] for words in found if len(words) == 2},
+        unreachable=unreachable,
     )
 
 

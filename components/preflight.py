@@ -37,7 +37,9 @@ class PlannedObject:
 
     resource: pulumi.CustomResource
     ref: str
-    """``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``."""
+    """``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``, or
+    ``helm-crds/<ns>/<release>`` (CRDs that Helm installed for a release of that name in a namespace other than
+    ``<ns>``, which Helm will not take over)."""
     problem: str
     must_exist: bool = False
     marked: bool = False
@@ -108,7 +110,11 @@ def _verdict(settings: RegistrationSettings, access: ClusterAccess, creating: li
             "looked for, so `pulumi up` may fail where this preview did not"
         )
         return True
-    problems = [p.problem for p in creating if (p.lookup in found.refs) != p.must_exist]
+    problems = [
+        p.problem + (f" Found: {found.details[p.lookup]}." if p.lookup in found.details else "")
+        for p in creating
+        if (p.lookup in found.refs) != p.must_exist
+    ]
     if problems:
         raise ConflictError(f"{where}: " + " ".join(problems))
     return True

@@ -442,6 +442,19 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
                 ref = f"helm-release/{ns}/{release_name}"
                 problem = f"Helm release {release_name!r} exists already in namespace {ns!r}, {earlier}"
                 remote.append(PlannedObject(helm_release, ref, problem))
+        if crds is not None and gen.crds_chart is not None:
+            # A destroyed registration into another namespace leaves its CRDs (retained) owned by a release there.
+            remote.append(
+                PlannedObject(
+                    crds,
+                    f"helm-crds/{ns}/{gen.crds_chart}",
+                    f"the CRDs of chart {gen.crds_chart!r} exist already, installed by a Helm release "
+                    f"{gen.crds_chart!r} in another namespace, and Helm will not take them over into namespace "
+                    f"{ns!r}. Fix: register the cluster into that namespace; or, if that registration is gone (its "
+                    f"namespace deleted by pulumi destroy), hand the CRDs over: kubectl annotate crd <each CRD found> "
+                    f"meta.helm.sh/release-namespace={ns} --overwrite.",
+                )
+            )
         management = [
             PlannedObject(
                 cluster,

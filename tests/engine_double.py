@@ -187,7 +187,10 @@ class FakeClusters(mocks.Mocks):
         """When set, the client certificate step fails with this output (an agent that never connects)."""
         self.existing: set[str] = set()
         """Objects on the clusters besides the management plane, as the find-existing step names them
-        (``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``)."""
+        (``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``,
+        ``helm-crds/<ns>/<release>``)."""
+        self.details: dict[str, list[str]] = {}
+        """What the find-existing step prints after a reference of ``existing`` (``helm-crds``: ``<ns>/<crd>``)."""
         self.managed: set[str] = set()
         """Logical names of the resources the stack manages already: in a preview, every other resource is being
         created and gets an unknown ID, as the engine answers (a preview's create step has no ID yet)."""
@@ -202,7 +205,8 @@ class FakeClusters(mocks.Mocks):
             return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
         if args.token == "command:local:run" and args.args.get("command") == FIND_EXISTING:
             refs = (args.args.get("environment") or {}).get("GM_OBJECTS", "").split()
-            return {"stdout": "\n".join(ref for ref in refs if self._exists(ref)), "stderr": ""}
+            found = [" ".join([ref, *self.details.get(ref, [])]) for ref in refs if self._exists(ref)]
+            return {"stdout": "\n".join(found), "stderr": ""}
         if args.token == "command:local:run" and args.args.get("command") == ENSURE_CERTIFICATE:
             if self.agent_fails is not None:
                 raise CommandFailedError(f'exit status 1: running "{ENSURE_CERTIFICATE}":\n{self.agent_fails}')

@@ -141,3 +141,26 @@ def test_a_preview_looks_for_a_leftover_crds_release_too() -> None:
     fake.existing.add("helm-release/gloo-mesh/gloo-platform-crds")
     with pytest.raises(Exception, match="Helm release 'gloo-platform-crds' exists already in namespace 'gloo-mesh'"):
         register(fake, preview=True)
+
+
+def test_a_preview_fails_on_the_crds_that_a_release_in_another_namespace_owns() -> None:
+    """A destroyed registration into another namespace retains its CRDs, owned by Helm there: Helm would refuse them
+    in `pulumi up` after the namespace, CA copy and token exist, so the preview fails first, naming them."""
+    fake = FakeClusters(platform=True)
+    fake.existing.add("helm-crds/gloo-mesh/gloo-platform-crds")
+    fake.details["helm-crds/gloo-mesh/gloo-platform-crds"] = ["old-agents/workspaces.admin.gloo.solo.io"]
+    with pytest.raises(Exception) as failed:
+        register(fake, preview=True)
+    message = str(failed.value)
+    assert "the CRDs of chart 'gloo-platform-crds' exist already" in message
+    assert "Found: old-agents/workspaces.admin.gloo.solo.io." in message
+    assert "meta.helm.sh/release-namespace=gloo-mesh --overwrite" in message
+
+
+def test_a_preview_looks_for_conflicting_crds_only_when_it_installs_the_crds_release() -> None:
+    platform = register(FakeClusters(platform=True), preview=True)
+    looked = " ".join(i.args["environment"]["GM_OBJECTS"] for i in platform.invoked(FIND_EXISTING))
+    assert "helm-crds/gloo-mesh/gloo-platform-crds" in looked.split()
+    enterprise = register(FakeClusters(), preview=True, agent_generation="gloo-mesh-enterprise-1")
+    objects = " ".join(i.args["environment"]["GM_OBJECTS"] for i in enterprise.invoked(FIND_EXISTING))
+    assert "helm-crds/" not in objects

@@ -16,6 +16,19 @@ What each emulates, and from where (the facts and their sources are in ``shared/
 * :class:`SimulatedAgent`: what the real agent does on the workload cluster at its relay handshake: once the
   bootstrap token exists in the agent namespace and the release's values name the cluster and a relay address, it
   writes ``relay-client-tls-secret`` after a short delay. Modes where it never answers, or answers late.
+
+Gloo Platform 2.x (``shared/reference/gloo-mesh-relay.md``, "Gloo Platform 2.4-2.7, in detail"), alongside:
+
+* :func:`install_platform_management_plane`: what the ``gloo-platform`` chart leaves on a management cluster, in a
+  namespace of its own (``gloo-platform``; the 1.x plane is in ``gloo-mesh``, and a namespace holding both servers
+  is an error by design): the ``gloo-mesh-mgmt-server`` Deployment (image tag = the 2.x agent version), its Service
+  (LoadBalancer, ports ``healthcheck`` 8090 and ``grpc`` 9900), the ``gloo-telemetry-gateway`` Service (LoadBalancer,
+  port ``otlp`` 4317), both with an ingress address written through the status subresource, the two relay secrets,
+  and a stand-in ``admin.gloo.solo.io/v2`` KubernetesCluster CRD (:func:`platform_cluster_crd`).
+* :class:`ChartRepository` also serves stand-ins of ``gloo-platform-crds`` (one CRD, ``workspaces.admin.gloo.solo.io``)
+  and ``gloo-platform`` at the 2.x version: the latter renders the values the real chart reads (``common.cluster``,
+  ``glooAgent.*``, ``telemetryCollector.*``) into the same ConfigMap and keys as the 1.x stand-in, only when
+  ``glooAgent.enabled`` (the real chart's agent is off by default), so :class:`SimulatedAgent` serves both.
 """
 
 from __future__ import annotations
@@ -42,6 +55,18 @@ AGENT_VERSION = "1.1.6"
 RELAY_ADDRESS = "127.0.0.1:9900"
 MGMT_NAMESPACE = "gloo-mesh"
 VALUES_CONFIGMAP = "enterprise-agent-rendered-values"
+
+PLATFORM_VERSION = "2.5.8"
+"""The Gloo Platform 2.x version: the server's image tag and the version of both stand-in charts."""
+PLATFORM_NAMESPACE = "gloo-platform"
+PLATFORM_RELAY_ADDRESS = "198.51.100.20:9900"
+"""The ``gloo-mesh-mgmt-server`` LoadBalancer's ingress and ``grpc`` port: not the 1.x address, so a test tells which
+Service it was read from (nothing dials it; the simulated agent answers without a relay)."""
+PLATFORM_TELEMETRY_ADDRESS = "198.51.100.21:4317"
+"""The ``gloo-telemetry-gateway`` LoadBalancer's ingress and ``otlp`` port."""
+PLATFORM_CLUSTER_CRD = "kubernetesclusters.admin.gloo.solo.io"
+PLATFORM_CRDS_CHART_CRD = "workspaces.admin.gloo.solo.io"
+"""The one CRD the stand-in ``gloo-platform-crds`` chart installs (the real one installs every Gloo 2.x CRD)."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +220,8 @@ class ChartRepository:
     folder: Path
     helm: Path
     versions: tuple[str, ...] = (AGENT_VERSION,)
+    platform_versions: tuple[str, ...] = (PLATFORM_VERSION,)
+    """Versions of the Gloo Platform 2.x stand-ins (``gloo-platform-crds`` and ``gloo-platform``), in the same index."""
     _server: http.server.ThreadingHTTPServer | None = field(default=None, init=False)
     requests: list[str] = field(default_factory=list, init=False)
 
@@ -221,6 +248,11 @@ class ChartRepository:
             )
             (chart / "templates" / "agent.yaml").write_text(CHART_VALUES_TEMPLATE.format(name=VALUES_CONFIGMAP))
             subprocess.run([str(self.helm), "package", str(chart), "-d", str(repo)], check=True, capture_output=True)
+        for version in self.platform_versions:
+            for chart in platform_charts(source / version, version):
+                subprocess.run(
+                    [str(self.helm), "package", str(chart), "-d", str(repo)], check=True, capture_output=True
+                )
         subprocess.run([str(self.helm), "repo", "index", str(repo)], check=True, capture_output=True)
 
     def start(self) -> str:
@@ -433,3 +465,252 @@ def set_root_ca_crt(
     """Replaces ``ca.crt`` of the management ``relay-root-tls-secret`` (a root CA rotation); the other keys stay."""
     patch = json.dumps({"data": {"ca.crt": _b64(ca_crt)}})
     planes.kubectl(cluster, "patch", "secret", "relay-root-tls-secret", "-n", namespace, "--type=merge", "-p", patch)
+
+
+# -- Gloo Platform 2.x -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlatformManagementPlane(ManagementPlane):
+    """A Gloo Platform 2.x management plane: its namespace and the telemetry gateway's address besides."""
+
+    namespace: str
+    telemetry_address: str
+
+
+def stand_in_crd(group: str, kind: str, version: str, spec_properties: dict[str, Any]) -> dict[str, Any]:
+    """A minimal namespaced ``apiextensions.k8s.io/v1`` CRD: one served and stored version whose ``spec`` declares
+    ``spec_properties`` and keeps any other field (``x-kubernetes-preserve-unknown-fields``), with a status
+    subresource. Not Solo's schema: enough for the API server to store the objects the registration writes."""
+    plural = f"{kind.lower()}s"
+    preserved = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {**preserved, "properties": spec_properties},
+                                "status": preserved,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def platform_cluster_crd() -> dict[str, Any]:
+    """The ``admin.gloo.solo.io/v2`` KubernetesCluster CRD: a stand-in written here (the real one comes with the
+    ``gloo-platform-crds`` chart, which is not vendored), declaring the fields the registration sets
+    (``spec.clusterDomain``) and the proto's ``spec.skipWarming`` (solo-io/solo-apis
+    ``api/gloo.solo.io/admin/v2/kubernetes_cluster.proto``: no required field), keeping any other."""
+    return stand_in_crd(
+        "admin.gloo.solo.io",
+        "KubernetesCluster",
+        "v2",
+        {"clusterDomain": {"type": "string"}, "skipWarming": {"type": "boolean"}},
+    )
+
+
+def _set_load_balancer_ingress(planes: ControlPlanes, cluster: str, namespace: str, service: str, ip: str) -> None:
+    """What a cloud controller does for a LoadBalancer Service: its ingress address, through the status subresource."""
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}
+    planes.kubectl(
+        cluster,
+        "patch",
+        "service",
+        service,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+
+
+def install_platform_management_plane(
+    planes: ControlPlanes, cluster: str = "mgmt", namespace: str = PLATFORM_NAMESPACE
+) -> PlatformManagementPlane:
+    """A Gloo Platform 2.x management plane in ``namespace`` of ``cluster``, as the ``gloo-platform`` chart leaves
+    one (see the module's docstring). No server runs: nothing here terminates the relay or the telemetry gateway."""
+    ca = CertificateAuthority.create(f"relay-root-ca-{namespace}")
+    server_crt, _ = ca.issue("gloo-mesh-mgmt-server.gloo-mesh", server=True)
+    plane = PlatformManagementPlane(
+        ca_crt=ca.certificate_pem.decode(),
+        ca_key=ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
+        tls_crt=server_crt.decode(),
+        token=f"e2e-{namespace}-token-" + _b64(str(time.time_ns()))[:16],
+        relay_address=PLATFORM_RELAY_ADDRESS,
+        agent_version=PLATFORM_VERSION,
+        namespace=namespace,
+        telemetry_address=PLATFORM_TELEMETRY_ADDRESS,
+    )
+    planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(platform_cluster_crd()))
+    planes.kubectl(cluster, "wait", "--for=condition=Established", f"crd/{PLATFORM_CLUSTER_CRD}")
+    server = {"app": "gloo-mesh-mgmt-server"}
+    gateway = {"app": "gloo-telemetry-gateway"}
+    relay_port = int(PLATFORM_RELAY_ADDRESS.rsplit(":", 1)[1])
+    otlp_port = int(PLATFORM_TELEMETRY_ADDRESS.rsplit(":", 1)[1])
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "gloo-mesh-mgmt-server", "namespace": namespace},
+            "spec": {
+                "selector": {"matchLabels": server},
+                "template": {
+                    "metadata": {"labels": server},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "gloo-mesh-mgmt-server",
+                                "image": f"gcr.io/gloo-mesh/gloo-mesh-mgmt-server:{PLATFORM_VERSION}",
+                                "ports": [
+                                    {"name": "healthcheck", "containerPort": 8090},
+                                    {"name": "grpc", "containerPort": relay_port},
+                                ],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gloo-mesh-mgmt-server", "namespace": namespace},
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": server,
+                # healthcheck first: the relay port must be found by its name, not its position.
+                "ports": [
+                    {"name": "healthcheck", "port": 8090, "targetPort": 8090, "protocol": "TCP"},
+                    {"name": "grpc", "port": relay_port, "targetPort": relay_port, "protocol": "TCP"},
+                ],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gloo-telemetry-gateway", "namespace": namespace},
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": gateway,
+                "ports": [{"name": "otlp", "port": otlp_port, "targetPort": otlp_port, "protocol": "TCP"}],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "relay-root-tls-secret", "namespace": namespace},
+            "data": {"ca.crt": _b64(plane.ca_crt), "tls.crt": _b64(plane.tls_crt), "tls.key": _b64(plane.ca_key)},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "relay-identity-token-secret", "namespace": namespace},
+            "data": {"token": _b64(plane.token)},
+        },
+    ]
+    planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
+    for service, address in (
+        ("gloo-mesh-mgmt-server", PLATFORM_RELAY_ADDRESS),
+        ("gloo-telemetry-gateway", PLATFORM_TELEMETRY_ADDRESS),
+    ):
+        _set_load_balancer_ingress(planes, cluster, namespace, service, address.rsplit(":", 1)[0])
+    return plane
+
+
+PLATFORM_CHART_VALUES = {
+    # The defaults of the gloo-platform 2.5.8 chart's values.yaml that the templates below read.
+    "common": {"cluster": "", "insecure": False},
+    "glooAgent": {
+        "enabled": False,
+        "insecure": False,
+        "relay": {
+            "serverAddress": "",
+            "authority": "",
+            "rootTlsSecret": {"name": "relay-root-tls-secret"},
+            "clientTlsSecret": {"name": "relay-client-tls-secret"},
+            "tokenSecret": {"name": "relay-identity-token-secret", "namespace": "", "key": "token"},
+        },
+    },
+    "telemetryCollector": {"enabled": False, "config": {"exporters": {"otlp": {"endpoint": ""}}}},
+}
+
+PLATFORM_CHART_TEMPLATE = """\
+{{- if .Values.glooAgent.enabled }}
+{{- $relay := .Values.glooAgent.relay }}
+# Rendered by the stand-in gloo-platform chart: the values the real chart's templates read, under the keys the 1.x
+# stand-in uses (clientTlsSecret is 2.x's name of the client certificate reference). An empty serverAddress or
+# authority renders as the real chart renders it.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: __VALUES_CONFIGMAP__
+  namespace: {{ .Release.Namespace }}
+data:
+  cluster: {{ .Values.common.cluster | default "" | quote }}
+  serverAddress: {{ $relay.serverAddress | default (printf "gloo-mesh-mgmt-server.%s:9900" .Release.Namespace) | quote }}
+  authority: {{ $relay.authority | default (printf "gloo-mesh-mgmt-server.%s" .Release.Namespace) | quote }}
+  insecure: {{ or .Values.glooAgent.insecure .Values.common.insecure | default false | quote }}
+  rootTlsSecret: {{ $relay.rootTlsSecret | toJson | quote }}
+  clientTlsSecret: {{ $relay.clientTlsSecret | toJson | quote }}
+  tokenSecret: {{ $relay.tokenSecret | toJson | quote }}
+  telemetryEnabled: {{ .Values.telemetryCollector.enabled | default false | quote }}
+  telemetryEndpoint: {{ if .Values.telemetryCollector.enabled }}{{ .Values.telemetryCollector.config.exporters.otlp.endpoint | default "" | quote }}{{ else }}""{{ end }}
+  values.json: {{ .Values | toJson | quote }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: gloo-mesh-agent
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+""".replace("__VALUES_CONFIGMAP__", VALUES_CONFIGMAP)
+
+
+def platform_charts(folder: Path, version: str) -> list[Path]:
+    """The sources of the stand-in ``gloo-platform-crds`` and ``gloo-platform`` charts at ``version``, in
+    ``folder``: the first holds one CRD (in ``templates/``, as the real chart has them, so uninstalling it deletes
+    them), the second renders what the real one reads (:data:`PLATFORM_CHART_TEMPLATE`)."""
+    workspace_crd = stand_in_crd("admin.gloo.solo.io", "Workspace", "v2", {})
+    charts: dict[str, tuple[dict[str, Any], str]] = {
+        "gloo-platform-crds": ({}, yaml.safe_dump(workspace_crd)),
+        "gloo-platform": (PLATFORM_CHART_VALUES, PLATFORM_CHART_TEMPLATE),
+    }
+    made = []
+    for name, (values, template) in charts.items():
+        chart = folder / name
+        (chart / "templates").mkdir(parents=True, exist_ok=True)
+        (chart / "Chart.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v2",
+                    "name": name,
+                    "description": f"Stand-in for Gloo Platform's {name} chart (real-engine tests)",
+                    "version": version,
+                    "appVersion": version,
+                }
+            )
+        )
+        (chart / "values.yaml").write_text(yaml.safe_dump(values))
+        (chart / "templates" / f"{name}.yaml").write_text(template)
+        made.append(chart)
+    return made
