@@ -437,12 +437,16 @@ def test_the_fix_the_preview_names_hands_the_crds_over_and_the_registration_comp
         agent.stop()
 
 
-def test_the_retained_crds_are_removed_as_the_readme_says(planes: ControlPlanes) -> None:
+def test_the_retained_crds_are_removed_as_the_readme_says(planes: ControlPlanes, tmp_path: Path) -> None:
     """The README's command for a cluster that leaves Gloo for good, run as written (with the suite's context)."""
     readme = (ROOT / "README.md").read_text()
     (command,) = [line.strip() for line in readme.splitlines() if "| xargs kubectl delete crd" in line]
     context = planes.clusters["remote"].context
     as_run = command.replace("kubectl ", f"kubectl --context {context} ")
-    environment = {"PATH": f"{planes.bin_dir}:/usr/bin:/bin", "KUBECONFIG": str(planes.kubeconfig)}
+    environment = {
+        "PATH": f"{planes.bin_dir}:/usr/bin:/bin",
+        "KUBECONFIG": str(planes.kubeconfig),
+        "HOME": str(tmp_path),
+    }
     subprocess.run(["/bin/sh", "-ec", as_run], env=environment, check=True, capture_output=True, timeout=120)
     assert get_json(planes, "remote", "crd", PLATFORM_CRDS_CHART_CRD) is None
