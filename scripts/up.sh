@@ -22,6 +22,23 @@ if [ ! -f "stacks/Pulumi.$stack.yaml" ]; then
   exit 1
 fi
 
+# The kubernetes provider writes a copy of every kubeconfig it is given (contents included: client keys, tokens) into
+# $TMPDIR each time it starts, and never deletes it (pulumi-kubernetes pkg/provider/util.go, writeKubeconfigToFile).
+# So pulumi runs with a TMPDIR of its own, and those copies are deleted when it ends (done, failed or interrupted). The folder
+# itself goes once the token guards (components/lifecycle.py) that may outlive the run have removed their own files.
+run_tmp=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/gloo-registration.XXXXXX")
+remove_provider_copies() {
+  find "$run_tmp" -maxdepth 1 -type f -name 'kubeconfig*' -delete 2>/dev/null || true
+  rmdir "$run_tmp" 2>/dev/null && return 0
+  # A token guard still holds a folder here: remove ours once it is done (a guard gives up after 10 minutes).
+  nohup sh -c 'for _ in $(seq 900); do rmdir "$1" 2>/dev/null && exit 0; sleep 1; done' sh "$run_tmp" \
+    </dev/null >/dev/null 2>&1 &
+}
+trap remove_provider_copies EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+export TMPDIR="$run_tmp"
+
 pulumi install
 # Secrets in the stack file are encrypted with a passphrase (asked for, or PULUMI_CONFIG_PASSPHRASE[_FILE]).
 pulumi stack select --create --secrets-provider passphrase "$stack"

@@ -101,6 +101,13 @@ def test_the_pulumi_action_gets_only_documented_inputs(workflow: dict[Any, Any])
     assert (ROOT / step["with"]["work-dir"] / step["with"]["policyPacks"] / "PulumiPolicy.yaml").is_file()
 
 
+def test_the_preview_keeps_the_providers_kubeconfig_copies_in_the_jobs_temp_folder(workflow: dict[Any, Any]) -> None:
+    """The kubernetes provider writes each kubeconfig it is given into $TMPDIR and never deletes it
+    (tests/e2e/test_main_job.py); a self-hosted runner's /tmp would keep every one."""
+    [step] = pulumi_steps(workflow)
+    assert step["env"]["TMPDIR"] == "${{ runner.temp }}"
+
+
 def test_tests_run_first_and_previews_need_them(workflow: dict[Any, Any]) -> None:
     runs = [s.get("run") for s in steps(workflow, "test")]
     uses = [s.get("uses", "") for s in steps(workflow, "test")]

@@ -98,6 +98,7 @@ class PulumiProject:
         self.stack = stack
         (home / "state").mkdir(parents=True, exist_ok=True)
         (home / "pulumi-home").mkdir(parents=True, exist_ok=True)
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
 
     def env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
@@ -117,6 +118,8 @@ class PulumiProject:
             "HELM_CONFIG_HOME": str(self.home / "helm" / "config"),
             "HELM_DATA_HOME": str(self.home / "helm" / "data"),
             "NO_COLOR": "1",
+            # The kubernetes provider leaves a kubeconfig copy here each time it starts (tests/e2e/test_main_job.py).
+            "TMPDIR": str(self.home / "tmp"),
         }
         env.pop("KUBECONFIG", None)  # nothing falls back to this machine's kubeconfig unless a test says so
         env.pop("PULUMI_ACCESS_TOKEN", None)
