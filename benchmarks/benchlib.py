@@ -132,11 +132,29 @@ def verdict(holds: bool) -> str:
     return "holds" if holds else "FAILS"
 
 
+def tools_folder(given: str | None) -> Path:
+    """The folder of the real-engine tools built by scripts/e2e-tools.sh: ``given`` (``--bin-dir``),
+    ``GLOO_E2E_BIN_DIR``, or what ``scripts/e2e-tools.sh --print-bin-dir`` answers (it builds what is missing)."""
+    if given:
+        return Path(given)
+    if os.environ.get("GLOO_E2E_BIN_DIR"):
+        return Path(os.environ["GLOO_E2E_BIN_DIR"])
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "e2e-tools.sh"), "--print-bin-dir"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"error: scripts/e2e-tools.sh could not provide the tools:\n{result.stderr[-4000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
 # -- the machine --------------------------------------------------------------------------------------------------
 
 
 def machine_summary() -> str:
-    """One line: cores, memory, Python, the SDK versions, kubectl."""
+    """One line: cores, memory, Python and the Pulumi Python SDK packages the program imports.
+
+    The SDK versions are labelled as such: the real-engine benchmarks run a CLI, engine and providers of other
+    versions (they print those on a line of their own), which these numbers must not be mistaken for."""
     memory = "?"
     try:
         with open("/proc/meminfo") as meminfo:
@@ -152,5 +170,5 @@ def machine_summary() -> str:
             versions.append(f"{package} (not installed)")
     return (
         f"machine: {os.cpu_count()} cores, {memory} memory, {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()}, {', '.join(versions)}"
+        f"Python {platform.python_version()}; Python SDKs: {', '.join(versions)}"
     )

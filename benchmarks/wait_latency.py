@@ -53,7 +53,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` and `components`
 
-from benchmarks.benchlib import ROOT, machine_summary, print_table, summarize, use_project_paths, verdict
+from benchmarks.benchlib import (
+    machine_summary,
+    print_table,
+    summarize,
+    tools_folder,
+    use_project_paths,
+    verdict,
+)
 
 use_project_paths()
 
@@ -258,20 +265,6 @@ def run_relay_secrets_read(bench: Bench) -> dict[str, Any]:
     gets = served.requests("secrets")
     discovery = served.discovery()
     return {"wall": wall, "cpu": cpu, "requests": gets + discovery, "gets": gets, "discovery": discovery}
-
-
-def tools_folder(given: str | None) -> Path:
-    """The folder of the tools built by scripts/e2e-tools.sh: ``--bin-dir``, ``GLOO_E2E_BIN_DIR``, or asked."""
-    if given:
-        return Path(given)
-    if os.environ.get("GLOO_E2E_BIN_DIR"):
-        return Path(os.environ["GLOO_E2E_BIN_DIR"])
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "e2e-tools.sh"), "--print-bin-dir"], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"error: scripts/e2e-tools.sh could not provide the tools:\n{result.stderr[-4000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -296,9 +296,11 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
             self._engine.Log(engine_pb2.LogRequest(severity=engine_pb2.INFO, message=message, urn=urn or ""))
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], workers: int = 8) -> None:
+    """Serve on a free port of 127.0.0.1 and print it, as a plugin does; ``workers`` threads serve the calls (each
+    Create and each run holds one for as long as its script runs)."""
     engine_address = next((a for a in argv[1:] if not a.startswith("-")), "")
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(CommandProvider(engine_address), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
