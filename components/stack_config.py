@@ -141,6 +141,16 @@ def current_config() -> dict[str, Any]:
     return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
+def configured_management_namespace(project: str, config: Mapping[str, Any]) -> str | None:
+    """``management.namespace`` of a stack file laid out for :func:`read_stack_config`, or None when it sets none.
+
+    The policy pack reads it (from the engine's ``PULUMI_CONFIG``) to know where the stack's cluster objects belong,
+    so a stack whose management plane is not in the default namespace needs no policy config for that."""
+    management = _decoded(config.get(f"{project}:management"))
+    namespace = management.get("namespace") if isinstance(management, Mapping) else None
+    return namespace if isinstance(namespace, str) and namespace else None
+
+
 def _decoded(value: Any) -> Any:
     """Pulumi hands structured config to the program as JSON text (``Config.get_object`` decodes it the same way)."""
     if isinstance(value, str):

@@ -47,6 +47,7 @@ from components.agent_generation import GENERATIONS, AgentGeneration
 from components.args import RegistrationConfigError, check_dns1123_label, is_dns1123_subdomain
 from components.discovery import image_tag
 from components.registration import COMPONENT_TYPE
+from components.stack_config import configured_management_namespace
 
 PACK_NAME = "gloo-mesh-relay-guardrails"
 
@@ -307,7 +308,11 @@ def _relay_cluster_matches(gen: AgentGeneration) -> StackValidation:
 def _cluster_names(gen: AgentGeneration) -> StackValidation:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         graph = _Graph(args.resources)
-        namespace = _text(args.get_config().get("managementNamespace")) or gen.default_namespace
+        namespace = (
+            _text(args.get_config().get("managementNamespace"))
+            or configured_management_namespace(os.environ.get("PULUMI_PROJECT", ""), _stack_config())
+            or gen.default_namespace
+        )
         seen: dict[tuple[str, str, str], PolicyResource] = {}
         for cluster in graph.of_type(gen.cluster_type):
             name = _cluster_name(cluster)
@@ -319,7 +324,8 @@ def _cluster_names(gen: AgentGeneration) -> StackValidation:
             if actual_namespace != namespace:
                 report_violation(
                     f"{gen.cluster_kind} '{cluster.name}' is in namespace {actual_namespace!r}, not in the "
-                    f"management namespace '{namespace}' (policy config managementNamespace).",
+                    f"management namespace '{namespace}' (policy config managementNamespace, else the stack's "
+                    "management.namespace, else the default).",
                     cluster.urn,
                 )
             domain = _path(cluster.props, "spec", "clusterDomain")
@@ -636,7 +642,8 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
             description=(
                 f"{kinds} names are DNS-1123 labels, unique per management cluster, in the management "
                 "namespace, with a spec.clusterDomain. Fix: give each cluster a unique name such as 'eu-west-1-a', "
-                "and set the management namespace and clusterDomain (or managementNamespace in the policy config)."
+                "and set the management namespace and clusterDomain. The management namespace is managementNamespace "
+                "in the policy config, else the stack's management.namespace, else the generation's default."
             ),
             validate=_every(_cluster_names, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
@@ -645,8 +652,10 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
                     "managementNamespace": {
                         "type": "string",
                         "minLength": 1,
-                        "description": "Namespace of the relay server and the cluster objects.",
-                        "default": gen.default_namespace,
+                        "description": (
+                            "Namespace of the relay server and the cluster objects (default: the stack's "
+                            f"management.namespace, else {gen.default_namespace})."
+                        ),
                     }
                 }
             ),

@@ -326,6 +326,22 @@ def test_kubernetes_cluster_names_are_labels_in_the_management_namespace_with_a_
     assert "spec.clusterDomain None" in domain
 
 
+def test_the_management_namespace_defaults_to_the_stacks_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plane in another namespace (stack file ``management.namespace``) needs no policy config: the engine hands the
+    pack the stack's config (PULUMI_CONFIG, objects as JSON text) and project (PULUMI_PROJECT)."""
+    stack = fleet("east")
+    _cluster(stack, "east").props["metadata"]["namespace"] = "gloo-platform"
+    monkeypatch.setenv("PULUMI_PROJECT", "platform-team")
+    management = json.dumps({"context": "mgmt", "namespace": "gloo-platform"})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"platform-team:management": management}))
+    assert check_stack("kubernetes-cluster-name", stack.resources) == []
+    # The policy config still wins, and another project's key is not this stack's.
+    [(_, namespace)] = check_stack("kubernetes-cluster-name", stack.resources, {"managementNamespace": "gloo-mesh"})
+    assert "namespace 'gloo-platform', not in the management namespace 'gloo-mesh'" in namespace
+    monkeypatch.setenv("PULUMI_PROJECT", "another-project")
+    assert len(check_stack("kubernetes-cluster-name", stack.resources)) == 1
+
+
 def test_kubernetes_cluster_names_are_unique_per_management_cluster() -> None:
     stack = Stack()
     stack.registration("east")

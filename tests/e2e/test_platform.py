@@ -301,9 +301,16 @@ def test_a_second_up_and_a_refresh_change_nothing_and_keep_the_token(
 def test_the_policy_pack_sees_the_platform_resources_and_passes(
     project: PulumiProject, pack: Path, e2e_dir: Path, platform_plane: PlatformManagementPlane
 ) -> None:
-    # Its default management namespace is the 2.x default, gloo-mesh; this plane is in gloo-platform. So the pack's
-    # check of the admin.gloo.solo.io/v2 KubernetesCluster fails until told: it does look at the 2.x resources.
-    refused = project.run("preview", "--policy-pack", str(pack))
+    # This plane is in gloo-platform, not the 2.x default gloo-mesh: the pack takes the management namespace from the
+    # stack's own management.namespace (the engine hands it the stack config), so it passes with no policy config.
+    passed = project.run("preview", "--diff", "--policy-pack", str(pack)).check()
+    assert_pack_ran_clean(passed)
+    assert PACK in passed.stdout
+
+    # Told another namespace, it refuses the admin.gloo.solo.io/v2 KubernetesCluster: it does look at 2.x resources.
+    config = e2e_dir / "policy-config-platform.json"
+    config.write_text(json.dumps({"kubernetes-cluster-name": {"managementNamespace": "gloo-mesh"}}))
+    refused = project.run("preview", "--policy-pack", str(pack), "--policy-pack-config", str(config))
     assert refused.returncode != 0, refused.output
     assert re.search(
         rf"\[mandatory\].*  kubernetes-cluster-name  \({re.escape(KUBERNETES_CLUSTER_TYPE)}: "
@@ -311,12 +318,6 @@ def test_the_policy_pack_sees_the_platform_resources_and_passes(
         refused.output,
     ), refused.output
     assert not violation("mandatory", "relay-authority-allowed", f"{CLUSTER}-agent").search(refused.output)
-
-    config = e2e_dir / "policy-config-platform.json"
-    config.write_text(json.dumps({"kubernetes-cluster-name": {"managementNamespace": platform_plane.namespace}}))
-    passed = project.run("preview", "--diff", "--policy-pack", str(pack), "--policy-pack-config", str(config)).check()
-    assert_pack_ran_clean(passed)
-    assert PACK in passed.stdout
     for result, what in ((refused, "refused preview"), (passed, "policy preview")):
         assert_quiet(result, platform_plane, what)
 
