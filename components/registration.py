@@ -196,6 +196,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             f"{self._name}-{role}",
             context=access.context,
             kubeconfig=access.kubeconfig_input(),
+            # A changed Secret is updated in place, not replaced: a rotated root CA reaches the copy with no moment
+            # where the agent namespace has none (the provider replaces changed Secrets unless told so).
+            enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

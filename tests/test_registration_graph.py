@@ -93,6 +93,15 @@ def test_two_providers_and_every_kubernetes_resource_uses_an_explicit_one(record
     assert all(r.op == "read" for r in kubernetes if r.provider_urn == mgmt and r.type != CLUSTER)
 
 
+def test_declared_providers_update_secrets_in_place(recorded: RecordingMonitor) -> None:
+    """Without enableSecretMutable the kubernetes provider replaces a Secret whose data changes: a rotated root CA
+    would delete the copy (delete-before-replace) before writing it again (tests/e2e/test_drift_and_rotation.py)."""
+    providers = recorded.registered(PROVIDER)
+    assert len(providers) == 2
+    for provider in providers:
+        assert plain(provider.inputs).get("enableSecretMutable") in (True, "true"), provider.name
+
+
 def test_every_child_is_parented_to_the_component(recorded: RecordingMonitor) -> None:
     component = recorded.one("gloo-mesh-relay:index:RemoteClusterRegistration")
     children = [r for r in recorded.records if r is not component]

@@ -155,9 +155,9 @@ def test_preview_diff_of_a_rotation_shows_only_the_ca_copy_changing_and_never_a_
     project: PulumiProject, rotation: tuple[str, str]
 ) -> None:
     preview = project.run("preview", "--diff")
-    # The kubernetes provider replaces a Secret whose data changes (Secrets are immutable to it unless the Provider
-    # sets enableSecretMutable), and the copy is delete-before-replace.
-    assert planned_steps(preview.stdout) == [("replace", f"{CLUSTER}-root-ca")], preview.stdout[-4000:]
+    # An update in place: the remote Provider the component declares sets enableSecretMutable (without it, the
+    # kubernetes provider replaces a Secret whose data changes, and the copy would be gone for a moment).
+    assert planned_steps(preview.stdout) == [("update", f"{CLUSTER}-root-ca")], preview.stdout[-4000:]
     assert "ca.crt: [secret] => [secret]" in preview.stdout
     _assert_no_ca_in(preview.output, rotation, "the preview output")
 
@@ -167,7 +167,11 @@ def test_preview_and_up_of_a_rotation_succeed(
 ) -> None:
     preview = project.run("preview", "--diff")
     assert preview.returncode == 0, preview.output[-4000:]
+    before = secret(planes, "remote", NAMESPACE, ROOT_CA)
     up(project).check()
+    after = secret(planes, "remote", NAMESPACE, ROOT_CA)
+    assert before is not None and after is not None
+    assert after["metadata"]["uid"] == before["metadata"]["uid"], "the CA copy was deleted and written again"
 
 
 def test_up_propagates_the_rotated_ca_and_the_copy_holds_ca_crt_only(
