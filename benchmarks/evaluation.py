@@ -175,7 +175,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     exported: dict[str, Any] = {}
     for name in cluster_names(n):
         context = f"ctx-{name}"
-        remote = k8s.Provider(f"{name}-remote", context=context)
+        remote = k8s.Provider(f"{name}-remote", context=context, enable_secret_mutable=True)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NS, labels={"istio-injection": "disabled"}),
