@@ -96,6 +96,12 @@ build_language_python() {
   install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$out/pulumi-resource-pulumi-python"
 }
 
+build_language_codegen() {
+  # Only GeneratePackage, for `pulumi package gen-sdk` (see e2e/tools/language-codegen/main.go): the modern Node.js
+  # and Go language hosts are not served by the proxy. The test links it as pulumi-language-nodejs and -go.
+  go build -trimpath -ldflags "-s -w -X main.version=$pulumi_version" -o "$out/pulumi-language-codegen" .
+}
+
 kubernetes_provider_version=4.25.0
 build_kubernetes_provider() {
   # `go list -m` prints an empty Dir for a module not downloaded yet (a cold module cache): download it first.
@@ -137,6 +143,7 @@ build_helm() {
 started=$SECONDS
 build pulumi "pulumi" build_pulumi
 build language-python "pulumi-language-python pulumi-language-python-exec pulumi-analyzer-policy-python pulumi-resource-pulumi-python" build_language_python
+build language-codegen "pulumi-language-codegen" build_language_codegen
 build kubernetes-provider "pulumi-resource-kubernetes" build_kubernetes_provider
 build kubernetes "kube-apiserver kube-controller-manager kubectl" build_kubernetes
 build etcd "etcd" build_etcd
