@@ -102,6 +102,14 @@ build_language_codegen() {
   go build -trimpath -ldflags "-s -w -X main.version=$pulumi_version" -o "$out/pulumi-language-codegen" .
 }
 
+yaml_version=v1.25.0
+build_language_yaml() {
+  # pulumi-yaml v1.25.0 is the newest version the proxy serves (`go list -m github.com/pulumi/pulumi-yaml@latest`);
+  # its go.mod has no replace directives, so its main package builds as it is.
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${yaml_version#v}" \
+    -o "$out/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
+}
+
 kubernetes_provider_version=4.25.0
 build_kubernetes_provider() {
   # `go list -m` prints an empty Dir for a module not downloaded yet (a cold module cache): download it first.
@@ -144,6 +152,7 @@ started=$SECONDS
 build pulumi "pulumi" build_pulumi
 build language-python "pulumi-language-python pulumi-language-python-exec pulumi-analyzer-policy-python pulumi-resource-pulumi-python" build_language_python
 build language-codegen "pulumi-language-codegen" build_language_codegen
+build language-yaml "pulumi-language-yaml" build_language_yaml
 build kubernetes-provider "pulumi-resource-kubernetes" build_kubernetes_provider
 build kubernetes "kube-apiserver kube-controller-manager kubectl" build_kubernetes
 build etcd "etcd" build_etcd
