@@ -96,6 +96,14 @@ build_language_python() {
   install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$out/pulumi-resource-pulumi-python"
 }
 
+build_language_nodejs() {
+  # The same sdk/v3 release as the Python host (see the wrapper's go.mod); it runs `node <@pulumi/pulumi>/cmd/run`
+  # from the program's own node_modules, so the Node SDK is the program's (npm), not this release's.
+  local version=v3.68.0
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+    -o "$out/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+}
+
 build_language_codegen() {
   # Only GeneratePackage, for `pulumi package gen-sdk` (see e2e/tools/language-codegen/main.go): the modern Node.js
   # and Go language hosts are not served by the proxy. The test links it as pulumi-language-nodejs and -go.
@@ -151,6 +159,7 @@ build_helm() {
 started=$SECONDS
 build pulumi "pulumi" build_pulumi
 build language-python "pulumi-language-python pulumi-language-python-exec pulumi-analyzer-policy-python pulumi-resource-pulumi-python" build_language_python
+build language-nodejs "pulumi-language-nodejs" build_language_nodejs
 build language-codegen "pulumi-language-codegen" build_language_codegen
 build language-yaml "pulumi-language-yaml" build_language_yaml
 build kubernetes-provider "pulumi-resource-kubernetes" build_kubernetes_provider

@@ -16,16 +16,22 @@ No generated SDK is committed: they are generated here, into the suite's tempora
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from .cluster import ControlPlanes
+from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
 from .pulumi_cli import ROOT, PulumiProject, Result, codegen_folder
+from .registration_checks import assert_no_secret_in, assert_nothing_registered, assert_registered
 
 ENVIRONMENT_WARNINGS = (
     # Plugins found on PATH (the suite's bin folder) rather than installed: every ambient plugin is announced.
@@ -39,6 +45,10 @@ ENVIRONMENT_WARNINGS = (
 TROUBLE = re.compile(r"(?i)\b(warn\w*|error\w*|deprecat\w*|fail\w*)\b")
 NPM_TIMEOUT_SECONDS = 600
 EXAMPLE = ROOT / "examples" / "typescript"
+SERVER = "remote"
+CLUSTER = "eu-west-1-a"  # the example's
+NAMESPACE = "gloo-mesh"  # the component's default
+STACK = "typescript"
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +183,11 @@ new glooMeshRelay.RemoteClusterRegistration("d", { relayServerAddress: "relay:99
     (typescript_project / "tsconfig.wrong.json").write_text(
         json.dumps({"extends": "./tsconfig.json", "files": ["wrong.ts"]})
     )
-    result = tsc(typescript_project, "-p", "tsconfig.wrong.json")
+    try:
+        result = tsc(typescript_project, "-p", "tsconfig.wrong.json")
+    finally:
+        (typescript_project / "wrong.ts").unlink()
+        (typescript_project / "tsconfig.wrong.json").unlink()
     errors = [line for line in result.stdout.splitlines() if line.startswith("wrong.ts(")]
     assert result.returncode != 0
     assert [line.split(":")[0] for line in errors] == [
@@ -186,3 +200,82 @@ new glooMeshRelay.RemoteClusterRegistration("d", { relayServerAddress: "relay:99
     assert "Type 'string' is not assignable to type 'number'" in errors[1]
     assert "Type 'string' is not assignable to type 'Input<Provider | undefined>'" in errors[2]
     assert "Property 'clusterName' is missing" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def typescript_stack(
+    bin_dir: Path,
+    e2e_dir: Path,
+    typescript_project: Path,
+    planes: ControlPlanes,
+    management_plane: ManagementPlane,
+    chart_repo: ChartRepository,
+    component_provider: Path,
+) -> Iterator[PulumiProject]:
+    """The type-checked program as a stack, run by the real Node.js language host (sdk v3.68.0, see
+    e2e/tools/language-nodejs) with the program's own @pulumi/pulumi from npm; the management cluster through the
+    ambient kubeconfig's context, the workload kubeconfig as secret config (through stdin)."""
+    agent = SimulatedAgent(planes, SERVER, namespace=NAMESPACE, cluster_name=CLUSTER).start()
+    management_kubeconfig = e2e_dir / "typescript-management.kubeconfig"
+    management_kubeconfig.write_text(planes.kubeconfig_text("mgmt", "mgmt-e2e"))
+    project_file = typescript_project / "Pulumi.yaml"
+    program = yaml.safe_load(project_file.read_text())
+    program["packages"]["gloo-mesh-relay"] = str(component_provider)
+    project_file.write_text(yaml.safe_dump(program, sort_keys=False))
+    config = {"managementContext": "mgmt-e2e", "chartRepo": chart_repo.url}
+    (typescript_project / f"Pulumi.{STACK}.yaml").write_text(
+        yaml.safe_dump({"config": {f"{program['name']}:{key}": value for key, value in config.items()}})
+    )
+    cli = PulumiProject(
+        bin_dir,
+        e2e_dir / "home-typescript",
+        typescript_project,
+        STACK,
+        extra_env={"KUBECONFIG": str(management_kubeconfig)},
+    )
+    cli.install_sdk_plugins()
+    cli.init()
+    workload = planes.kubeconfig_text(SERVER, "workload")
+    cli.run("config", "set", "--secret", "workloadKubeconfig", stdin=workload).check()
+    yield cli
+    agent.stop()
+
+
+def client_key(planes: ControlPlanes) -> str:
+    """The workload kubeconfig's secret part (its client key, as the kubeconfig carries it)."""
+    return base64.b64encode((planes.work_dir / "admin.key").read_bytes()).decode()
+
+
+def test_typescript_example_preview_creates_nothing(typescript_stack: PulumiProject, planes: ControlPlanes) -> None:
+    result = typescript_stack.run("preview").check()
+    assert "gloo-mesh-relay:index:RemoteClusterRegistration" in result.output, result.output[-4000:]
+    assert client_key(planes) not in result.output
+    assert_nothing_registered(planes, SERVER, CLUSTER, NAMESPACE)
+
+
+def test_typescript_example_up_registers_the_cluster(
+    typescript_stack: PulumiProject, planes: ControlPlanes, management_plane: ManagementPlane
+) -> None:
+    result = typescript_stack.run("up", "--yes", "--skip-preview").check()
+    assert_no_secret_in(result.output, management_plane, "the up output")
+    assert client_key(planes) not in result.output
+    assert_registered(planes, SERVER, CLUSTER, NAMESPACE, management_plane.agent_version)
+    assert typescript_stack.outputs() == {
+        "releaseStatus": "deployed",
+        "relayServerAddress": management_plane.relay_address,
+        "agentVersion": management_plane.agent_version,
+    }
+    exported = typescript_stack.export()
+    assert_no_secret_in(exported, management_plane, "the exported state")
+    assert client_key(planes) not in exported, "the workload kubeconfig is in the state in plain text"
+    resources = json.loads(exported)["deployment"]["resources"]
+    (component,) = [r for r in resources if r["type"] == "gloo-mesh-relay:index:RemoteClusterRegistration"]
+    assert [r for r in resources if r.get("parent") == component["urn"]], "the component registered no children"
+    typescript_stack.run("preview", "--expect-no-changes").check()
+
+
+def test_typescript_example_destroy_removes_the_registration(
+    typescript_stack: PulumiProject, planes: ControlPlanes
+) -> None:
+    typescript_stack.run("destroy", "--yes", "--skip-preview").check()
+    assert_nothing_registered(planes, SERVER, CLUSTER, NAMESPACE)
