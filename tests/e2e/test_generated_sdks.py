@@ -109,6 +109,8 @@ def test_gen_sdk_go(cli: PulumiProject, component_provider: Path, e2e_dir: Path)
 def typescript_project(cli: PulumiProject, component_provider: Path, e2e_dir: Path) -> Path:
     """``examples/typescript`` in a folder of its own, with the generated SDK where ``pulumi package add`` puts it
     (``sdks/gloo-mesh-relay``, the local SDK: ``--local``), installed with ``npm ci`` from the committed lockfile."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.fail("node and npm must be on PATH: the TypeScript example installs its pinned packages with `npm ci`")
     folder = e2e_dir / "project-typescript"
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("Pulumi.yaml", "index.ts", "package.json", "package-lock.json", "tsconfig.json"):
