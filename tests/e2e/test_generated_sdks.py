@@ -124,6 +124,14 @@ def typescript_project(cli: PulumiProject, component_provider: Path, e2e_dir: Pa
     assert package["name"] == "@pulumi/gloo-mesh-relay"
     assert package["dependencies"]["@pulumi/kubernetes"] == "4.34.2"
     assert package["pulumi"] == {"resource": True, "name": "gloo-mesh-relay", "version": "0.1.0"}
+    # Every input and output reaches the TypeScript user with its description (a doc comment the IDE shows).
+    resource = json.loads((ROOT / "provider" / "schema.json").read_text())["resources"][
+        "gloo-mesh-relay:index:RemoteClusterRegistration"
+    ]
+    source = (sdk / "remoteClusterRegistration.ts").read_text()
+    properties = {**resource["inputProperties"], **resource["properties"]}
+    undocumented = [name for name, spec in properties.items() if spec["description"].splitlines()[0] not in source]
+    assert len(properties) > 20 and not undocumented, undocumented
     # npm runs the SDK's postinstall (tsc builds it into bin/, as `pulumi package add` relies on). The CLI stays off
     # PATH: @pulumi/kubernetes's install script would otherwise try to download its plugin with it.
     env = {**os.environ, "PULUMI_HOME": str(cli.home / "pulumi-home"), "npm_config_update_notifier": "false"}
