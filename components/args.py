@@ -408,6 +408,9 @@ def validate_registration_args(
             "give the cluster's DNS suffix, normally 'cluster.local'",
         )
     timeout = args.get("client_cert_timeout_seconds", 300)
+    if isinstance(timeout, float) and timeout.is_integer():
+        # From another language (Construct) every number arrives as a double (protobuf Struct): 600 is 600.0 here.
+        timeout = int(timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_CLIENT_CERT_TIMEOUT_SECONDS:
         raise RegistrationConfigError(
             label("client_cert_timeout_seconds"),

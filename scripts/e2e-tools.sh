@@ -96,6 +96,28 @@ build_language_python() {
   install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$out/pulumi-resource-pulumi-python"
 }
 
+build_language_nodejs() {
+  # The same sdk/v3 release as the Python host (see the wrapper's go.mod); it runs `node <@pulumi/pulumi>/cmd/run`
+  # from the program's own node_modules, so the Node SDK is the program's (npm), not this release's.
+  local version=v3.68.0
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+    -o "$out/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+}
+
+build_language_codegen() {
+  # Only GeneratePackage, for `pulumi package gen-sdk` (see e2e/tools/language-codegen/main.go): the modern Node.js
+  # and Go language hosts are not served by the proxy. The test links it as pulumi-language-nodejs and -go.
+  go build -trimpath -ldflags "-s -w -X main.version=$pulumi_version" -o "$out/pulumi-language-codegen" .
+}
+
+yaml_version=v1.25.0
+build_language_yaml() {
+  # pulumi-yaml v1.25.0 is the newest version the proxy serves (`go list -m github.com/pulumi/pulumi-yaml@latest`);
+  # its go.mod has no replace directives, so its main package builds as it is.
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${yaml_version#v}" \
+    -o "$out/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
+}
+
 kubernetes_provider_version=4.25.0
 build_kubernetes_provider() {
   # `go list -m` prints an empty Dir for a module not downloaded yet (a cold module cache): download it first.
@@ -137,6 +159,9 @@ build_helm() {
 started=$SECONDS
 build pulumi "pulumi" build_pulumi
 build language-python "pulumi-language-python pulumi-language-python-exec pulumi-analyzer-policy-python pulumi-resource-pulumi-python" build_language_python
+build language-nodejs "pulumi-language-nodejs" build_language_nodejs
+build language-codegen "pulumi-language-codegen" build_language_codegen
+build language-yaml "pulumi-language-yaml" build_language_yaml
 build kubernetes-provider "pulumi-resource-kubernetes" build_kubernetes_provider
 build kubernetes "kube-apiserver kube-controller-manager kubectl" build_kubernetes
 build etcd "etcd" build_etcd

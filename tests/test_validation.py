@@ -92,6 +92,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         r"client_cert_timeout_seconds: 0 is not a whole number of seconds",
     ),
     (
+        "timeout fraction",
+        base(client_cert_timeout_seconds=1.5),
+        r"client_cert_timeout_seconds: 1.5 is not a whole number of seconds",
+    ),
+    (
         "timeout text",
         base(client_cert_timeout_seconds="300"),
         r"client_cert_timeout_seconds: '300' is not a whole number",
@@ -233,6 +238,13 @@ def test_a_kubeconfig_path_is_checked_expanded_and_kept_as_written(
     assert (
         validate_registration_args(base(remote_kubeconfig=KUBECONFIG_CONTENTS)).remote.kubeconfig == KUBECONFIG_CONTENTS
     )
+
+
+def test_timeout_from_another_language() -> None:
+    """A number sent by a YAML or TypeScript program reaches Construct as a double (found by the YAML example on the
+    real engine): a whole one is the same number of seconds, a fraction is still refused (above)."""
+    assert validate_registration_args(base(client_cert_timeout_seconds=600.0)).client_cert_timeout_seconds == 600
+    assert type(validate_registration_args(base(client_cert_timeout_seconds=600.0)).client_cert_timeout_seconds) is int
 
 
 def test_defaults() -> None:

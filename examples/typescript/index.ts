@@ -6,19 +6,26 @@ import * as glooMeshRelay from "@pulumi/gloo-mesh-relay";
 
 const config = new pulumi.Config();
 const workloadKubeconfig = config.requireSecret("workloadKubeconfig");
+// The management cluster's kubeconfig context, and a chart mirror if the clusters cannot reach Solo's repository.
+const managementContext = config.get("managementContext") ?? "mgmt-eu-west-1";
+const chartRepo = config.get("chartRepo");
 
-const management = new k8s.Provider("management", { context: "mgmt-eu-west-1" });
+const management = new k8s.Provider("management", { context: managementContext });
 const workload = new k8s.Provider("eu-west-1-a", { kubeconfig: workloadKubeconfig });
 
 const registration = new glooMeshRelay.RemoteClusterRegistration("eu-west-1-a", {
     clusterName: "eu-west-1-a",
     mgmtProvider: management,
-    mgmtContext: "mgmt-eu-west-1",
+    mgmtContext: managementContext,
     remoteProvider: workload,
     remoteKubeconfig: workloadKubeconfig,
-    relayServerAddress: "relay.eu-west-1.example.com:9900",
-    agentVersion: "1.1.6",
+    // Both discovered from the management plane when absent.
+    relayServerAddress: config.get("relayServerAddress"),
+    agentVersion: config.get("agentVersion"),
+    clientCertTimeoutSeconds: 600,
+    ...(chartRepo ? { chartRepo } : {}),
 });
 
 export const releaseStatus = registration.releaseStatus;
 export const relayServerAddress = registration.relayServerAddress;
+export const agentVersion = registration.agentVersion;

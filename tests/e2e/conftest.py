@@ -15,7 +15,7 @@ import pytest
 
 from .cluster import ControlPlanes, control_planes
 from .gloo import ChartRepository, ManagementPlane, install_management_plane
-from .pulumi_cli import ROOT, plugin_folder
+from .pulumi_cli import ROOT, component_provider_copy, plugin_folder
 
 _failed: list[str] = []
 
@@ -46,6 +46,12 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def bin_dir(tools_bin: Path, e2e_dir: Path) -> Path:
     return plugin_folder(tools_bin, e2e_dir / "bin")
+
+
+@pytest.fixture(scope="session")
+def component_provider(e2e_dir: Path) -> Path:
+    """``provider/`` (the component package served from Python) in a folder of its own (see component_provider_copy)."""
+    return component_provider_copy(e2e_dir / "provider")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ behind ``language_host.py``, which gives it the ``RunPlugin`` of the modern host
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -61,6 +62,39 @@ def plugin_folder(tools_bin: Path, folder: Path) -> Path:
         shim.unlink(missing_ok=True)  # never write through a link into a real tool
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" {script} "$@"\n')
         shim.chmod(0o755)
+    return folder
+
+
+CODEGEN_HOST = "pulumi-language-codegen"
+
+
+def codegen_folder(tools_bin: Path, folder: Path) -> Path:
+    """:func:`plugin_folder` plus ``pulumi-language-nodejs`` and ``pulumi-language-go``: links to the codegen-only host
+    (``e2e/tools/language-codegen``), which answers ``GeneratePackage`` with pkg/v3's code generators and nothing else
+    (the real Node.js and Go hosts are not served by the Go module proxy; see its main.go). Only for ``gen-sdk``."""
+    plugin_folder(tools_bin, folder)
+    for language in ("nodejs", "go"):
+        link = folder / f"pulumi-language-{language}"
+        link.unlink(missing_ok=True)
+        link.symlink_to((tools_bin / CODEGEN_HOST).resolve())
+    return folder
+
+
+def component_provider_copy(folder: Path) -> Path:
+    """``provider/`` as a user's ``pulumi package add <repository>/provider`` finds it, copied to ``folder``.
+
+    Why a copy: before the CLI starts a Python plugin from a folder it installs the folder's ``requirements.txt`` into
+    a virtualenv it makes in that folder, which must not happen in the work tree. ``requirements.txt``'s ``..`` (this
+    repository) becomes the repository's absolute path, so pip installs this checkout, as ``..`` does in place.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    source = ROOT / "provider"
+    for name in ("PulumiPlugin.yaml", "__main__.py", "schema.json"):
+        shutil.copy(source / name, folder / name)
+    requirements = (source / "requirements.txt").read_text().splitlines()
+    (folder / "requirements.txt").write_text(
+        "\n".join(str(ROOT) if line.strip() == ".." else line for line in requirements) + "\n"
+    )
     return folder
 
 
@@ -187,6 +221,15 @@ class PulumiProject:
 
     def init(self) -> None:
         self.run("stack", "init", self.stack, stack=False).check()
+
+    def install_sdk_plugins(self) -> None:
+        """The provider plugins the Python SDKs ask for (``kubernetes``, ``command``), installed under the SDKs' versions
+        from the local builds, as an offline user would (get.pulumi.com is out of reach here); the CLI asks for them
+        when it installs a Python plugin's dependencies (``provider/requirements.txt``) or a program's."""
+        for package in ("kubernetes", "command"):
+            version = importlib.metadata.version(f"pulumi-{package}")
+            binary = self.bin_dir / f"pulumi-resource-{package}"
+            self.run("plugin", "install", "resource", package, version, "--file", str(binary), stack=False).check()
 
     def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
         args = ["stack", "output", "--json"] + (["--show-secrets"] if show_secrets else [])
