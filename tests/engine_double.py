@@ -51,6 +51,8 @@ KUBECONFIG_CONTENTS = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\
 ROOT = Path(__file__).resolve().parents[1]
 STACK_TYPE = "pulumi:pulumi:Stack"
 SECRET_VALUES = (CA_PRIVATE_KEY, BOOTSTRAP_TOKEN, "kubeconfig-bearer-9d1e")
+KEEPS_TOKEN = "registered: the token stays"
+"""The certificate step's exit handler keeps the token after a successful run (its comment says so)."""
 
 
 def b64(text: str) -> str:

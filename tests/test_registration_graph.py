@@ -14,6 +14,7 @@ from engine_double import (
     BOOTSTRAP_TOKEN,
     CA_CERT,
     CA_PRIVATE_KEY,
+    KEEPS_TOKEN,
     KUBECONFIG_CONTENTS,
     SECRET_VALUES,
     CommandFailedError,
@@ -178,6 +179,17 @@ def test_kubernetes_cluster_inputs(recorded: RecordingMonitor) -> None:
 def test_namespace_is_labelled_against_sidecar_injection(recorded: RecordingMonitor) -> None:
     namespace = plain(recorded.one(NAMESPACE).inputs)
     assert namespace["metadata"] == {"name": "gloo-mesh", "labels": {"istio-injection": "disabled"}}
+
+
+def test_objects_of_a_fixed_name_are_deleted_before_their_replacement(recorded: RecordingMonitor) -> None:
+    """The CA copy and the KubernetesCluster carry fixed names (the agent's chart and the server look them up by
+    name), so a replacement (a renamed namespace, a new cluster domain) created before the old one is deleted would
+    fail with "already exists": the engine must delete first (``deleteBeforeReplace``)."""
+    assert recorded.one(SECRET, "-root-ca").delete_before_replace
+    assert recorded.one(CLUSTER).delete_before_replace
+    # What the engine may keep while it creates the new one: the release keeps its history, the namespace its agent.
+    assert not recorded.one(RELEASE).delete_before_replace
+    assert not recorded.one(NAMESPACE).delete_before_replace
 
 
 def _waits_on(recorded: RecordingMonitor, later: Recorded, earlier: Recorded) -> bool:
@@ -748,6 +760,64 @@ def test_certificate_step_streams_progress_and_knows_the_relay_address_for_its_t
     assert arguments["environment"]["GM_KUBE_CONTEXT"] == "kind-remote-cluster"
     assert "GM_TIMEOUT=300" in arguments["interpreter"][2]
     assert arguments["addPreviousOutputInEnv"] is False
+
+
+@pytest.mark.parametrize("seconds", [1, 3600])
+def test_the_wait_runs_for_the_timeout_given_at_both_ends_of_its_range(seconds: int) -> None:
+    (wait,) = register(args(client_cert_timeout_seconds=seconds)).invoked(ENSURE_CERTIFICATE)
+    assert f"\nGM_TIMEOUT={seconds}\n" in plain(wait.args)["interpreter"][2]
+
+
+@pytest.mark.parametrize("seconds", [0, 3601, True])
+def test_a_timeout_outside_its_range_declares_nothing(seconds: int) -> None:
+    monitor = RecordingMonitor(FakeClusters())
+    with pytest.raises(RegistrationConfigError, match=r"client_cert_timeout_seconds: .* from 1 to 3600"):
+        run_program(
+            lambda: RemoteClusterRegistration("remote-cluster", args(client_cert_timeout_seconds=seconds)),
+            monitor=monitor,
+        )
+    assert monitor.records == []
+
+
+def test_a_1x_registration_removes_the_token_unless_told_to_keep_it() -> None:
+    (removing,) = register(args()).invoked(ENSURE_CERTIFICATE)
+    assert KEEPS_TOKEN not in plain(removing.args)["interpreter"][2]
+    assert "removed a bootstrap token left behind" in plain(removing.args)["interpreter"][2]
+    (keeping,) = register(args(remove_bootstrap_token=False)).invoked(ENSURE_CERTIFICATE)
+    assert KEEPS_TOKEN in plain(keeping.args)["interpreter"][2]
+    assert "removed a bootstrap token left behind" not in plain(keeping.args)["interpreter"][2]
+
+
+def test_without_the_wait_the_token_is_placed_and_nothing_waits() -> None:
+    issued: list[bool] = []
+    recorded = run_program(
+        lambda: RemoteClusterRegistration(
+            "remote-cluster", args(wait_for_client_cert=False)
+        ).client_certificate_issued.apply(issued.append)
+    )
+    assert recorded.invoked(ENSURE_CERTIFICATE) == []
+    assert issued == [False]
+    assert plain(recorded.one(COMMAND, "bootstrap-token").inputs)["create"] == PLACE_TOKEN
+
+
+def test_a_chart_repository_given_is_where_the_agent_comes_from() -> None:
+    release = plain(register(args(chart_repo="https://charts.example.com/gloo")).one(RELEASE).inputs)
+    assert release["repositoryOpts"] == {"repo": "https://charts.example.com/gloo"}
+
+
+@pytest.mark.parametrize(
+    ("version", "values"),
+    [
+        ("1.1.0-beta16", {"relay": {"insecure": True}}),
+        ("1.1.0-beta17", {"global": {"insecure": True}}),
+    ],
+)
+def test_the_insecure_flag_moves_at_1_1_0_beta17(version: str, values: dict[str, Any]) -> None:
+    """Agents before 1.1.0-beta17 read ``relay.insecure``; from that release on, ``global.insecure`` only."""
+    release = plain(register(args(insecure=True, agent_version=version)).one(RELEASE).inputs)["values"]
+    assert {key: {k: v for k, v in release[key].items() if k == "insecure"} for key in values} == values
+    other = "global" if "relay" in values else "relay"
+    assert "insecure" not in release.get(other, {})
 
 
 def test_certificate_step_runs_on_up_only_and_reports_the_registration_complete() -> None:
