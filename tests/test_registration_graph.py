@@ -465,6 +465,79 @@ def test_istio_ingress_nodeport_discovery_as_in_the_guide() -> None:
     assert recorded.one("kubernetes:core/v1:Node", op="read").resource_id == "mgmt-cluster-control-plane"
 
 
+def test_a_server_image_tag_that_is_not_a_version_is_a_clear_error() -> None:
+    fake = _with(_server_image("mirror.local/gloo-mesh/enterprise-networking:stable"))
+    with pytest.raises(DiscoveryError, match=r"whose tag 'stable' is not a version .*Fix: set agent_version"):
+        register(args(), fake=fake)
+
+
+def test_the_server_container_is_found_by_name_among_sidecars() -> None:
+    def with_sidecar(fake: FakeClusters) -> None:
+        deployment = fake.objects[("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking")]
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        containers.insert(0, {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.20.3"})
+
+    assert plain(register(args(), fake=_with(with_sidecar)).one(RELEASE).inputs)["version"] == "1.1.6"
+
+
+def _ports(service: str, ports: list[dict[str, Any]]) -> Callable[[FakeClusters], None]:
+    def mutate(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Service", service)]["spec"]["ports"] = ports
+
+    return mutate
+
+
+def test_a_server_service_without_a_grpc_port_is_a_clear_error() -> None:
+    fake = _with(_ports("gloo-mesh/enterprise-networking", [{"name": "http", "port": 8090}]))
+    with pytest.raises(
+        DiscoveryError,
+        match=r"Service gloo-mesh/enterprise-networking \(context 'kind-mgmt-cluster'\) has no port named 'grpc'.*"
+        r"Fix: set relay_server_address",
+    ):
+        register(args(agent_version="1.1.6"), fake=fake)
+
+
+def test_an_ipv6_load_balancer_address_is_bracketed() -> None:
+    def ipv6(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")]["status"] = {
+            "loadBalancer": {"ingress": [{"ip": "2001:db8::10"}]}
+        }
+
+    recorded = register(args(), fake=_with(ipv6))
+    assert plain(recorded.one(RELEASE).inputs)["values"]["relay"]["serverAddress"] == "[2001:db8::10]:9900"
+
+
+NODEPORT = {"relay_discovery": "istio-ingress-nodeport", "relay_node_name": "mgmt-cluster-control-plane"}
+
+
+def test_an_ingress_gateway_without_an_https_node_port_is_a_clear_error() -> None:
+    # A port named https without a nodePort (a LoadBalancer gateway that allocates none) is as good as none.
+    fake = _with(_ports("istio-system/istio-ingressgateway", [{"name": "https", "port": 443}]))
+    with pytest.raises(DiscoveryError, match=r"istio-ingressgateway .* has no nodePort of the port named 'https'"):
+        register(args(agent_version="1.1.6", **NODEPORT), fake=fake)
+
+
+def test_a_relay_node_without_an_internal_ip_is_a_clear_error() -> None:
+    def external_only(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Node", "mgmt-cluster-control-plane")]["status"]["addresses"] = [
+            {"type": "ExternalIP", "address": "198.51.100.7"}
+        ]
+
+    with pytest.raises(DiscoveryError, match=r"Node mgmt-cluster-control-plane .* reports no InternalIP address"):
+        register(args(agent_version="1.1.6", **NODEPORT), fake=_with(external_only))
+
+
+def test_an_ipv6_internal_ip_of_the_relay_node_is_bracketed() -> None:
+    def ipv6(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Node", "mgmt-cluster-control-plane")]["status"]["addresses"] = [
+            {"type": "ExternalIP", "address": "198.51.100.7"},
+            {"type": "InternalIP", "address": "fd00:10::2"},
+        ]
+
+    recorded = register(args(**NODEPORT), fake=_with(ipv6))
+    assert plain(recorded.one(RELEASE).inputs)["values"]["relay"]["serverAddress"] == "[fd00:10::2]:32443"
+
+
 def test_discovery_runs_in_preview() -> None:
     def program() -> None:
         RemoteClusterRegistration("remote-cluster", args())
