@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -446,6 +447,12 @@ def test_pending_load_balancer_is_a_clear_error() -> None:
 
     with pytest.raises(DiscoveryError, match=r"no LoadBalancer ingress address yet.*set relay_server_address"):
         register(args(agent_version="1.1.6"), fake=_with(pending))
+
+
+def test_a_server_service_without_any_status_is_a_clear_error() -> None:
+    fake = _with(lambda f: f.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")].pop("status"))
+    with pytest.raises(DiscoveryError, match=r"no LoadBalancer ingress address yet"):
+        register(args(agent_version="1.1.6"), fake=fake)
 
 
 def test_load_balancer_hostname_is_used_on_eks() -> None:
@@ -967,6 +974,33 @@ def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, nam
     assert named in str(raised.value)
     cluster = "management" if leftover.startswith("kubernetesclusters") else "remote"
     assert f"context 'kind-{'mgmt' if cluster == 'management' else cluster}-cluster'" in str(raised.value)
+
+
+def test_a_preview_names_every_leftover_at_once() -> None:
+    fake = FakeClusters()
+    fake.existing |= {"namespace/gloo-mesh", "helm-release/gloo-mesh/enterprise-agent"}
+    with pytest.raises(ConflictError) as raised:
+        preview(fake)
+    assert "or delete it. Helm release 'enterprise-agent' exists already in namespace 'gloo-mesh'" in str(raised.value)
+
+
+def test_a_cluster_that_cannot_be_asked_leaves_the_preview_to_its_provider_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One cluster down must not fail the preview of every other cluster of the stack: its provider's own preview
+    reports it. Here the namespace that createNamespace: false expects is not looked for, so it cannot fail."""
+    fake = FakeClusters()
+    fake.unreachable["kind-remote-cluster"] = "dial tcp 127.0.0.1:6443: connect: connection refused"
+    with caplog.at_level(logging.WARNING):
+        recorded = preview(fake, create_remote_namespace=False)
+    asked = {plain(i.args)["environment"]["GM_KUBE_CONTEXT"] for i in preflight_lookups(recorded)}
+    assert asked == {"kind-remote-cluster", "kind-mgmt-cluster"}
+    (warning,) = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+    assert warning == (
+        "cluster remote-cluster (context 'kind-remote-cluster') is not reachable (dial tcp 127.0.0.1:6443: connect: "
+        "connection refused); objects left there by an earlier registration cannot be looked for, so `pulumi up` may "
+        "fail where this preview did not"
+    )
 
 
 def test_a_preview_of_what_the_stack_manages_already_looks_for_nothing() -> None:
