@@ -41,4 +41,8 @@ started=$(date +%s)
 # mutmut exits non-zero when mutants survive; the summary below says which.
 "$VENV/bin/mutmut" run --max-children "${MUTATION_CHILDREN:-1}" "${patterns[@]}" || true
 echo "== mutation run took $(($(date +%s) - started)) s"
-"$VENV/bin/python" scripts/mutation_summary.py "$@"
+if [ -n "${MUTATION_SAMPLE:-}" ]; then
+  "$VENV/bin/python" scripts/mutation_summary.py --report --sample "$MUTATION_SAMPLE" --seed "${MUTATION_SEED:-14}" "$@"
+else
+  "$VENV/bin/python" scripts/mutation_summary.py "$@"
+fi
