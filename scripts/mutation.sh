@@ -30,8 +30,8 @@ for module in "$@"; do
 done
 if [ -n "${MUTATION_SAMPLE:-}" ]; then
   if [ ! -d mutants/components ]; then
-    # Makes the mutants (and the per-test coverage) without testing any: the sample is drawn from them.
-    "$VENV/bin/mutmut" run "components.no-such-module.*" >/dev/null || true
+    # Makes the mutants without testing any (mutmut then stops: nothing matches): the sample is drawn from them.
+    "$VENV/bin/mutmut" run "components.no-such-module.*" >/dev/null 2>&1 || true
   fi
   mapfile -t patterns < <("$VENV/bin/python" scripts/mutation_summary.py --sample "$MUTATION_SAMPLE" \
     --seed "${MUTATION_SEED:-14}" "$@")
