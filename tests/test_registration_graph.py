@@ -301,8 +301,16 @@ def test_two_clusters_in_one_stack_share_nothing_but_the_management_cluster() ->
 
 
 def test_two_registrations_with_the_same_cluster_name_are_an_error() -> None:
-    with pytest.raises(Exception, match="already registered with the same management plane"):
-        register(args(cluster_name="twin"), {**args(cluster_name="twin", remote_context="other")})
+    def program() -> None:
+        RemoteClusterRegistration("first", args(cluster_name="twin"))
+        RemoteClusterRegistration("second", args(cluster_name="twin", remote_context="other"))
+
+    with pytest.raises(
+        RegistrationConfigError,
+        match=r"^cluster_name: 'twin' is already registered with the same management plane by 'first' in this "
+        r"program; .* Fix: give every registered cluster a unique cluster_name$",
+    ):
+        run_program(program)
 
 
 def test_insecure_mode_skips_secrets_wait_and_token() -> None:
