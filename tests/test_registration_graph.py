@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -680,6 +681,29 @@ def test_an_output_address_is_checked_when_it_resolves() -> None:
         run_program(program)
 
 
+def test_an_output_version_is_checked_when_it_resolves() -> None:
+    def program() -> None:
+        RemoteClusterRegistration("remote-cluster", args(agent_version=pulumi.Output.from_input("latest")))
+
+    with pytest.raises(Exception, match="agent_version: 'latest' is not a valid agent version"):
+        run_program(program)
+
+
+def test_a_kubeconfig_path_stays_a_plain_path_and_none_is_passed_when_only_a_context_is_given(tmp_path: Path) -> None:
+    """Only kubeconfig contents are secret: a path marked secret would hide every step's output for nothing."""
+    path = tmp_path / "remote.kubeconfig"
+    path.write_text(KUBECONFIG_CONTENTS)
+    recorded = register(args(remote_kubeconfig=str(path)))
+    providers = {r.name.rsplit("-", 1)[1]: r.inputs for r in recorded.registered(PROVIDER)}
+    assert providers["remote"]["kubeconfig"] == str(path)
+    assert "kubeconfig" not in providers["mgmt"]
+    token = recorded.one(COMMAND, "bootstrap-token")
+    assert not rpc.is_rpc_secret(token.inputs["environment"])
+    assert token.inputs["environment"]["GM_KUBECONFIG"] == str(path)
+    (relay_read,) = recorded.invoked(READ_RELAY_SECRETS)
+    assert "GM_KUBECONFIG" not in relay_read.args["environment"]
+
+
 def _fleet_through_one_management_provider(count: int) -> RecordingMonitor:
     def program() -> None:
         mgmt = k8s.Provider("management", context="kind-mgmt-cluster")
@@ -980,6 +1004,13 @@ def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, nam
     with pytest.raises(ConflictError) as raised:
         preview(fake)
     assert named in str(raised.value)
+    fix = (
+        "Fix: set createNamespace: false (create_remote_namespace=False) to use it as it is, or delete it."
+        if leftover.startswith("namespace/")
+        else "Fix: take it over in place with adopt: true for one pulumi up (README, Adopting a registered cluster), "
+        "or deregister that registration first."
+    )
+    assert str(raised.value).endswith(fix)
     cluster = "management" if leftover.startswith("kubernetesclusters") else "remote"
     assert f"context 'kind-{'mgmt' if cluster == 'management' else cluster}-cluster'" in str(raised.value)
 
