@@ -51,6 +51,8 @@ KUBECONFIG_CONTENTS = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\
 ROOT = Path(__file__).resolve().parents[1]
 STACK_TYPE = "pulumi:pulumi:Stack"
 SECRET_VALUES = (CA_PRIVATE_KEY, BOOTSTRAP_TOKEN, "kubeconfig-bearer-9d1e")
+KEEPS_TOKEN = "registered: the token stays"
+"""The certificate step's exit handler keeps the token after a successful run (its comment says so)."""
 
 
 def b64(text: str) -> str:
@@ -191,6 +193,9 @@ class FakeClusters(mocks.Mocks):
         ``helm-crds/<ns>/<release>``)."""
         self.details: dict[str, list[str]] = {}
         """What the find-existing step prints after a reference of ``existing`` (``helm-crds``: ``<ns>/<crd>``)."""
+        self.unreachable: dict[str, str] = {}
+        """Contexts of clusters that do not answer, with kubectl's reason: the find-existing step prints
+        ``UNREACHABLE <reason>`` for them, as the real script does when kubectl fails."""
         self.managed: set[str] = set()
         """Logical names of the resources the stack manages already: in a preview, every other resource is being
         created and gets an unknown ID, as the engine answers (a preview's create step has no ID yet)."""
@@ -204,7 +209,10 @@ class FakeClusters(mocks.Mocks):
         if args.token == "command:local:run" and args.args.get("command") == READ_RELAY_SECRETS:
             return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
         if args.token == "command:local:run" and args.args.get("command") == FIND_EXISTING:
-            refs = (args.args.get("environment") or {}).get("GM_OBJECTS", "").split()
+            environment = args.args.get("environment") or {}
+            if environment.get(ENV_CONTEXT) in self.unreachable:
+                return {"stdout": f"UNREACHABLE {self.unreachable[environment[ENV_CONTEXT]]}\n", "stderr": ""}
+            refs = environment.get("GM_OBJECTS", "").split()
             found = [" ".join([ref, *self.details.get(ref, [])]) for ref in refs if self._exists(ref)]
             return {"stdout": "\n".join(found), "stderr": ""}
         if args.token == "command:local:run" and args.args.get("command") == ENSURE_CERTIFICATE:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -14,6 +16,7 @@ from engine_double import (
     BOOTSTRAP_TOKEN,
     CA_CERT,
     CA_PRIVATE_KEY,
+    KEEPS_TOKEN,
     KUBECONFIG_CONTENTS,
     SECRET_VALUES,
     CommandFailedError,
@@ -189,6 +192,17 @@ def test_namespace_is_labelled_against_sidecar_injection(recorded: RecordingMoni
     assert namespace["metadata"] == {"name": "gloo-mesh", "labels": {"istio-injection": "disabled"}}
 
 
+def test_objects_of_a_fixed_name_are_deleted_before_their_replacement(recorded: RecordingMonitor) -> None:
+    """The CA copy and the KubernetesCluster carry fixed names (the agent's chart and the server look them up by
+    name), so a replacement (a renamed namespace, a new cluster domain) created before the old one is deleted would
+    fail with "already exists": the engine must delete first (``deleteBeforeReplace``)."""
+    assert recorded.one(SECRET, "-root-ca").delete_before_replace
+    assert recorded.one(CLUSTER).delete_before_replace
+    # What the engine may keep while it creates the new one: the release keeps its history, the namespace its agent.
+    assert not recorded.one(RELEASE).delete_before_replace
+    assert not recorded.one(NAMESPACE).delete_before_replace
+
+
 def _waits_on(recorded: RecordingMonitor, later: Recorded, earlier: Recorded) -> bool:
     return earlier.urn in recorded.ancestors_closure(later.urn)
 
@@ -297,8 +311,16 @@ def test_two_clusters_in_one_stack_share_nothing_but_the_management_cluster() ->
 
 
 def test_two_registrations_with_the_same_cluster_name_are_an_error() -> None:
-    with pytest.raises(Exception, match="already registered with the same management plane"):
-        register(args(cluster_name="twin"), {**args(cluster_name="twin", remote_context="other")})
+    def program() -> None:
+        RemoteClusterRegistration("first", args(cluster_name="twin"))
+        RemoteClusterRegistration("second", args(cluster_name="twin", remote_context="other"))
+
+    with pytest.raises(
+        RegistrationConfigError,
+        match=r"^cluster_name: 'twin' is already registered with the same management plane by 'first' in this "
+        r"program; .* Fix: give every registered cluster a unique cluster_name$",
+    ):
+        run_program(program)
 
 
 def test_insecure_mode_skips_secrets_wait_and_token() -> None:
@@ -445,6 +467,12 @@ def test_pending_load_balancer_is_a_clear_error() -> None:
         register(args(agent_version="1.1.6"), fake=_with(pending))
 
 
+def test_a_server_service_without_any_status_is_a_clear_error() -> None:
+    fake = _with(lambda f: f.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")].pop("status"))
+    with pytest.raises(DiscoveryError, match=r"no LoadBalancer ingress address yet"):
+        register(args(agent_version="1.1.6"), fake=fake)
+
+
 def test_load_balancer_hostname_is_used_on_eks() -> None:
     def hostname(fake: FakeClusters) -> None:
         fake.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")]["status"] = {
@@ -460,6 +488,79 @@ def test_istio_ingress_nodeport_discovery_as_in_the_guide() -> None:
     recorded = register(args(relay_discovery="istio-ingress-nodeport", relay_node_name="mgmt-cluster-control-plane"))
     assert plain(recorded.one(RELEASE).inputs)["values"]["relay"]["serverAddress"] == "172.18.0.2:32443"
     assert recorded.one("kubernetes:core/v1:Node", op="read").resource_id == "mgmt-cluster-control-plane"
+
+
+def test_a_server_image_tag_that_is_not_a_version_is_a_clear_error() -> None:
+    fake = _with(_server_image("mirror.local/gloo-mesh/enterprise-networking:stable"))
+    with pytest.raises(DiscoveryError, match=r"whose tag 'stable' is not a version .*Fix: set agent_version"):
+        register(args(), fake=fake)
+
+
+def test_the_server_container_is_found_by_name_among_sidecars() -> None:
+    def with_sidecar(fake: FakeClusters) -> None:
+        deployment = fake.objects[("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking")]
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        containers.insert(0, {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.20.3"})
+
+    assert plain(register(args(), fake=_with(with_sidecar)).one(RELEASE).inputs)["version"] == "1.1.6"
+
+
+def _ports(service: str, ports: list[dict[str, Any]]) -> Callable[[FakeClusters], None]:
+    def mutate(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Service", service)]["spec"]["ports"] = ports
+
+    return mutate
+
+
+def test_a_server_service_without_a_grpc_port_is_a_clear_error() -> None:
+    fake = _with(_ports("gloo-mesh/enterprise-networking", [{"name": "http", "port": 8090}]))
+    with pytest.raises(
+        DiscoveryError,
+        match=r"Service gloo-mesh/enterprise-networking \(context 'kind-mgmt-cluster'\) has no port named 'grpc'.*"
+        r"Fix: set relay_server_address",
+    ):
+        register(args(agent_version="1.1.6"), fake=fake)
+
+
+def test_an_ipv6_load_balancer_address_is_bracketed() -> None:
+    def ipv6(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")]["status"] = {
+            "loadBalancer": {"ingress": [{"ip": "2001:db8::10"}]}
+        }
+
+    recorded = register(args(), fake=_with(ipv6))
+    assert plain(recorded.one(RELEASE).inputs)["values"]["relay"]["serverAddress"] == "[2001:db8::10]:9900"
+
+
+NODEPORT = {"relay_discovery": "istio-ingress-nodeport", "relay_node_name": "mgmt-cluster-control-plane"}
+
+
+def test_an_ingress_gateway_without_an_https_node_port_is_a_clear_error() -> None:
+    # A port named https without a nodePort (a LoadBalancer gateway that allocates none) is as good as none.
+    fake = _with(_ports("istio-system/istio-ingressgateway", [{"name": "https", "port": 443}]))
+    with pytest.raises(DiscoveryError, match=r"istio-ingressgateway .* has no nodePort of the port named 'https'"):
+        register(args(agent_version="1.1.6", **NODEPORT), fake=fake)
+
+
+def test_a_relay_node_without_an_internal_ip_is_a_clear_error() -> None:
+    def external_only(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Node", "mgmt-cluster-control-plane")]["status"]["addresses"] = [
+            {"type": "ExternalIP", "address": "198.51.100.7"}
+        ]
+
+    with pytest.raises(DiscoveryError, match=r"Node mgmt-cluster-control-plane .* reports no InternalIP address"):
+        register(args(agent_version="1.1.6", **NODEPORT), fake=_with(external_only))
+
+
+def test_an_ipv6_internal_ip_of_the_relay_node_is_bracketed() -> None:
+    def ipv6(fake: FakeClusters) -> None:
+        fake.objects[("kubernetes:core/v1:Node", "mgmt-cluster-control-plane")]["status"]["addresses"] = [
+            {"type": "ExternalIP", "address": "198.51.100.7"},
+            {"type": "InternalIP", "address": "fd00:10::2"},
+        ]
+
+    recorded = register(args(**NODEPORT), fake=_with(ipv6))
+    assert plain(recorded.one(RELEASE).inputs)["values"]["relay"]["serverAddress"] == "[fd00:10::2]:32443"
 
 
 def test_discovery_runs_in_preview() -> None:
@@ -587,6 +688,29 @@ def test_an_output_address_is_checked_when_it_resolves() -> None:
 
     with pytest.raises(Exception, match="relay_server_address: 'no-port' has no valid port"):
         run_program(program)
+
+
+def test_an_output_version_is_checked_when_it_resolves() -> None:
+    def program() -> None:
+        RemoteClusterRegistration("remote-cluster", args(agent_version=pulumi.Output.from_input("latest")))
+
+    with pytest.raises(Exception, match="agent_version: 'latest' is not a valid agent version"):
+        run_program(program)
+
+
+def test_a_kubeconfig_path_stays_a_plain_path_and_none_is_passed_when_only_a_context_is_given(tmp_path: Path) -> None:
+    """Only kubeconfig contents are secret: a path marked secret would hide every step's output for nothing."""
+    path = tmp_path / "remote.kubeconfig"
+    path.write_text(KUBECONFIG_CONTENTS)
+    recorded = register(args(remote_kubeconfig=str(path)))
+    providers = {r.name.rsplit("-", 1)[1]: r.inputs for r in recorded.registered(PROVIDER)}
+    assert providers["remote"]["kubeconfig"] == str(path)
+    assert "kubeconfig" not in providers["mgmt"]
+    token = recorded.one(COMMAND, "bootstrap-token")
+    assert not rpc.is_rpc_secret(token.inputs["environment"])
+    assert token.inputs["environment"]["GM_KUBECONFIG"] == str(path)
+    (relay_read,) = recorded.invoked(READ_RELAY_SECRETS)
+    assert "GM_KUBECONFIG" not in relay_read.args["environment"]
 
 
 def _fleet_through_one_management_provider(count: int) -> RecordingMonitor:
@@ -759,6 +883,64 @@ def test_certificate_step_streams_progress_and_knows_the_relay_address_for_its_t
     assert arguments["addPreviousOutputInEnv"] is False
 
 
+@pytest.mark.parametrize("seconds", [1, 3600])
+def test_the_wait_runs_for_the_timeout_given_at_both_ends_of_its_range(seconds: int) -> None:
+    (wait,) = register(args(client_cert_timeout_seconds=seconds)).invoked(ENSURE_CERTIFICATE)
+    assert f"\nGM_TIMEOUT={seconds}\n" in plain(wait.args)["interpreter"][2]
+
+
+@pytest.mark.parametrize("seconds", [0, 3601, True])
+def test_a_timeout_outside_its_range_declares_nothing(seconds: int) -> None:
+    monitor = RecordingMonitor(FakeClusters())
+    with pytest.raises(RegistrationConfigError, match=r"client_cert_timeout_seconds: .* from 1 to 3600"):
+        run_program(
+            lambda: RemoteClusterRegistration("remote-cluster", args(client_cert_timeout_seconds=seconds)),
+            monitor=monitor,
+        )
+    assert monitor.records == []
+
+
+def test_a_1x_registration_removes_the_token_unless_told_to_keep_it() -> None:
+    (removing,) = register(args()).invoked(ENSURE_CERTIFICATE)
+    assert KEEPS_TOKEN not in plain(removing.args)["interpreter"][2]
+    assert "removed a bootstrap token left behind" in plain(removing.args)["interpreter"][2]
+    (keeping,) = register(args(remove_bootstrap_token=False)).invoked(ENSURE_CERTIFICATE)
+    assert KEEPS_TOKEN in plain(keeping.args)["interpreter"][2]
+    assert "removed a bootstrap token left behind" not in plain(keeping.args)["interpreter"][2]
+
+
+def test_without_the_wait_the_token_is_placed_and_nothing_waits() -> None:
+    issued: list[bool] = []
+    recorded = run_program(
+        lambda: RemoteClusterRegistration(
+            "remote-cluster", args(wait_for_client_cert=False)
+        ).client_certificate_issued.apply(issued.append)
+    )
+    assert recorded.invoked(ENSURE_CERTIFICATE) == []
+    assert issued == [False]
+    assert plain(recorded.one(COMMAND, "bootstrap-token").inputs)["create"] == PLACE_TOKEN
+
+
+def test_a_chart_repository_given_is_where_the_agent_comes_from() -> None:
+    release = plain(register(args(chart_repo="https://charts.example.com/gloo")).one(RELEASE).inputs)
+    assert release["repositoryOpts"] == {"repo": "https://charts.example.com/gloo"}
+
+
+@pytest.mark.parametrize(
+    ("version", "values"),
+    [
+        ("1.1.0-beta16", {"relay": {"insecure": True}}),
+        ("1.1.0-beta17", {"global": {"insecure": True}}),
+    ],
+)
+def test_the_insecure_flag_moves_at_1_1_0_beta17(version: str, values: dict[str, Any]) -> None:
+    """Agents before 1.1.0-beta17 read ``relay.insecure``; from that release on, ``global.insecure`` only."""
+    release = plain(register(args(insecure=True, agent_version=version)).one(RELEASE).inputs)["values"]
+    assert {key: {k: v for k, v in release[key].items() if k == "insecure"} for key in values} == values
+    other = "global" if "relay" in values else "relay"
+    assert "insecure" not in release.get(other, {})
+
+
 def test_certificate_step_runs_on_up_only_and_reports_the_registration_complete() -> None:
     def program() -> pulumi.Output[Any]:
         return RemoteClusterRegistration("remote-cluster", args()).client_certificate_issued
@@ -831,8 +1013,42 @@ def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, nam
     with pytest.raises(ConflictError) as raised:
         preview(fake)
     assert named in str(raised.value)
+    fix = (
+        "Fix: set createNamespace: false (create_remote_namespace=False) to use it as it is, or delete it."
+        if leftover.startswith("namespace/")
+        else "Fix: take it over in place with adopt: true for one pulumi up (README, Adopting a registered cluster), "
+        "or deregister that registration first."
+    )
+    assert str(raised.value).endswith(fix)
     cluster = "management" if leftover.startswith("kubernetesclusters") else "remote"
     assert f"context 'kind-{'mgmt' if cluster == 'management' else cluster}-cluster'" in str(raised.value)
+
+
+def test_a_preview_names_every_leftover_at_once() -> None:
+    fake = FakeClusters()
+    fake.existing |= {"namespace/gloo-mesh", "helm-release/gloo-mesh/enterprise-agent"}
+    with pytest.raises(ConflictError) as raised:
+        preview(fake)
+    assert "or delete it. Helm release 'enterprise-agent' exists already in namespace 'gloo-mesh'" in str(raised.value)
+
+
+def test_a_cluster_that_cannot_be_asked_leaves_the_preview_to_its_provider_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One cluster down must not fail the preview of every other cluster of the stack: its provider's own preview
+    reports it. Here the namespace that createNamespace: false expects is not looked for, so it cannot fail."""
+    fake = FakeClusters()
+    fake.unreachable["kind-remote-cluster"] = "dial tcp 127.0.0.1:6443: connect: connection refused"
+    with caplog.at_level(logging.WARNING):
+        recorded = preview(fake, create_remote_namespace=False)
+    asked = {plain(i.args)["environment"]["GM_KUBE_CONTEXT"] for i in preflight_lookups(recorded)}
+    assert asked == {"kind-remote-cluster", "kind-mgmt-cluster"}
+    (warning,) = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+    assert warning == (
+        "cluster remote-cluster (context 'kind-remote-cluster') is not reachable (dial tcp 127.0.0.1:6443: connect: "
+        "connection refused); objects left there by an earlier registration cannot be looked for, so `pulumi up` may "
+        "fail where this preview did not"
+    )
 
 
 def test_a_preview_of_what_the_stack_manages_already_looks_for_nothing() -> None:

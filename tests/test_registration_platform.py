@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from engine_double import CA_CERT, FakeClusters, RecordingMonitor, b64, plain, run_program
+from engine_double import CA_CERT, KEEPS_TOKEN, FakeClusters, RecordingMonitor, b64, plain, run_program
 from test_registration_graph import destroy_order
 
 from components import RegistrationConfigError, RemoteClusterRegistration
@@ -19,8 +19,6 @@ from components.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CLUSTER = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"
 SECRET = "kubernetes:core/v1:Secret"
-KEEPS_TOKEN = "registered: the token stays"
-"""The certificate step's exit handler keeps the token after a successful run (its comment says so)."""
 
 
 def register(fake: FakeClusters | None = None, *, preview: bool = False, **overrides: Any) -> RecordingMonitor:

@@ -102,6 +102,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         r"client_cert_timeout_seconds: '300' is not a whole number",
     ),
     ("bool as text", base(insecure="yes"), r"insecure: 'yes' is not a boolean.*Fix: use true or false"),
+    (
+        "provider by name",
+        base(remote_provider="kind-remote"),
+        r"^remote_provider: str is not a pulumi_kubernetes.Provider. Fix: pass a kubernetes Provider$",
+    ),
     ("discovery mode", base(relay_discovery="nodeport"), r"relay_discovery: 'nodeport' is not a discovery mode"),
     (
         "nodeport needs node",

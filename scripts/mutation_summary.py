@@ -1,0 +1,81 @@
+"""Per-module mutation score from mutmut's results in mutants/ (scripts/mutation.sh), and the sample to run.
+
+``mutation_summary.py [module ...]``: for each module of components/ (all when none is named), the mutants tested,
+killed (a test failed, or the mutant made the tests hang until mutmut's timeout), survived, and the name of every
+survivor. ``mutation_summary.py --sample N --seed S module ...``: prints N mutant names per module, the same for the
+same seed, for ``mutmut run`` to test a sample of a module instead of all of it; with ``--report``, the summary of
+that sample only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+MUTANTS = Path("mutants") / "components"
+
+
+def results(module: str, only: frozenset[str] | None = None) -> dict[str, int | None]:
+    meta = MUTANTS / f"{module}.py.meta"
+    if not meta.exists():
+        return {}
+    exit_codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: code for name, code in exit_codes.items() if only is None or name in only}
+
+
+def modules(named: list[str]) -> list[str]:
+    return named or sorted(p.name.removesuffix(".py.meta") for p in MUTANTS.glob("*.py.meta"))
+
+
+def sample(named: list[str], size: int, seed: int) -> list[str]:
+    chosen: list[str] = []
+    for module in named:
+        names = sorted(results(module))
+        chosen += sorted(random.Random(f"{seed}:{module}").sample(names, min(size, len(names))))
+    return chosen
+
+
+def summary(named: list[str], only: frozenset[str] | None = None) -> str:
+    lines = [f"{'module':<18} {'tested':>6} {'killed':>6} {'timeout':>7} {'survived':>8} {'untested':>8}  score"]
+    survivors: list[str] = []
+    for module in modules(named):
+        found = results(module, only)
+        status = Counter(status_by_exit_code[code] for code in found.values())
+        tested = sum(n for s, n in status.items() if s != "not checked")
+        dead = status["killed"] + status["timeout"]
+        score = f"{100 * dead / tested:.0f} %" if tested else "-"
+        lines.append(
+            f"{module:<18} {tested:>6} {status['killed']:>6} {status['timeout']:>7} {status['survived']:>8} "
+            f"{status['not checked']:>8}  {score}"
+        )
+        other = {s: n for s, n in status.items() if s not in ("killed", "timeout", "survived", "not checked")}
+        if other:
+            lines.append(f"{'':<18} also: {other}")
+        survivors += [name for name, code in sorted(found.items()) if status_by_exit_code[code] == "survived"]
+    lines += ["", f"surviving mutants ({len(survivors)}; .venv/bin/mutmut show <name> shows the change):"]
+    lines += [f"  {name}" for name in survivors]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*")
+    parser.add_argument("--sample", type=int, default=0, help="print this many mutant names per module")
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--report", action="store_true", help="with --sample: the summary of that sample")
+    options = parser.parse_args()
+    if options.sample and not options.report:
+        print("\n".join(sample(modules(options.modules), options.sample, options.seed)))
+    elif options.sample:
+        print(summary(options.modules, frozenset(sample(modules(options.modules), options.sample, options.seed))))
+    else:
+        print(summary(options.modules))
+
+
+if __name__ == "__main__":
+    main()
