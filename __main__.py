@@ -9,8 +9,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import RemoteClusterRegistration
-from components.stack_config import current_config, read_stack_config
+from gloo_mesh_registration import RemoteClusterRegistration
+from gloo_mesh_registration.stack_config import current_config, read_stack_config
 
 # Every cluster entry is validated before the first resource is declared.
 stack = read_stack_config(pulumi.get_project(), current_config())

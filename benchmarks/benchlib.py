@@ -33,7 +33,8 @@ AGENT_VERSION = "1.1.6"
 
 
 def use_project_paths() -> None:
-    """Make ``components`` (repository root) and the test doubles (``tests/``) importable, as the tests do."""
+    """Make ``benchmarks`` (repository root) and the test doubles (``tests/``) importable, as the tests do (the
+    component package, ``gloo_mesh_registration``, is installed in the virtualenv, editable)."""
     for path in (ROOT / "tests", ROOT):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))

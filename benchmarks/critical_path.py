@@ -4,8 +4,8 @@ The program runs on the mock runtime (``__main__.py``, a stack of N clusters, ve
 the recording monitor of ``tests/engine_double.py``. Every custom resource the engine would create or read is a
 step; a step waits on its recorded ``dependencies`` (a component in them stands for its steps) and on its provider.
 The relay secrets read (``ca.crt`` and the token, by kubectl) is an invoke, not a resource, so it is not in the
-recorded graph; the root CA copy and the token placement take their values from it (``components/discovery.py``),
-so it is added as a step before them. With the one management Provider of ``__main__.py``, the reads and that
+recorded graph; the root CA copy and the token placement take their values from it (``discovery.py``), so
+it is added as a step before them. With the one management Provider of ``__main__.py``, the reads and that
 invoke are made once per management plane and belong to the stack, not to a registration: they are "shared" steps,
 and every cluster's steps wait on them.
 
@@ -27,7 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` and `components`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
 
 from benchmarks.benchlib import (
     FLEET_STACK_FILE,
@@ -83,7 +83,7 @@ def worker(n: int) -> None:
     # The relay secrets read: one invoke per management plane when the registrations share the management Provider
     # (it is then the stack's), else one per registration. Each registration's root CA copy and token placement
     # take their values from it; the invoke itself waits on nothing in the graph.
-    from components.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
+    from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
 
     relay_reads = monitor.invoked(READ_RELAY_SECRETS)
     consumers: dict[str | None, list[str]] = {}

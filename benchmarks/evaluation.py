@@ -17,8 +17,8 @@ Variants, each measured in a fresh subprocess per run:
 Before measuring, all three run at N = 2 with the recording monitor and the flat programs are checked to send the
 same requests as the component program: custom resources (types, names, providers, inputs, ``depends_on``), reads
 (names, types, providers, parents, IDs, secret outputs, ``depends_on``) and invokes (token and arguments). Each run
-imports the same modules (the SDK's and ``components``) before the clock starts; the import cost is the subject of
-``startup.py``.
+imports the same modules (the SDK's and ``gloo_mesh_registration``) before the clock starts; the import cost is the
+subject of ``startup.py``.
 Wall and CPU time cover the program run until every registration has been answered; GC time is the time spent in
 the cyclic garbage collector (``gc.callbacks``); peak memory is the process's maximum RSS (and its growth over the
 state after the imports). The validation of the stack config is also timed on its own.
@@ -41,7 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` and `components`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
 
 from benchmarks.benchlib import (
     AGENT_VERSION,
@@ -85,7 +85,7 @@ def _image_tag(spec: Any) -> str:
 
 def _address_from(service: Any) -> Callable[[Any], Any]:
     """The address discovery reads: the Service's LoadBalancer ingress IP and its first port (nested applies, as
-    ``components/discovery.py`` does)."""
+    ``gloo_mesh_registration.discovery`` does)."""
 
     def from_spec(spec: Any) -> Any:
         return service.status.apply(lambda status: f"{status.load_balancer.ingress[0].ip}:{spec.ports[0].port}")
@@ -106,13 +106,13 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     and the token need them). With it, the server Deployment and Service are read as well: the same requests as the
     component program, minus the component resources, and the generation is discovered as the component does. No
     validation either way. The script texts come from
-    ``components.lifecycle`` (string functions; a hand-written program would carry them as literals).
+    ``gloo_mesh_registration.lifecycle`` (string functions; a hand-written program would carry them as literals).
     """
     import pulumi
     import pulumi_kubernetes as k8s
     from pulumi_command import local
 
-    from components.lifecycle import (
+    from gloo_mesh_registration.lifecycle import (
         ENSURE_CERTIFICATE,
         FIND_EXISTING,
         FORGET_IDENTITY,
@@ -290,10 +290,10 @@ def _import_everything() -> None:
     import pulumi_kubernetes.helm.v3
     import pulumi_kubernetes.meta.v1
 
-    import components
-    import components.stack_config
+    import gloo_mesh_registration
+    import gloo_mesh_registration.stack_config
 
-    del pulumi, pulumi_command, pulumi_kubernetes, components, engine_double
+    del pulumi, pulumi_command, pulumi_kubernetes, gloo_mesh_registration, engine_double
 
 
 def _run(variant: str, n: int, monitor: Any) -> None:
@@ -355,7 +355,7 @@ def worker_measure(variant: str, n: int) -> None:
     rss_peak = _maxrss_mib()
     validation = 0.0
     if variant == "component":  # measured apart, after the run: the stack-config validation of every cluster entry
-        from components.stack_config import read_stack_config
+        from gloo_mesh_registration.stack_config import read_stack_config
 
         config = {key: json.dumps(value) for key, value in fleet_config(n, discovery=True).items()}
         started = time.perf_counter()

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` and `components`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
 
 from benchmarks.benchlib import (
     PROJECT,
@@ -418,7 +418,7 @@ class Run:
     """CPU seconds of the API servers, their controller managers and etcd while the command ran."""
     peak_rss_mib: float = 0.0
     guards: int = 0
-    """Token guards (``components/lifecycle.py``) still running when the command had exited."""
+    """Token guards (``gloo_mesh_registration.lifecycle``) still running when the command had exited."""
     guards_seconds: float = 0.0
     """From the command's exit until the last of them had exited."""
     trace: Path | None = None

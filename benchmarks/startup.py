@@ -5,7 +5,7 @@ notes the time of the first RegisterResource after the stack's own (both ``time.
 process on Linux).
 
 * ``program``: the test harness (``tests/engine_double.py``), then ``__main__.py`` with a one-cluster stack on the mock
-  runtime: importing ``components``, reading and validating the stack config, the management Provider.
+  runtime: importing ``gloo_mesh_registration``, reading and validating the stack config, the management Provider.
 * ``baseline``: the same harness, then only an import of every ``pulumi_kubernetes`` / ``pulumi_command`` module that
   the program has loaded by the end of its run (taken from a program run with the same config), then the same first
   registration (a kubernetes Provider).
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` and `components`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
 
 from benchmarks.benchlib import (
     FLEET_STACK_FILE,

@@ -18,7 +18,7 @@ a wait script as pulumi-command would (``/bin/sh -c``, the token manifest on std
 
 Methods, each putting the token in place first and removing it last:
 
-* ``watch``: this project's script (``components.lifecycle.client_certificate_step``): one
+* ``watch``: this project's script (``gloo_mesh_registration.lifecycle.client_certificate_step``): one
   ``kubectl get --raw ...?watch=1&timeoutSeconds=<chunk>`` per chunk (15 s by default);
 * ``kubectl wait``: ``kubectl wait --for=create secret/relay-client-tls-secret`` (kubectl 1.31+), which the watch
   replaced;
@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` and `components`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
 
 from benchmarks.benchlib import (
     machine_summary,
@@ -68,7 +68,7 @@ from e2e.cluster import control_planes  # noqa: E402 (after the path set-up)
 from e2e.observe import ApiClient, SecretWatch  # noqa: E402
 from engine_double import BOOTSTRAP_TOKEN, b64  # noqa: E402
 
-from components.lifecycle import (  # noqa: E402
+from gloo_mesh_registration.lifecycle import (  # noqa: E402
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
     ENV_KUBECONFIG,

@@ -9,7 +9,7 @@ the stack with its outputs, parent, provider and dependencies at the end of a pr
 with ``--skip-preview``). Policies see secret values unwrapped; no message here ever repeats a value of a secret.
 
 Every name the policies check (charts, secrets, value paths, the cluster resource, the component's type) comes from
-``components`` (``agent_generation`` and ``registration``), installed into the pack's environment as the
+``gloo_mesh_registration`` (``agent_generation`` and ``registration``), installed into the pack's environment as the
 ``gloo-mesh-registration`` package (``policy/requirements.txt``), so the pack and the component cannot disagree. Each
 policy checks the resources of every agent generation, each by its own names.
 """
@@ -43,11 +43,11 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.agent_generation import GENERATIONS, AgentGeneration
-from components.args import RegistrationConfigError, check_dns1123_label, is_dns1123_subdomain
-from components.discovery import image_tag
-from components.registration import COMPONENT_TYPE
-from components.stack_config import configured_management_namespace
+from gloo_mesh_registration.agent_generation import GENERATIONS, AgentGeneration
+from gloo_mesh_registration.args import RegistrationConfigError, check_dns1123_label, is_dns1123_subdomain
+from gloo_mesh_registration.discovery import image_tag
+from gloo_mesh_registration.registration import COMPONENT_TYPE
+from gloo_mesh_registration.stack_config import configured_management_namespace
 
 PACK_NAME = "gloo-mesh-relay-guardrails"
 

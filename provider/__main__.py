@@ -2,7 +2,7 @@
 
 import sys
 
-from components.package import serve
+from gloo_mesh_registration.package import serve
 
 if __name__ == "__main__":
     serve(sys.argv[1:])

@@ -2,38 +2,58 @@
 # Mutation testing of components/ (TESTING.md): mutmut changes the code one small edit at a time and runs the fast
 # tests (pytest --ignore=tests/e2e, the mock runtime; configuration in pyproject.toml, [tool.mutmut]) against each
 # change; a change that no test notices "survives". Not part of scripts/test.sh: components/ makes about 3,100
-# mutants, many hours of tests on two cores (TESTING.md); a sample of each module takes minutes.
+# mutants, hours of tests on two cores (TESTING.md); a sample of each module takes minutes.
 #
-#   scripts/mutation.sh                      every module of components/
-#   scripts/mutation.sh registration args    only these modules (components/<name>.py)
+#   scripts/mutation.sh                      every module of the package (components/gloo_mesh_registration/)
+#   scripts/mutation.sh registration args    only these modules (components/gloo_mesh_registration/<name>.py)
 #   MUTATION_SAMPLE=20 scripts/mutation.sh registration lifecycle
 #                                            20 mutants of each, chosen by a fixed seed (MUTATION_SEED, default 14)
+#   scripts/mutation.sh show <mutant>        the change one mutant makes
 #
 # MUTATION_CHILDREN (default 1) is the number of test processes run in parallel. mutmut keeps its results in
-# mutants/ and tests again only what changed since; MUTATION_FRESH=1 starts from scratch. Prints, per module, the
-# killed/total count and every surviving mutant (`.venv/bin/mutmut show <name>` shows its diff).
+# build/mutation/mutants/ and tests again only what changed since; MUTATION_FRESH=1 starts from scratch. Prints, per
+# module, the killed/total count and every surviving mutant.
+#
+# Where it runs: build/mutation/, a folder of links to this repository with components/ linked as src/. mutmut names
+# a mutant after its file's path and strips only a leading "src." (or nothing), while the tests import the package
+# as gloo_mesh_registration; from the repository root the names would start with "components." and match no code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
+VENV=$(cd "$VENV" && pwd)
+root=$(pwd)
+package=gloo_mesh_registration
 
+stage=build/mutation
+mkdir -p "$stage"
+ln -sfn "$root/components" "$stage/src"
+for name in tests __main__.py Pulumi.yaml pyproject.toml README.md requirements.txt requirements-dev.txt .github \
+  benchmarks examples policy provider scripts stacks; do
+  ln -sfn "$root/$name" "$stage/$name"
+done
+cd "$stage"
+
+if [ "${1:-}" = show ]; then
+  exec "$VENV/bin/mutmut" show "$2"
+fi
 if [ "${MUTATION_FRESH:-0}" = 1 ]; then
   rm -rf mutants
 fi
 patterns=()
 for module in "$@"; do
-  if [ ! -f "components/$module.py" ]; then
-    echo "no module components/$module.py" >&2
+  if [ ! -f "src/$package/$module.py" ]; then
+    echo "no module components/$package/$module.py" >&2
     exit 2
   fi
-  patterns+=("components.$module.*")
+  patterns+=("$package.$module.*")
 done
 if [ -n "${MUTATION_SAMPLE:-}" ]; then
-  if [ ! -d mutants/components ]; then
+  if [ ! -d "mutants/src/$package" ]; then
     # Makes the mutants without testing any (mutmut then stops: nothing matches): the sample is drawn from them.
-    "$VENV/bin/mutmut" run "components.no-such-module.*" >/dev/null 2>&1 || true
+    "$VENV/bin/mutmut" run "$package.no-such-module.*" >/dev/null 2>&1 || true
   fi
-  mapfile -t patterns < <("$VENV/bin/python" scripts/mutation_summary.py --sample "$MUTATION_SAMPLE" \
+  mapfile -t patterns < <("$VENV/bin/python" "$root/scripts/mutation_summary.py" --sample "$MUTATION_SAMPLE" \
     --seed "${MUTATION_SEED:-14}" "$@")
 fi
 
@@ -42,7 +62,7 @@ started=$(date +%s)
 "$VENV/bin/mutmut" run --max-children "${MUTATION_CHILDREN:-1}" "${patterns[@]}"
 echo "== mutation run took $(($(date +%s) - started)) s"
 if [ -n "${MUTATION_SAMPLE:-}" ]; then
-  "$VENV/bin/python" scripts/mutation_summary.py --report --sample "$MUTATION_SAMPLE" --seed "${MUTATION_SEED:-14}" "$@"
+  "$VENV/bin/python" "$root/scripts/mutation_summary.py" --report --sample "$MUTATION_SAMPLE" --seed "${MUTATION_SEED:-14}" "$@"
 else
-  "$VENV/bin/python" scripts/mutation_summary.py "$@"
+  "$VENV/bin/python" "$root/scripts/mutation_summary.py" "$@"
 fi

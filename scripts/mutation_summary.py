@@ -1,10 +1,10 @@
-"""Per-module mutation score from mutmut's results in mutants/ (scripts/mutation.sh), and the sample to run.
+"""Per-module mutation score from mutmut's results (scripts/mutation.sh), and the sample to run.
 
-``mutation_summary.py [module ...]``: for each module of components/ (all when none is named), the mutants tested,
-killed (a test failed, or the mutant made the tests hang until mutmut's timeout), survived, and the name of every
-survivor. ``mutation_summary.py --sample N --seed S module ...``: prints N mutant names per module, the same for the
-same seed, for ``mutmut run`` to test a sample of a module instead of all of it; with ``--report``, the summary of
-that sample only.
+Run in scripts/mutation.sh's folder, build/mutation/. ``mutation_summary.py [module ...]``: for each module of the
+package (all when none is named), the mutants tested, killed (a test failed, or the mutant made the tests hang until
+mutmut's timeout), survived, and the name of every survivor. ``mutation_summary.py --sample N --seed S module ...``:
+prints N mutant names per module, the same for the same seed, for ``mutmut run`` to test a sample of a module instead of
+all of it; with ``--report``, the summary of that sample only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mutmut.stats import status_by_exit_code
 
-MUTANTS = Path("mutants") / "components"
+MUTANTS = Path("mutants") / "src" / "gloo_mesh_registration"
 
 
 def results(module: str, only: frozenset[str] | None = None) -> dict[str, int | None]:
@@ -57,7 +57,7 @@ def summary(named: list[str], only: frozenset[str] | None = None) -> str:
         if other:
             lines.append(f"{'':<18} also: {other}")
         survivors += [name for name, code in sorted(found.items()) if status_by_exit_code[code] == "survived"]
-    lines += ["", f"surviving mutants ({len(survivors)}; .venv/bin/mutmut show <name> shows the change):"]
+    lines += ["", f"surviving mutants ({len(survivors)}; scripts/mutation.sh show <name> shows the change):"]
     lines += [f"  {name}" for name in survivors]
     return "\n".join(lines)
 

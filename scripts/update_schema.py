@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from components.package import render_schema
+from gloo_mesh_registration.package import render_schema
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "provider" / "schema.json"
 

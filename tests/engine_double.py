@@ -35,7 +35,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from components.lifecycle import (
+from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
     ENV_NAMESPACE,

@@ -24,9 +24,9 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from components.args import ARG_KEYS
-from components.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
-from components.package import COMPONENTS, DISTRIBUTION, PACKAGE_NAME, package_version, render_schema
+from gloo_mesh_registration.args import ARG_KEYS
+from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
+from gloo_mesh_registration.package import COMPONENTS, DISTRIBUTION, PACKAGE_NAME, package_version, render_schema
 
 TOKEN = f"{PACKAGE_NAME}:index:RemoteClusterRegistration"
 SNAPSHOT = ROOT / "provider" / "schema.json"
@@ -245,8 +245,15 @@ def test_wheel_installs_and_is_importable_outside_the_repository(tmp_path: Path)
         timeout=300,
     )
     assert installed.returncode == 0, installed.stderr
-    assert (target / "components" / "py.typed").exists()
-    probe = "import components, components.registration; print(components.__file__); print(components.RemoteClusterRegistration.__name__)"
+    # The distribution's only top-level package is its own name: a program with a `components` package of its own
+    # (as most programs laid out like this repository have) keeps it.
+    top_level = sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info"))
+    assert top_level == ["gloo_mesh_registration"]
+    assert (target / "gloo_mesh_registration" / "py.typed").exists()
+    probe = (
+        "import gloo_mesh_registration, gloo_mesh_registration.registration; "
+        "print(gloo_mesh_registration.__file__); print(gloo_mesh_registration.RemoteClusterRegistration.__name__)"
+    )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     result = subprocess.run(
@@ -258,7 +265,10 @@ def test_wheel_installs_and_is_importable_outside_the_repository(tmp_path: Path)
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [str(target / "components" / "__init__.py"), "RemoteClusterRegistration"]
+    assert result.stdout.splitlines() == [
+        str(target / "gloo_mesh_registration" / "__init__.py"),
+        "RemoteClusterRegistration",
+    ]
 
 
 def test_requirements_install_the_package_for_the_program() -> None:

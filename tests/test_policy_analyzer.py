@@ -54,7 +54,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_command import local
 
-from components import GLOO_MESH_ENTERPRISE_1X, RemoteClusterRegistration, RemoteClusterRegistrationArgs
+from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X, RemoteClusterRegistration, RemoteClusterRegistrationArgs
 from policy import gloo_mesh_policies
 from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY
 

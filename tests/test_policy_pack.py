@@ -27,8 +27,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components import GLOO_MESH_ENTERPRISE_1X as GEN
-from components.registration import COMPONENT_TYPE
+from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X as GEN
+from gloo_mesh_registration.registration import COMPONENT_TYPE
 from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY, policies
 
 POLICIES: dict[str, Policy] = {p.name: p for p in policies()}

@@ -32,14 +32,14 @@ from engine_double import (
 )
 from pulumi.runtime import rpc
 
-from components import (
+from gloo_mesh_registration import (
     DiscoveryError,
     RegistrationConfigError,
     RemoteClusterRegistration,
     RemoteClusterRegistrationArgs,
 )
-from components.agent_generation import GenerationName
-from components.lifecycle import (
+from gloo_mesh_registration.agent_generation import GenerationName
+from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     FIND_EXISTING,
     FORGET_IDENTITY,
@@ -47,7 +47,7 @@ from components.lifecycle import (
     PLACE_TOKEN,
     READ_RELAY_SECRETS,
 )
-from components.preflight import ConflictError
+from gloo_mesh_registration.preflight import ConflictError
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"

@@ -13,8 +13,8 @@ import pytest
 from engine_double import CA_CERT, KEEPS_TOKEN, FakeClusters, RecordingMonitor, b64, plain, run_program
 from test_registration_graph import destroy_order
 
-from components import RegistrationConfigError, RemoteClusterRegistration
-from components.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
+from gloo_mesh_registration import RegistrationConfigError, RemoteClusterRegistration
+from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CLUSTER = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"

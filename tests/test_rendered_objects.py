@@ -17,7 +17,7 @@ import pytest
 import yaml
 from engine_double import RecordingMonitor, plain, run_program
 
-from components import RemoteClusterRegistration
+from gloo_mesh_registration import RemoteClusterRegistration
 
 KUBERNETES_VERSION = "1.32.0"
 CRD_FILE = Path(__file__).parent / "data" / "multicluster.solo.io_v1alpha1_crds.yaml"

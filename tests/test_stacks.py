@@ -11,10 +11,10 @@ import yaml
 from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMonitor, plain, run_main
 from pulumi.runtime import rpc
 
-from components import RegistrationConfigError
-from components.agent_generation import GENERATIONS, GenerationName
-from components.lifecycle import ENSURE_CERTIFICATE
-from components.stack_config import read_stack_config
+from gloo_mesh_registration import RegistrationConfigError
+from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
+from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
+from gloo_mesh_registration.stack_config import read_stack_config
 
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
@@ -171,7 +171,7 @@ def test_project_file() -> None:
     assert project["stackConfigDir"] == "stacks"
     assert project["backend"]["url"].startswith("file://")
     assert "kubernetes" in project["config"]["pulumi:disable-default-providers"]["value"]
-    from components.stack_config import TOP_LEVEL_KEYS
+    from gloo_mesh_registration.stack_config import TOP_LEVEL_KEYS
 
     declared = {key for key in project["config"] if ":" not in key}
     assert declared == set(TOP_LEVEL_KEYS), "every project config key the program reads is declared, and no other"

@@ -9,8 +9,8 @@ import pulumi_kubernetes as k8s
 import pytest
 from engine_double import KUBECONFIG_CONTENTS, FakeClusters, RecordingMonitor, run_program
 
-from components import RegistrationConfigError, RemoteClusterRegistration
-from components.args import validate_registration_args
+from gloo_mesh_registration import RegistrationConfigError, RemoteClusterRegistration
+from gloo_mesh_registration.args import validate_registration_args
 
 
 def base(**overrides: Any) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.agent_generation import GLOO_MESH_ENTERPRISE_1X
-from components.values import ValueConflictError, merge_values
+from gloo_mesh_registration.agent_generation import GLOO_MESH_ENTERPRISE_1X
+from gloo_mesh_registration.values import ValueConflictError, merge_values
 
 RESERVED = GLOO_MESH_ENTERPRISE_1X.reserved_value_paths()
 OWNED = {"relay": {"cluster": "c", "serverAddress": "a:1", "tokenSecret": {"name": "t", "key": "token"}}}

@@ -3,7 +3,7 @@
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import RemoteClusterRegistration
+from gloo_mesh_registration import RemoteClusterRegistration
 
 config = pulumi.Config()
 # The management cluster's kubeconfig context, and a chart mirror if the clusters cannot reach Solo's repository.

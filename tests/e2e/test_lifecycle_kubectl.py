@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.lifecycle import (
+from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
     ENV_KUBECONFIG,

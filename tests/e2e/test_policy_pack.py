@@ -1,8 +1,8 @@
 """The policy pack (``policy/``) under the real CLI: ``pulumi preview``/``up --policy-pack`` on real stacks.
 
-The CLI starts the pack through the Python language host's ``RunPlugin`` (``language_host.py``: the real v3.68 host
-with the modern ``RunPlugin`` and PolicyProxy in front). The pack runs from a copy of ``policy/`` whose ``.venv`` is
-the suite's interpreter (pulumi-policy and the ``components`` package installed), as ``PulumiPolicy.yaml`` asks.
+The CLI starts the pack through the Python language host's ``RunPlugin`` (``language_host.py``: the real v3.68 host with
+the modern ``RunPlugin`` and PolicyProxy in front). The pack runs from a copy of ``policy/`` whose ``.venv`` is the
+suite's interpreter (pulumi-policy and the ``gloo_mesh_registration`` package installed), as ``PulumiPolicy.yaml`` asks.
 A clean stack passes and registers; a stack breaking a mandatory policy (a resource policy, and a stack policy through
 ``--policy-pack-config``) fails before anything is created; the stack's own config reaches the pack (``allowInsecure``).
 """

@@ -59,12 +59,20 @@ def program_at(commit: str, folder: Path) -> Path:
     return folder
 
 
-def use_program(source: Path, project: Path) -> None:
-    """Put the program of ``source`` (its files and its ``components`` package) in place in ``project``."""
+def use_program(source: Path, project: PulumiProject) -> None:
+    """Put the program of ``source`` (its files and its ``components`` folder) in place in ``project``.
+
+    Up to 00c2ab2 ``components`` was the import package itself, found next to ``__main__.py``; since then it holds
+    the package ``gloo_mesh_registration`` (``pyproject.toml``'s package directory), which the program finds through
+    ``PYTHONPATH`` here, ahead of the copy of this checkout installed in the suite's virtualenv."""
+    folder = project.project_dir
     for name in ("Pulumi.yaml", "__main__.py", "requirements.txt"):
-        shutil.copy(source / name, project / name)
-    shutil.rmtree(project / "components", ignore_errors=True)
-    shutil.copytree(source / "components", project / "components", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(source / name, folder / name)
+    shutil.rmtree(folder / "components", ignore_errors=True)
+    shutil.copytree(source / "components", folder / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    project.extra_env.pop("PYTHONPATH", None)
+    if (folder / "components" / "gloo_mesh_registration").is_dir():
+        project.extra_env["PYTHONPATH"] = str(folder / "components")
 
 
 def harmful_steps(steps: list[tuple[str, str]], state: dict[str, Any]) -> list[tuple[str, str]]:
@@ -104,15 +112,15 @@ def main(argv: list[str]) -> int:
         charts.start()
         agent = SimulatedAgent(planes, "remote", namespace=REMOTE_NAMESPACE, cluster_name=CLUSTER).start()
         folder = project_copy(old, work / "project", "upgrade", one_cluster_config(planes, charts))
-        use_program(old, folder)
         project = PulumiProject(plugin_folder(options.tools, work / "bin"), work / "home", folder, "upgrade")
+        use_program(old, project)
         try:
             project.init()
             print(f"== pulumi up with the program at {options.old}", flush=True)
             project.run("up", "--yes", "--skip-preview").check()
             assert_registered(planes, "remote", CLUSTER, REMOTE_NAMESPACE, plane.agent_version)
 
-            use_program(new, folder)
+            use_program(new, project)
             print(f"== pulumi preview with the program of {label}", flush=True)
             preview = json.loads(project.run("preview", "--json").check().stdout)
             steps = [(step["op"], step["urn"]) for step in preview.get("steps", [])]

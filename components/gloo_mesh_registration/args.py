@@ -35,7 +35,7 @@ MAX_CLIENT_CERT_TIMEOUT_SECONDS = 3600
 
 
 class RemoteClusterRegistrationArgs(TypedDict, total=False):
-    """Arguments of :class:`components.RemoteClusterRegistration`; the keys mirror meshctl's flags."""
+    """Arguments of :class:`gloo_mesh_registration.RemoteClusterRegistration`; the keys mirror meshctl's flags."""
 
     cluster_name: Required[str]
     """Name the cluster registers under: the agent's cluster value and the KubernetesCluster name (a DNS-1123 label)."""

@@ -12,7 +12,7 @@ resources cannot express those. Four scripts, each run by pulumi-command:
   puts the token in place, watches for the certificate while printing progress, and removes the token on every
   exit, success, failure or a kill (a guard process outlives the script for that).
 * :func:`existing_objects_step` (a ``local.run`` invoke, in preview only): which of the objects a preview is about to
-  create exist already, so the preview fails where ``pulumi up`` would (see :mod:`components.preflight`).
+  create exist already, so the preview fails where ``pulumi up`` would (see :mod:`gloo_mesh_registration.preflight`).
 * :func:`relay_secrets_step` (a ``local.run`` invoke, also during preview): reports which keys the management relay
   secrets hold, with their lengths, and the value of the one key of each that the registration copies (``ca.crt``,
   the token). Invoke results are not stored in the state, so the rest of those secrets (the CA's private key) never

@@ -1,10 +1,10 @@
 """What is specific to one generation of the Gloo relay agent: Gloo Mesh Enterprise 1.x, or Gloo Platform 2.x.
 
-The registration steps in :mod:`components.registration` never spell a chart name, a Helm value key, a secret name or
-an API version themselves: they ask an :class:`AgentGeneration`. Both generations register the same way (the relay
-secrets copied, the agent installed with the server's version and address, a KubernetesCluster on the management
-plane, the wait for the client certificate); only names, value paths and a few defaults differ. Facts and their
-sources: ``shared/reference/gloo-mesh-relay.md``.
+The registration steps in :mod:`gloo_mesh_registration.registration` never spell a chart name, a Helm value key, a
+secret name or an API version themselves: they ask an :class:`AgentGeneration`. Both generations register the same way
+(the relay secrets copied, the agent installed with the server's version and address, a KubernetesCluster on the
+management plane, the wait for the client certificate); only names, value paths and a few defaults differ. Facts and
+their sources: ``shared/reference/gloo-mesh-relay.md``.
 """
 
 from __future__ import annotations
