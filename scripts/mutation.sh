@@ -8,6 +8,8 @@
 #   scripts/mutation.sh registration args    only these modules (components/gloo_mesh_registration/<name>.py)
 #   MUTATION_SAMPLE=20 scripts/mutation.sh registration lifecycle
 #                                            20 mutants of each, chosen by a fixed seed (MUTATION_SEED, default 14)
+#   MUTATION_SAMPLE=6% scripts/mutation.sh   6 % of every module's mutants: an estimate of the whole package's score
+#                                            (the summary gives its 95 % confidence interval)
 #   scripts/mutation.sh show <mutant>        the change one mutant makes
 #
 # MUTATION_CHILDREN (default 1) is the number of test processes run in parallel. mutmut keeps its results in

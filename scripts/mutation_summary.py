@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from collections import Counter
 from pathlib import Path
 
 from mutmut.stats import status_by_exit_code
+from scipy.stats import binomtest
 
 MUTANTS = Path("mutants") / "src" / "gloo_mesh_registration"
 
@@ -32,17 +34,35 @@ def modules(named: list[str]) -> list[str]:
     return named or sorted(p.name.removesuffix(".py.meta") for p in MUTANTS.glob("*.py.meta"))
 
 
-def sample(named: list[str], size: int, seed: int) -> list[str]:
+def sample_size(size: str, population: int) -> int:
+    """``size`` is a count per module (``16``) or a share of each module (``6%``, at least one mutant): a share draws
+    every module in proportion to its mutants, so the sample's score estimates the score of the whole package."""
+    if size.endswith("%"):
+        return min(population, max(1, math.ceil(population * float(size[:-1]) / 100)))
+    return min(population, int(size))
+
+
+def sample(named: list[str], size: str, seed: int) -> list[str]:
     chosen: list[str] = []
     for module in named:
         names = sorted(results(module))
-        chosen += sorted(random.Random(f"{seed}:{module}").sample(names, min(size, len(names))))
+        chosen += sorted(random.Random(f"{seed}:{module}").sample(names, sample_size(size, len(names))))
     return chosen
+
+
+def killed_share(dead: int, tested: int) -> str:
+    """The killed share with its 95 % confidence interval (Wilson score, scipy): what a random sample says of the
+    package's mutants as a whole."""
+    if not tested:
+        return "-"
+    interval = binomtest(dead, tested).proportion_ci(confidence_level=0.95, method="wilson")
+    return f"{100 * dead / tested:.1f} % (95 % CI {100 * interval.low:.1f} to {100 * interval.high:.1f} %)"
 
 
 def summary(named: list[str], only: frozenset[str] | None = None) -> str:
     lines = [f"{'module':<18} {'tested':>6} {'killed':>6} {'timeout':>7} {'survived':>8} {'untested':>8}  score"]
     survivors: list[str] = []
+    totals = Counter[str]()
     for module in modules(named):
         found = results(module, only)
         status = Counter(status_by_exit_code[code] for code in found.values())
@@ -57,6 +77,9 @@ def summary(named: list[str], only: frozenset[str] | None = None) -> str:
         if other:
             lines.append(f"{'':<18} also: {other}")
         survivors += [name for name, code in sorted(found.items()) if status_by_exit_code[code] == "survived"]
+        totals.update(status)
+    tested = sum(n for s, n in totals.items() if s != "not checked")
+    lines += ["", f"all modules: {tested} tested, killed {killed_share(totals['killed'] + totals['timeout'], tested)}"]
     lines += ["", f"surviving mutants ({len(survivors)}; scripts/mutation.sh show <name> shows the change):"]
     lines += [f"  {name}" for name in survivors]
     return "\n".join(lines)
@@ -65,7 +88,7 @@ def summary(named: list[str], only: frozenset[str] | None = None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*")
-    parser.add_argument("--sample", type=int, default=0, help="print this many mutant names per module")
+    parser.add_argument("--sample", default="", help="print this many mutant names per module (N, or P%% of each)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--report", action="store_true", help="with --sample: the summary of that sample")
     options = parser.parse_args()

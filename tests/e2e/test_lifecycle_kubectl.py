@@ -509,8 +509,13 @@ def test_wait_times_out_with_the_promised_message_and_leaves_no_token(
 def test_retry_after_a_timeout_puts_the_token_back_first(
     steps: Steps, remote: ApiClient, ns: str, kubeconfig: Path
 ) -> None:
+    # The first run has no agent and gives up after 1 s; the retry (the user's next `pulumi up`, here with a longer
+    # timeout so that a loaded machine's slow kubectl start-ups cannot time it out too) meets an agent that answers.
     script = ensure_certificate(
         ns, cluster_name="remote-cluster", timeout_seconds=1, remove_token=True, chunk_seconds=1
+    )
+    retry_script = ensure_certificate(
+        ns, cluster_name="remote-cluster", timeout_seconds=60, remove_token=True, chunk_seconds=1
     )
     with SecretWatch(remote, ns) as watch:
         assert steps.run(script, kubeconfig=kubeconfig, stdin=token_manifest(ns)).returncode == 1
@@ -518,7 +523,7 @@ def test_retry_after_a_timeout_puts_the_token_back_first(
         assert remote.secret_data(ns, TOKEN_SECRET) is None
         retry = watch.mark()
         agent = Agent(remote, ns, token_appears(watch, after=retry), 1.0)
-        result = steps.run(script, kubeconfig=kubeconfig, stdin=token_manifest(ns))
+        result = steps.run(retry_script, kubeconfig=kubeconfig, stdin=token_manifest(ns))
         agent.written()
         watch.wait_for(TOKEN_SECRET, ("DELETED",), after=retry)
         changes = [(event.type, event.name) for event in watch.events(after=retry)]
@@ -651,10 +656,10 @@ def test_wait_reacts_to_the_certificate_with_one_watch_and_no_polling(
     token appeared): one GET, the look for a certificate before the token goes in, and no watch ended (no
     re-watching). The metrics are used because a watch on the secrets, which sees changes, cannot see reads.
 
-    Latency: the step's exit (token removal included) within 5 s of the certificate's creation. A step that only
-    noticed at the end of its 15-second chunk would exit about 13 s after it; the bound leaves a loaded machine
-    room for the kubectl that removes the token. ``benchmarks/wait_latency.py`` measures the latency itself."""
-    script = ensure_certificate(ns, cluster_name="c", timeout_seconds=60, remove_token=True)
+    Reacting, not noticing late: the watch's chunk is 90 s here, so a step that only looked again at the end of its
+    chunk would exit about 88 s after the certificate appeared; this one must exit well before (30 s: the margin is a
+    loaded machine's kubectl start-ups, not a latency target). ``benchmarks/wait_latency.py`` measures the latency."""
+    script = ensure_certificate(ns, cluster_name="c", timeout_seconds=180, remove_token=True, chunk_seconds=90)
     with SecretWatch(remote, ns) as watch:
         before = remote.settled_counts(own_watches=1)
         during: list[RequestCounts] = []
@@ -665,7 +670,7 @@ def test_wait_reacts_to_the_certificate_with_one_watch_and_no_polling(
         after = remote.settled_counts(own_watches=1)
     assert result.returncode == 0, result.stderr
     assert step.ended_at is not None
-    assert step.ended_at - written < 5, f"the step ended {step.ended_at - written:.1f} s after the certificate"
+    assert step.ended_at - written < 30, f"the step ended {step.ended_at - written:.1f} s after the certificate"
     whole = after.since(before)
     assert whole.watches_started("secrets") == 1, f"one watch, not a poll: {whole.summary('secrets')}"
     waiting = during[0].since(before)
