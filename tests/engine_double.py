@@ -301,6 +301,8 @@ class Invocation:
     token: str
     args: dict[str, Any]
     after: tuple[str, ...]
+    provider: str = ""
+    """The provider reference (``urn::id``) the SDK sent: the invoke's own, or its parent's for the package."""
 
     @property
     def command(self) -> str:
@@ -358,6 +360,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     token=request.tok,
                     args=rpc.deserialize_properties(request.args, keep_unknowns=True),
                     after=tuple(r.urn for r in self.records),
+                    provider=request.provider,
                 )
             )
         return super().Invoke(request)  # type: ignore[no-untyped-call]

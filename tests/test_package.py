@@ -383,3 +383,19 @@ def test_served_to_other_languages_each_registration_reads_for_itself(monkeypatc
     assert all(r.parent in components for r in reads)
     assert len(reads) == 2 * 2  # per registration: Deployment, Service
     assert len(recorded.invoked(READ_RELAY_SECRETS)) == 2  # and the relay secrets
+
+
+def test_a_provider_without_a_schema_is_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the SDK's inference ever give no schema (an SDK upgrade that cannot read the annotations), the provider
+    refuses to start with that reason instead of serving an empty package."""
+    import pulumi.provider.experimental.component as component
+
+    class NoSchema:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.schema = None
+
+    monkeypatch.setattr(component, "ComponentProvider", NoSchema)
+    from gloo_mesh_registration.package import component_provider
+
+    with pytest.raises(RuntimeError, match=r"^the component provider inferred no schema$"):
+        component_provider()

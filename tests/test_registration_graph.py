@@ -166,6 +166,8 @@ def test_release_inputs(recorded: RecordingMonitor) -> None:
     assert release["version"] == "1.1.6"
     assert release["namespace"] == "gloo-mesh"
     assert release["repositoryOpts"] == {"repo": "https://storage.googleapis.com/gloo-mesh-enterprise/enterprise-agent"}
+    # The component owns the namespace (created, or patched when it exists): Helm must not create one it would own.
+    assert release["createNamespace"] is False
     assert release["values"] == {
         "relay": {
             "serverAddress": "203.0.113.10:9900",
@@ -340,6 +342,9 @@ def test_existing_namespace_is_labelled_and_never_deleted() -> None:
     assert not recorded.registered(NAMESPACE)
     patch = recorded.one("kubernetes:core/v1:NamespacePatch")
     assert plain(patch.inputs)["metadata"]["labels"] == {"istio-injection": "disabled"}
+    # Another field manager may own the label already (kubectl label, meshctl): the patch takes it over
+    # (pulumi-kubernetes' server-side apply annotation, spelled exactly so).
+    assert plain(patch.inputs)["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
     assert patch.retain_on_delete, "pulumi destroy must leave a namespace the user already had"
     created = register(args()).one(NAMESPACE)
     assert not created.retain_on_delete, "a namespace the registration created is deleted with it"
@@ -1125,3 +1130,34 @@ def test_a_preview_of_an_adoption_finds_the_objects_it_takes_over_fine() -> None
         preview(fake)
     adopted = preview(fake, adopt=True)
     assert preflight_lookups(adopted) == []
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_a_command_provider_given_to_the_component_runs_every_shell_step(preview: bool) -> None:
+    """A program that pins its command provider (a version, or ``pulumi:disable-default-providers: ["*"]``) passes
+    it in ``providers``; every shell step, Commands and invokes alike, must use it, never the default provider.
+
+    Found by mutation testing: the preview's look for leftovers was an invoke without a parent, so it went to the
+    default command provider (and would fail where default providers are disabled).
+
+    One step cannot: discovering the agent generation runs before the component exists (resources are declared by
+    generation), so it has no parent to inherit from; with ``agent_generation`` given it does not run (README)."""
+    import pulumi_command
+
+    def steps(registration: RemoteClusterRegistrationArgs) -> list[tuple[str, str]]:
+        def program() -> None:
+            pinned = pulumi_command.Provider("pinned-command")
+            opts = pulumi.ResourceOptions(providers={"command": pinned})
+            RemoteClusterRegistration("remote-cluster", registration, opts=opts)
+
+        recorded = run_program(program, preview=preview)
+        ran = [(i.command, i.provider) for i in recorded.invocations]
+        return ran + [(r.name, r.provider) for r in recorded.records if r.type.startswith("command:")]
+
+    pinned = "::pulumi:providers:command::pinned-command::"
+    named = steps(args(agent_generation="gloo-mesh-enterprise-1"))
+    expected = {READ_RELAY_SECRETS, FIND_EXISTING} if preview else {READ_RELAY_SECRETS, ENSURE_CERTIFICATE}
+    assert expected <= {name for name, _ in named}
+    assert [name for name, provider in named if pinned not in provider] == []
+    discovered = steps(args())
+    assert [name for name, provider in discovered if pinned not in provider] == [FIND_EXISTING]

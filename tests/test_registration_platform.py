@@ -100,6 +100,8 @@ def test_the_crds_come_first_at_the_same_version_and_are_never_deleted(recorded:
     assert namespace.urn in recorded.ancestors_closure(crds.urn)
     # Deleting the CRDs release would delete every Gloo custom resource of the workload cluster: it is forgotten.
     assert crds.retain_on_delete and not agent.retain_on_delete
+    assert plain(crds.inputs)["repositoryOpts"] == plain(agent.inputs)["repositoryOpts"]
+    assert plain(crds.inputs)["createNamespace"] is plain(agent.inputs)["createNamespace"] is False
     order = destroy_order(recorded)
     assert order.index("workload-1-kubernetes-cluster") < order.index("workload-1-agent")
 
@@ -162,3 +164,16 @@ def test_a_preview_looks_for_conflicting_crds_only_when_it_installs_the_crds_rel
     enterprise = register(FakeClusters(), preview=True, agent_generation="gloo-mesh-enterprise-1")
     objects = " ".join(i.args["environment"]["GM_OBJECTS"] for i in enterprise.invoked(FIND_EXISTING))
     assert "helm-crds/" not in objects
+
+
+def test_a_chart_repository_given_serves_the_crds_too() -> None:
+    releases = _releases(register(chart_repo="https://charts.example.com/gloo-platform"))
+    for chart in ("gloo-platform-crds", "gloo-platform"):
+        assert plain(releases[chart].inputs)["repositoryOpts"] == {"repo": "https://charts.example.com/gloo-platform"}
+
+
+def test_a_discovered_telemetry_gateway_is_one_read_named_for_what_it_reads() -> None:
+    """The telemetry gateway's Service is read once, under a name that says what it is (the URN keeps it: a renamed
+    read would be a new resource in every stack)."""
+    reads = sorted(r.name for r in register(telemetry=True).reads())
+    assert reads == ["workload-1-relay-service", "workload-1-server-deployment", "workload-1-telemetry-service"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMonitor, plain, run_main
+from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMonitor, plain, run_main, run_program
 from pulumi.runtime import rpc
 
 from gloo_mesh_registration import RegistrationConfigError
@@ -140,7 +140,15 @@ def config(**entries: Any) -> dict[str, Any]:
             r"clusters\[1\].name: 'a' is also the name of gloo-mesh-registration:clusters\[0\]",
         ),
         ({"clusters": [{"name": "A_1", "context": "a"}]}, r"clusters\[0\].name: 'A_1' is not a valid cluster name"),
-        ({"clusters": []}, r"clusters: list is not a non-empty list"),
+        (
+            {"clusters": []},
+            r"clusters: list is not a non-empty list\. Fix: list the clusters to register, each with at least `name` "
+            r"and `context`$",
+        ),
+        (
+            {"clusters": ["kind-remote"]},
+            r"clusters\[0\]: str is not an object\. Fix: give an object with `name` and `context`$",
+        ),
         (
             {"clusters": [{"name": "a", "context": "a", "clientCertTimeoutSeconds": -1}]},
             r"clusters\[0\].clientCertTimeoutSeconds: -1",
@@ -153,8 +161,10 @@ def config(**entries: Any) -> dict[str, Any]:
     ],
 )
 def test_stack_config_errors_name_the_stack_file_key(entries: dict[str, Any], message: str) -> None:
+    # Read inside a program, as __main__.py reads it: some entries get as far as discovering the generation, which
+    # needs the run (before, those cases passed only after another test had left the SDK's runtime set up).
     with pytest.raises(RegistrationConfigError, match=message):
-        read_stack_config(PROJECT, config(**entries))
+        run_program(lambda: read_stack_config(PROJECT, config(**entries)))
 
 
 def test_bad_stack_config_declares_nothing() -> None:

@@ -282,3 +282,79 @@ def test_gloo_platform_2_defaults_follow_the_generation() -> None:
 def test_without_a_generation_and_no_discovery_the_argument_is_required() -> None:
     with pytest.raises(RegistrationConfigError, match=r"agent_generation: nothing was given, and here it cannot"):
         validate_registration_args(base(agent_generation=None))
+
+
+WHOLE_MESSAGES: list[tuple[str, Any, str]] = [
+    (
+        "args not a mapping",
+        "remote-cluster",
+        "args: str is not a mapping. Fix: pass a RemoteClusterRegistrationArgs dict",
+    ),
+    (
+        "generation neither given nor discoverable",
+        {k: v for k, v in base().items() if k != "agent_generation"},
+        "agent_generation: nothing was given, and here it cannot be discovered from the management cluster. "
+        "Fix: set it to one of gloo-mesh-enterprise-1, gloo-platform-2",
+    ),
+    (
+        "context not a string",
+        base(mgmt_context=5),
+        "mgmt_context: 5 is not a non-empty string. Fix: give a string or leave it unset",
+    ),
+    (
+        "telemetry address not a string",
+        base(agent_generation="gloo-platform-2", telemetry_gateway_address=5),
+        "telemetry_gateway_address: 5 is not a string. Fix: give host:port",
+    ),
+    (
+        "telemetry address while telemetry is off",
+        base(agent_generation="gloo-platform-2", telemetry=False, telemetry_gateway_address="otel.example.com:4317"),
+        "telemetry_gateway_address: set is given while telemetry is off. "
+        "Fix: set telemetry to true, or remove telemetry_gateway_address",
+    ),
+    (
+        "a key under the token reference",
+        base(agent_values={"relay": {"tokenSecret": {"optional": True}}}),
+        "agent_values.relay.tokenSecret.optional: a value would override the registration's value (None); "
+        "registration-critical values are not silently overridden. "
+        "Fix: remove it from agent_values and set the registration's own arguments instead",
+    ),
+    (
+        "the telemetry endpoint given twice",
+        base(
+            agent_generation="gloo-platform-2",
+            telemetry_gateway_address="otel.example.com:4317",
+            agent_values={"telemetryCollector": {"config": {"exporters": {"otlp": {"endpoint": "other:4317"}}}}},
+        ),
+        "agent_values.telemetryCollector.config.exporters.otlp.endpoint: a value would override the registration's "
+        "value ('otel.example.com:4317'); registration-critical values are not silently overridden. "
+        "Fix: remove it from agent_values and set telemetry_gateway_address instead",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "bad", "message"), WHOLE_MESSAGES, ids=[c[0] for c in WHOLE_MESSAGES])
+def test_the_whole_message_names_the_field_the_value_and_the_fix(case: str, bad: Any, message: str) -> None:
+    """The message a user reads, word for word: the field (as the user spells it), the value, what is wrong, the fix;
+    the registration's own value where the user's would override it."""
+    with pytest.raises(RegistrationConfigError) as raised:
+        validate_registration_args(bad)
+    assert str(raised.value) == message
+
+
+def test_a_cluster_reached_only_through_a_provider_is_described_as_such() -> None:
+    """Discovery and preflight messages say how the cluster was reached; a Provider object is all there is to say."""
+    import pulumi
+
+    from gloo_mesh_registration.args import ClusterAccess
+
+    pulumi.runtime.settings.reset_options(project="p", stack="s")
+    pulumi.runtime.set_mocks(FakeClusters(), project="p", stack="s")
+    provider = k8s.Provider("mgmt", context="mgmt")
+    assert (
+        ClusterAccess("management", context=None, kubeconfig=None, provider=provider).describe() == "the given provider"
+    )
+    assert (
+        ClusterAccess("management", context="mgmt", kubeconfig=None, provider=provider).describe() == "context 'mgmt'"
+    )
+    assert ClusterAccess("management", context=None, kubeconfig=None, provider=None).describe() == "no cluster access"

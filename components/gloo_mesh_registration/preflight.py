@@ -56,19 +56,26 @@ def check_planned_objects(
     owner_label: str,
     remote: Sequence[PlannedObject],
     management: Sequence[PlannedObject],
+    parent: pulumi.Resource,
 ) -> pulumi.Output[bool]:
-    """In a preview, fail when an object about to be created exists already; True otherwise (and outside previews)."""
+    """In a preview, fail when an object about to be created exists already; True otherwise (and outside previews).
+    The look is an invoke under ``parent`` (the registration), so it uses the command provider the registration's
+    other shell steps use, not the default one."""
     if not pulumi.runtime.is_dry_run():
         return pulumi.Output.from_input(True)
     checks = [
-        _check(settings, settings.remote, owner_label, list(remote)),
-        _check(settings, settings.mgmt, owner_label, list(management)),
+        _check(settings, settings.remote, owner_label, list(remote), parent),
+        _check(settings, settings.mgmt, owner_label, list(management), parent),
     ]
     return pulumi.Output.all(*checks).apply(lambda results: all(results))
 
 
 def _check(
-    settings: RegistrationSettings, access: ClusterAccess, owner_label: str, planned: list[PlannedObject]
+    settings: RegistrationSettings,
+    access: ClusterAccess,
+    owner_label: str,
+    planned: list[PlannedObject],
+    parent: pulumi.Resource,
 ) -> pulumi.Output[bool]:
     if not planned or (access.context is None and access.kubeconfig is None):
         return pulumi.Output.from_input(True)  # only a Provider object: kubectl cannot look (insecure mode only)
@@ -92,6 +99,7 @@ def _check(
             interpreter=existing_objects_step().interpreter,
             environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(environment)),
             logging=local.Logging.NONE,
+            opts=pulumi.InvokeOutputOptions(parent=parent),
         )
         return pulumi.Output.unsecret(found.stdout).apply(lambda out: _verdict(settings, access, creating, out))
 

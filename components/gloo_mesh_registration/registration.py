@@ -470,7 +470,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         if s.adopt:  # taken over, not created: what exists is what is imported (the namespace only labelled)
             remote = [p for p in remote if p.must_exist]
             management = []
-        return check_planned_objects(s, f"{STACK_LABEL}={stack_label_value()}", remote, management)
+        return check_planned_objects(s, f"{STACK_LABEL}={stack_label_value()}", remote, management, self)
 
     def _ensure_client_certificate(
         self, address: pulumi.Output[str], token_manifest: pulumi.Output[str], after: list[pulumi.Resource]
