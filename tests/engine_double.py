@@ -49,7 +49,28 @@ CA_PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEfakeROOTKEYmaterial\n----
 BOOTSTRAP_TOKEN = "s3cr3t-bootstrap-token-7f9c2e"
 KUBECONFIG_CONTENTS = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: kubeconfig-bearer-9d1e\n"
 ROOT = Path(__file__).resolve().parents[1]
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+"""Every stack file, for the tests that run each one through ``run_main`` (or ``stack_run``)."""
+
+# Type tokens as the engine receives them, spelled once for all fast tests. What the program declares is compared with
+# these literals, not with the product's constants: a token taken from the product would check nothing.
 STACK_TYPE = "pulumi:pulumi:Stack"
+COMPONENT = "gloo-mesh-relay:index:RemoteClusterRegistration"
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+NAMESPACE_PATCH = "kubernetes:core/v1:NamespacePatch"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+NODE = "kubernetes:core/v1:Node"
+CLUSTER_1X = "kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster"
+"""The KubernetesCluster of Gloo Mesh Enterprise 1.x."""
+CLUSTER_2X = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"
+"""The KubernetesCluster of Gloo Platform 2.x."""
+COMMAND = "command:local:Command"
+LOCAL_RUN = "command:local:run"
+"""The invoke a step's shell command runs through (``local.run``)."""
 SECRET_VALUES = (CA_PRIVATE_KEY, BOOTSTRAP_TOKEN, "kubeconfig-bearer-9d1e")
 KEEPS_TOKEN = "registered: the token stays"
 """The certificate step's exit handler keeps the token after a successful run (its comment says so)."""
@@ -59,40 +80,42 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+def _server_deployment(name: str, tag: str) -> dict[str, Any]:
+    """A management server's Deployment in gloo-mesh, one per generation: one container named as the server, whose
+    image tag is the version the component discovers (the tests that add sidecars or change the image start here)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "gloo-mesh"},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": f"gcr.io/gloo-mesh/{name}:{tag}"}]},
+            },
+        },
+    }
+
+
 def _default_objects() -> dict[tuple[str, str], dict[str, Any]]:
     """Live objects of the management cluster, keyed by (type token, "namespace/name" or "name")."""
     return {
-        ("kubernetes:core/v1:Secret", "gloo-mesh/relay-root-tls-secret"): {
+        (SECRET, "gloo-mesh/relay-root-tls-secret"): {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "relay-root-tls-secret", "namespace": "gloo-mesh"},
             "type": "Opaque",
             "data": {"ca.crt": b64(CA_CERT), "tls.key": b64(CA_PRIVATE_KEY), "tls.crt": b64(CA_CERT)},
         },
-        ("kubernetes:core/v1:Secret", "gloo-mesh/relay-identity-token-secret"): {
+        (SECRET, "gloo-mesh/relay-identity-token-secret"): {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "relay-identity-token-secret", "namespace": "gloo-mesh"},
             "type": "Opaque",
             "data": {"token": b64(BOOTSTRAP_TOKEN)},
         },
-        ("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking"): {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "enterprise-networking", "namespace": "gloo-mesh"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "enterprise-networking"}},
-                "template": {
-                    "metadata": {"labels": {"app": "enterprise-networking"}},
-                    "spec": {
-                        "containers": [
-                            {"name": "enterprise-networking", "image": "gcr.io/gloo-mesh/enterprise-networking:1.1.6"}
-                        ]
-                    },
-                },
-            },
-        },
-        ("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking"): {
+        (DEPLOYMENT, "gloo-mesh/enterprise-networking"): _server_deployment("enterprise-networking", "1.1.6"),
+        (SERVICE, "gloo-mesh/enterprise-networking"): {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "enterprise-networking", "namespace": "gloo-mesh"},
@@ -105,7 +128,7 @@ def _default_objects() -> dict[tuple[str, str], dict[str, Any]]:
             },
             "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}},
         },
-        ("kubernetes:core/v1:Service", "istio-system/istio-ingressgateway"): {
+        (SERVICE, "istio-system/istio-ingressgateway"): {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
@@ -117,7 +140,7 @@ def _default_objects() -> dict[tuple[str, str], dict[str, Any]]:
                 ],
             },
         },
-        ("kubernetes:core/v1:Node", "mgmt-cluster-control-plane"): {
+        (NODE, "mgmt-cluster-control-plane"): {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": "mgmt-cluster-control-plane"},
@@ -144,27 +167,12 @@ def gloo_platform_2_objects() -> dict[tuple[str, str], dict[str, Any]]:
     """Live objects of a Gloo Platform 2.x management cluster: the same relay secrets, server
     ``gloo-mesh-mgmt-server`` (image tag 2.5.8, the agent version), its Service, the telemetry gateway."""
     objects = {key: value for key, value in _default_objects().items() if "enterprise-networking" not in key[1]}
-    objects[("kubernetes:apps/v1:Deployment", "gloo-mesh/gloo-mesh-mgmt-server")] = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "gloo-mesh-mgmt-server", "namespace": "gloo-mesh"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "gloo-mesh-mgmt-server"}},
-            "template": {
-                "metadata": {"labels": {"app": "gloo-mesh-mgmt-server"}},
-                "spec": {
-                    "containers": [
-                        {"name": "gloo-mesh-mgmt-server", "image": "gcr.io/gloo-mesh/gloo-mesh-mgmt-server:2.5.8"}
-                    ]
-                },
-            },
-        },
-    }
+    objects[(DEPLOYMENT, "gloo-mesh/gloo-mesh-mgmt-server")] = _server_deployment("gloo-mesh-mgmt-server", "2.5.8")
     for name, port, address in (
         ("gloo-mesh-mgmt-server", {"name": "grpc", "port": 9900}, "203.0.113.20"),
         ("gloo-telemetry-gateway", {"name": "otlp", "port": 4317}, "203.0.113.21"),
     ):
-        objects[("kubernetes:core/v1:Service", f"gloo-mesh/{name}")] = {
+        objects[(SERVICE, f"gloo-mesh/{name}")] = {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": name, "namespace": "gloo-mesh"},
@@ -202,20 +210,20 @@ class FakeClusters(mocks.Mocks):
         self.preview = False
 
     def secret_data(self, ref: str) -> dict[str, str]:
-        return self.objects[("kubernetes:core/v1:Secret", ref)]["data"]  # type: ignore[no-any-return]
+        return self.objects[(SECRET, ref)]["data"]  # type: ignore[no-any-return]
 
     def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         self.invokes.append(args)
-        if args.token == "command:local:run" and args.args.get("command") == READ_RELAY_SECRETS:
+        if args.token == LOCAL_RUN and args.args.get("command") == READ_RELAY_SECRETS:
             return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
-        if args.token == "command:local:run" and args.args.get("command") == FIND_EXISTING:
+        if args.token == LOCAL_RUN and args.args.get("command") == FIND_EXISTING:
             environment = args.args.get("environment") or {}
             if environment.get(ENV_CONTEXT) in self.unreachable:
                 return {"stdout": f"UNREACHABLE {self.unreachable[environment[ENV_CONTEXT]]}\n", "stderr": ""}
             refs = environment.get("GM_OBJECTS", "").split()
             found = [" ".join([ref, *self.details.get(ref, [])]) for ref in refs if self._exists(ref)]
             return {"stdout": "\n".join(found), "stderr": ""}
-        if args.token == "command:local:run" and args.args.get("command") == ENSURE_CERTIFICATE:
+        if args.token == LOCAL_RUN and args.args.get("command") == ENSURE_CERTIFICATE:
             if self.agent_fails is not None:
                 raise CommandFailedError(f'exit status 1: running "{ENSURE_CERTIFICATE}":\n{self.agent_fails}')
             return {"stdout": "", "stderr": "the agent holds its client certificate"}
@@ -227,7 +235,7 @@ class FakeClusters(mocks.Mocks):
         ref = ref.removesuffix("@owned")
         kind, _, rest = ref.partition("/")
         if kind == "deployments":
-            return ("kubernetes:apps/v1:Deployment", rest) in self.objects
+            return (DEPLOYMENT, rest) in self.objects
         return ref in self.existing
 
     def _relay_secrets_report(self, environment: dict[str, str]) -> str:
@@ -240,7 +248,7 @@ class FakeClusters(mocks.Mocks):
         lines = []
         for pair in environment.get(ENV_RELAY_SECRETS, "").split():
             name, _, key = pair.partition("=")
-            obj = None if wrong_cluster else self.objects.get(("kubernetes:core/v1:Secret", f"{namespace}/{name}"))
+            obj = None if wrong_cluster else self.objects.get((SECRET, f"{namespace}/{name}"))
             if obj is None:
                 lines.append(f"{name} MISSING")
                 continue
@@ -258,9 +266,9 @@ class FakeClusters(mocks.Mocks):
             return args.resource_id, copy.deepcopy(obj)
         state = dict(args.inputs)
         creating = self.preview and args.custom and args.name not in self.managed
-        if args.typ == "kubernetes:helm.sh/v3:Release":
+        if args.typ == RELEASE:
             state["status"] = {"status": "deployed", "name": state.get("name"), "version": state.get("version")}
-        if args.typ == "command:local:Command":
+        if args.typ == COMMAND:
             state.update({"stdout": "", "stderr": ""})
         return ("" if creating else f"{args.name}-id"), state
 
@@ -366,7 +374,7 @@ class RecordingMonitor(mocks.MockMonitor):
         return super().Invoke(request)  # type: ignore[no-untyped-call]
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        if request.type != "pulumi:pulumi:Stack":
+        if request.type != STACK_TYPE:
             self._record("register", request, request.object)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         return self._mark_secret_outputs(response, request.additionalSecretOutputs)
@@ -398,7 +406,7 @@ class RecordingMonitor(mocks.MockMonitor):
 
     def invoked(self, command: str) -> list[Invocation]:
         """The ``command:local:run`` invokes of one step (by its verb)."""
-        return [i for i in self.invocations if i.token == "command:local:run" and i.command == command]
+        return [i for i in self.invocations if i.token == LOCAL_RUN and i.command == command]
 
     def one(self, type_: str, name_suffix: str = "", op: str = "register") -> Recorded:
         found = [r for r in self.records if r.op == op and r.type == type_ and r.name.endswith(name_suffix)]
@@ -525,3 +533,16 @@ def run_main(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+_STACK_RUNS: dict[tuple[Path, bool], RecordingMonitor] = {}
+
+
+def stack_run(stack_file: Path, *, preview: bool = False) -> RecordingMonitor:
+    """``run_main`` of a stack file as it stands, once per session for up and once for preview: every test that asks
+    for the same run gets the same record, so none may change it (a test that changes the config or the clusters calls
+    ``run_main`` itself)."""
+    key = (stack_file, preview)
+    if key not in _STACK_RUNS:
+        _STACK_RUNS[key] = run_main(stack_file, preview=preview)
+    return _STACK_RUNS[key]

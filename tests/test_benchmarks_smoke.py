@@ -13,12 +13,11 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from benchtables import INTEGER, NUMBER, assert_median_spread, table
+from engine_double import COMPONENT, KUBERNETES_PROVIDER, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {
     "evaluation": ["--quick"],
     "startup": ["--quick"],
@@ -107,8 +106,8 @@ def test_startup_table(outputs: dict[str, str]) -> None:
         # of the two registrations reaches the engine first is the event loop's choice (the Provider's waits on its
         # inputs), and a loaded machine sees either; anything declared later would mean work before the first.
         assert row["first registration"] in (
-            "pulumi:providers:kubernetes management",
-            f"gloo-mesh-relay:index:RemoteClusterRegistration {FIRST_CLUSTER[row['config']]}",
+            f"{KUBERNETES_PROVIDER} management",
+            f"{COMPONENT} {FIRST_CLUSTER[row['config']]}",
         )
     modules = {row["config"]: row["SDK modules the program loads"] for row in rows}
     assert "pulumi_kubernetes.core.v1" in modules["given"]

@@ -17,7 +17,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMonitor, plain, run_program
+from engine_double import (
+    CLUSTER_1X,
+    COMMAND,
+    COMPONENT,
+    KUBECONFIG_CONTENTS,
+    KUBERNETES_PROVIDER,
+    RELEASE,
+    ROOT,
+    FakeClusters,
+    RecordingMonitor,
+    plain,
+    run_program,
+)
 from google.protobuf import empty_pb2
 from pulumi.errors import InputPropertyError
 from pulumi.provider.experimental.component import ComponentProvider
@@ -28,7 +40,6 @@ from gloo_mesh_registration.args import ARG_KEYS
 from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
 from gloo_mesh_registration.package import COMPONENTS, DISTRIBUTION, PACKAGE_NAME, package_version, render_schema
 
-TOKEN = f"{PACKAGE_NAME}:index:RemoteClusterRegistration"
 SNAPSHOT = ROOT / "provider" / "schema.json"
 
 
@@ -39,7 +50,7 @@ def schema() -> dict[str, Any]:
 
 
 def component_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    resource: dict[str, Any] = schema["resources"][TOKEN]
+    resource: dict[str, Any] = schema["resources"][COMPONENT]
     return resource
 
 
@@ -58,7 +69,7 @@ def test_package_identity(schema: dict[str, Any]) -> None:
     assert pyproject["project"]["name"] == DISTRIBUTION
     assert schema["name"] == "gloo-mesh-relay"
     assert schema["version"] == pyproject["project"]["version"] == package_version()
-    assert list(schema["resources"]) == [TOKEN]
+    assert list(schema["resources"]) == [COMPONENT]
     assert component_schema(schema)["isComponent"] is True
 
 
@@ -119,7 +130,7 @@ def construct(
 
     def program() -> None:
         resolved = {key: value() if callable(value) else value for key, value in inputs.items()}
-        provider.construct("east", TOKEN, resolved, pulumi.ResourceOptions())
+        provider.construct("east", COMPONENT, resolved, pulumi.ResourceOptions())
 
     return run_program(program, fake, monitor=monitor)
 
@@ -136,7 +147,7 @@ def test_construct_with_camel_case_inputs() -> None:
             "agentValues": {"verbose": True},
         }
     )
-    release = plain(recorded.one("kubernetes:helm.sh/v3:Release").inputs)
+    release = plain(recorded.one(RELEASE).inputs)
     assert release["values"]["relay"]["cluster"] == "east"
     assert release["values"]["relay"]["serverAddress"] == "172.18.0.2:32443"
     assert release["values"]["verbose"] is True
@@ -156,10 +167,10 @@ def test_construct_with_providers_passed_by_reference_and_a_secret_kubeconfig() 
             "relayServerAddress": "relay.example.com:9900",
         }
     )
-    providers = {r.urn: r.name for r in recorded.registered("pulumi:providers:kubernetes")}
+    providers = {r.urn: r.name for r in recorded.registered(KUBERNETES_PROVIDER)}
     assert sorted(providers.values()) == ["platform-east", "platform-mgmt"]
-    assert providers[recorded.one("kubernetes:helm.sh/v3:Release").provider_urn] == "platform-east"
-    token = recorded.one("command:local:Command", "bootstrap-token")
+    assert providers[recorded.one(RELEASE).provider_urn] == "platform-east"
+    token = recorded.one(COMMAND, "bootstrap-token")
     assert rpc.is_rpc_secret(token.inputs["environment"])
     assert plain(token.inputs)["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
     (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
@@ -302,13 +313,13 @@ def _check_inputs(where: str, properties: dict[str, Any], schema: dict[str, Any]
 def test_yaml_example_matches_the_schema(schema: dict[str, Any]) -> None:
     program = yaml.safe_load((ROOT / "examples" / "yaml" / "Pulumi.yaml").read_text())
     assert program["packages"][PACKAGE_NAME] == "../../provider"
-    registrations = {n: r for n, r in program["resources"].items() if r["type"] == TOKEN}
+    registrations = {n: r for n, r in program["resources"].items() if r["type"] == COMPONENT}
     assert registrations
     for name, resource in registrations.items():
         _check_inputs(f"examples/yaml {name}", resource["properties"], schema)
         for key in ("mgmtProvider", "remoteProvider"):
             referenced = resource["properties"][key].strip("${}")
-            assert program["resources"][referenced]["type"] == "pulumi:providers:kubernetes"
+            assert program["resources"][referenced]["type"] == KUBERNETES_PROVIDER
     for output in program["outputs"].values():
         assert output.split(".")[-1].rstrip("}") in component_schema(schema)["properties"]
 
@@ -346,12 +357,9 @@ def test_python_example_runs_on_the_mock_runtime() -> None:
         exec(compile(source, "examples/python/__main__.py", "exec"), {"__name__": "__main__"})
 
     recorded = run_program(program, project="register-from-python")
-    clusters = sorted(
-        plain(r.inputs)["metadata"]["name"]
-        for r in recorded.registered("kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster")
-    )
+    clusters = sorted(plain(r.inputs)["metadata"]["name"] for r in recorded.registered(CLUSTER_1X))
     assert clusters == ["eu-west-1-a", "eu-west-1-b"]
-    for provider in recorded.registered("pulumi:providers:kubernetes"):
+    for provider in recorded.registered(KUBERNETES_PROVIDER):
         if provider.name != "management":
             assert rpc.is_rpc_secret(provider.inputs["kubeconfig"])
 
@@ -370,7 +378,7 @@ def test_served_to_other_languages_each_registration_reads_for_itself(monkeypatc
         for name in ("east", "west"):
             mgmt = k8s.Provider("management", opts=pulumi.ResourceOptions(urn=urn))  # a fresh object per Construct
             inputs = {"clusterName": name, "mgmtProvider": mgmt, "mgmtContext": "mgmt", "remoteContext": name}
-            provider.construct(name, TOKEN, inputs, pulumi.ResourceOptions())
+            provider.construct(name, COMPONENT, inputs, pulumi.ResourceOptions())
 
     def program() -> None:
         registered = k8s.Provider("management", context="mgmt")  # the calling program's Provider, registered once
@@ -379,7 +387,7 @@ def test_served_to_other_languages_each_registration_reads_for_itself(monkeypatc
     recorded = run_program(program)
     reads = recorded.reads()
     assert len({r.urn for r in reads}) == len(reads), "a read was declared twice under one URN"
-    components = {r.urn for r in recorded.registered(TOKEN)}
+    components = {r.urn for r in recorded.registered(COMPONENT)}
     assert all(r.parent in components for r in reads)
     assert len(reads) == 2 * 2  # per registration: Deployment, Service
     assert len(recorded.invoked(READ_RELAY_SECRETS)) == 2  # and the relay secrets

@@ -48,7 +48,24 @@ import pulumi_kubernetes as k8s
 import pulumi_policy.policy
 import pytest
 import yaml
-from engine_double import CA_CERT, CA_PRIVATE_KEY, ROOT, FakeClusters, RecordingMonitor, b64, run_main, run_program
+from builders import registration_args, run_registrations
+from engine_double import (
+    CA_CERT,
+    CA_PRIVATE_KEY,
+    CLUSTER_1X,
+    CLUSTER_2X,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    SECRET,
+    STACK_FILES,
+    STACK_TYPE,
+    FakeClusters,
+    RecordingMonitor,
+    b64,
+    run_program,
+    stack_run,
+)
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
@@ -58,7 +75,6 @@ from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X, RemoteClusterRegistr
 from policy import gloo_mesh_policies
 from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY
 
-STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
 POLICY_DIR = ROOT / "policy"
 PROJECT_FILE = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 LEVELS = {
@@ -190,7 +206,7 @@ def _stack_resources(monitor: RecordingMonitor, denied: frozenset[str]) -> list[
     stack_urn = next((r.parent for r in monitor.records if r.parent and "::pulumi:pulumi:Stack::" in r.parent), "")
     if stack_urn:
         resources.append(
-            analyzer_pb2.AnalyzerResource(urn=stack_urn, type="pulumi:pulumi:Stack", name=stack_urn.rsplit("::", 1)[1])
+            analyzer_pb2.AnalyzerResource(urn=stack_urn, type=STACK_TYPE, name=stack_urn.rsplit("::", 1)[1])
         )
     for record in monitor.records:
         if record.type.startswith("pulumi:providers:"):
@@ -364,13 +380,13 @@ def test_the_pack_folder_is_a_pulumi_policy_pack() -> None:
 def test_every_stack_passes_every_policy(
     analyzer: PolicyAnalyzer, stack_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorded = run_main(stack_file, preview=True)
+    recorded = stack_run(stack_file, preview=True)
     denied = frozenset(PROJECT_FILE["config"]["pulumi:disable-default-providers"]["value"])
     config = yaml.safe_load(stack_file.read_text())["config"]
     monkeypatch.setenv(
         "PULUMI_CONFIG", json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
     )
-    assert recorded.registered("kubernetes:helm.sh/v3:Release"), "the program registered nothing to check"
+    assert recorded.registered(RELEASE), "the program registered nothing to check"
     assert analyzer.run(recorded, denied_default_providers=denied) == []
 
 
@@ -378,24 +394,16 @@ def test_every_stack_passes_every_policy(
 
 
 def args(name: str = "east", **overrides: Any) -> RemoteClusterRegistrationArgs:
-    base: dict[str, Any] = {"cluster_name": name, "mgmt_context": "mgmt", "remote_context": f"{name}-ctx"}
-    base.update(overrides)
-    return base  # type: ignore[return-value]
+    """A fleet member: its remote context named after it, one management context for all."""
+    return registration_args(name, "mgmt", f"{name}-ctx", **overrides)
 
 
 def registrations(
     *entries: tuple[str, RemoteClusterRegistrationArgs],
     change: pulumi.ResourceTransformation | None = None,
 ) -> RecordingMonitor:
-    """Run the real component once per (resource name, args), in preview; `change` is a transformation of the
-    component's children, which is how a program would alter what the component declares."""
-
-    def program() -> None:
-        opts = pulumi.ResourceOptions(transformations=[change]) if change else None
-        for name, registration in entries:
-            RemoteClusterRegistration(name, registration, opts)
-
-    return run_program(program, preview=True)
+    """The registrations in preview, where the CLI calls the pack; see :func:`builders.run_registrations`."""
+    return run_registrations(*entries, preview=True, change=change)
 
 
 def of_type(
@@ -448,10 +456,6 @@ def _injected_namespace(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, 
     return {**props, "metadata": k8s.meta.v1.ObjectMetaArgs(name=name, labels={"istio-injection": "enabled"})}, opts
 
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-CLUSTER = "kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster"
-
-
 def test_a_removed_dependency_of_the_release_on_its_secrets(analyzer: PolicyAnalyzer) -> None:
     recorded = registrations(("east", args()), change=of_type(RELEASE, _release_without_secrets))
     violations = analyzer.run(recorded)
@@ -462,14 +466,14 @@ def test_a_removed_dependency_of_the_release_on_its_secrets(analyzer: PolicyAnal
 
 
 def test_a_removed_dependency_of_the_kubernetes_cluster_on_the_release(analyzer: PolicyAnalyzer) -> None:
-    recorded = registrations(("east", args()), change=of_type(CLUSTER, _cluster_without_release))
+    recorded = registrations(("east", args()), change=of_type(CLUSTER_1X, _cluster_without_release))
     violations = analyzer.run(recorded)
     assert names(violations) == {"registration-step-order"}
     assert [v.urn.rsplit("::", 1)[1] for v in violations] == ["east-kubernetes-cluster"]
 
 
 def test_relay_cluster_differs_from_the_kubernetes_cluster_name(analyzer: PolicyAnalyzer) -> None:
-    recorded = registrations(("east", args()), change=of_type(CLUSTER, _renamed_cluster))
+    recorded = registrations(("east", args()), change=of_type(CLUSTER_1X, _renamed_cluster))
     violations = analyzer.run(recorded)
     assert names(violations) == {"relay-cluster-matches-kubernetes-cluster"}
     assert {v.urn.rsplit("::", 1)[1] for v in violations} == {"east-agent", "east-kubernetes-cluster"}
@@ -490,7 +494,7 @@ def test_a_second_registration_of_the_same_name(analyzer: PolicyAnalyzer) -> Non
 
 
 def test_a_root_ca_copy_with_the_private_key(analyzer: PolicyAnalyzer) -> None:
-    recorded = registrations(("east", args()), change=of_type("kubernetes:core/v1:Secret", _whole_root_secret))
+    recorded = registrations(("east", args()), change=of_type(SECRET, _whole_root_secret))
     violations = analyzer.run(recorded)
     assert names(violations) == {"root-ca-copy-ca-crt-only"}
     assert {v.stage for v in violations} == {"Analyze"}
@@ -500,8 +504,8 @@ def test_a_root_ca_copy_with_the_private_key(analyzer: PolicyAnalyzer) -> None:
 
 
 def test_a_resource_without_an_explicit_provider(analyzer: PolicyAnalyzer) -> None:
-    recorded = registrations(("east", args()), change=of_type(CLUSTER, _cluster_without_provider))
-    assert recorded.one(CLUSTER).provider == ""
+    recorded = registrations(("east", args()), change=of_type(CLUSTER_1X, _cluster_without_provider))
+    assert recorded.one(CLUSTER_1X).provider == ""
     violations = analyzer.run(recorded)
     assert names(violations) == {"kubernetes-explicit-provider"}
     assert "default provider 'default_4_34_2'" in violations[0].message
@@ -511,7 +515,7 @@ def test_a_resource_without_an_explicit_provider(analyzer: PolicyAnalyzer) -> No
 
 
 def test_an_agent_namespace_open_to_sidecar_injection(analyzer: PolicyAnalyzer) -> None:
-    recorded = registrations(("east", args()), change=of_type("kubernetes:core/v1:Namespace", _injected_namespace))
+    recorded = registrations(("east", args()), change=of_type(NAMESPACE, _injected_namespace))
     violations = analyzer.run(recorded)
     assert names(violations) == {"agent-namespace-no-istio-injection"}
     assert "'enabled'" in violations[0].message
@@ -561,7 +565,7 @@ def test_agent_versions_that_differ_across_clusters(analyzer: PolicyAnalyzer) ->
 
 
 def test_an_agent_version_that_differs_from_the_configured_server_version(analyzer: PolicyAnalyzer) -> None:
-    recorded = run_main(STACK_FILES[0], preview=True)
+    recorded = stack_run(STACK_FILES[0], preview=True)
     violations = analyzer.run(recorded, {"agent-chart-version": {"expectedAgentVersion": "1.2.0"}})
     assert names(violations) == {"agent-chart-version"}
     assert "the management server runs 1.2.0" in violations[0].message
@@ -582,16 +586,7 @@ def platform_registrations(
     change: pulumi.ResourceTransformation | None = None,
 ) -> RecordingMonitor:
     """As :func:`registrations`, against a Gloo Platform 2.x management plane (discovered)."""
-
-    def program() -> None:
-        opts = pulumi.ResourceOptions(transformations=[change]) if change else None
-        for name, registration in entries:
-            RemoteClusterRegistration(name, registration, opts)
-
-    return run_program(program, FakeClusters(platform=True), preview=True)
-
-
-PLATFORM_CLUSTER = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"
+    return run_registrations(*entries, fake=FakeClusters(platform=True), preview=True, change=change)
 
 
 def _release_without_its_crds(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
@@ -621,7 +616,7 @@ def test_gloo_platform_2_values_are_checked_at_their_own_paths(analyzer: PolicyA
 
 
 def test_a_gloo_platform_2_agent_registered_under_another_name(analyzer: PolicyAnalyzer) -> None:
-    recorded = platform_registrations(("east", args()), change=of_type(PLATFORM_CLUSTER, _renamed_cluster))
+    recorded = platform_registrations(("east", args()), change=of_type(CLUSTER_2X, _renamed_cluster))
     violations = analyzer.run(recorded)
     assert names(violations) == {"relay-cluster-matches-kubernetes-cluster"}
     assert any("common.cluster 'east'" in v.message for v in violations)

@@ -14,7 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from engine_double import CA_CERT, CA_PRIVATE_KEY, b64
+from engine_double import (
+    CA_CERT,
+    CA_PRIVATE_KEY,
+    COMMAND,
+    DEPLOYMENT,
+    KUBERNETES_PROVIDER,
+    NAMESPACE,
+    NAMESPACE_PATCH,
+    RELEASE,
+    SECRET,
+    b64,
+)
 from pulumi_policy import (
     Policy,
     PolicyCustomTimeouts,
@@ -32,10 +43,6 @@ from gloo_mesh_registration.registration import COMPONENT_TYPE
 from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY, policies
 
 POLICIES: dict[str, Policy] = {p.name: p for p in policies()}
-RELEASE = "kubernetes:helm.sh/v3:Release"
-SECRET = "kubernetes:core/v1:Secret"
-NAMESPACE = "kubernetes:core/v1:Namespace"
-COMMAND = "command:local:Command"
 CLUSTER = GEN.cluster_type
 STACK = "urn:pulumi:test::proj"
 
@@ -45,9 +52,7 @@ def _options(parent: str | None = None) -> PolicyResourceOptions:
 
 
 def provider(name: str, **props: Any) -> PolicyProviderResource:
-    return PolicyProviderResource(
-        "pulumi:providers:kubernetes", props, f"{STACK}::pulumi:providers:kubernetes::{name}", name
-    )
+    return PolicyProviderResource(KUBERNETES_PROVIDER, props, f"{STACK}::{KUBERNETES_PROVIDER}::{name}", name)
 
 
 def check_resource(
@@ -140,7 +145,7 @@ class Stack:
             type_, dict(props or {}), urn, name, _options(parent.urn if parent else None), prov, parent, list(deps), {}
         )
         self.resources.append(resource)
-        if type_ == "pulumi:providers:kubernetes":
+        if type_ == KUBERNETES_PROVIDER:
             self.providers[name] = PolicyProviderResource(type_, dict(props or {}), urn, name)
         return resource
 
@@ -152,11 +157,9 @@ class Stack:
     ) -> PolicyResource:
         """What RemoteClusterRegistration declares for one cluster (reads of the management secrets included)."""
         if mgmt not in self.providers:
-            self.add("pulumi:providers:kubernetes", mgmt, {"context": "mgmt"})
+            self.add(KUBERNETES_PROVIDER, mgmt, {"context": "mgmt"})
         component = self.add(COMPONENT_TYPE, name)
-        remote = self.add(
-            "pulumi:providers:kubernetes", f"{name}-remote", {"context": f"{name}-ctx"}, parent=component
-        ).name
+        remote = self.add(KUBERNETES_PROVIDER, f"{name}-remote", {"context": f"{name}-ctx"}, parent=component).name
         ns = self.add(
             NAMESPACE,
             f"{name}-namespace",
@@ -269,7 +272,7 @@ def test_agent_chart_version_equals_the_configured_and_the_read_server_version()
     assert "the management server runs 1.2.0" in configured
     image = {"containers": [{"name": "enterprise-networking", "image": "gcr.io/gloo-mesh/enterprise-networking:1.1.5"}]}
     stack.add(
-        "kubernetes:apps/v1:Deployment",
+        DEPLOYMENT,
         "east-server-deployment",
         {"metadata": {"name": GEN.server_deployment}, "spec": {"template": {"spec": image}}},
         via="management",
@@ -345,7 +348,7 @@ def test_the_management_namespace_defaults_to_the_stacks_own(monkeypatch: pytest
 def test_kubernetes_cluster_names_are_unique_per_management_cluster() -> None:
     stack = Stack()
     stack.registration("east")
-    stack.add("pulumi:providers:kubernetes", "management-again", {"context": "mgmt"})
+    stack.add(KUBERNETES_PROVIDER, "management-again", {"context": "mgmt"})
     stack.registration("east-b", mgmt="management-again")
     _cluster(stack, "east-b").props["metadata"]["name"] = "east"
     [(where, message)] = check_stack("kubernetes-cluster-name", stack.resources)
@@ -401,7 +404,7 @@ def test_agent_namespace_is_declared_and_not_injected() -> None:
 
     patched = fleet("east")
     namespace = patched.named("east-namespace")
-    namespace.resource_type = "kubernetes:core/v1:NamespacePatch"
+    namespace.resource_type = NAMESPACE_PATCH
     assert check_stack("agent-namespace-no-istio-injection", patched.resources) == []
 
 
@@ -417,7 +420,7 @@ def test_registrations_stay_independent() -> None:
 
     # Through a resource outside both registrations, and through another registration's provider.
     stack = fleet("east", "west")
-    shared = stack.add("command:local:Command", "shared", deps=(stack.named("east-agent"),))
+    shared = stack.add(COMMAND, "shared", deps=(stack.named("east-agent"),))
     stack.named("west-kubernetes-cluster").dependencies.append(shared)
     assert [w for w, _ in check_stack("registrations-independent", stack.resources)] == ["west-kubernetes-cluster"]
     stack = fleet("east", "west")

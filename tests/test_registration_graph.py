@@ -12,13 +12,25 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+from builders import registration_args, run_registrations
 from engine_double import (
     BOOTSTRAP_TOKEN,
     CA_CERT,
     CA_PRIVATE_KEY,
+    CLUSTER_1X,
+    COMMAND,
+    COMPONENT,
+    DEPLOYMENT,
     KEEPS_TOKEN,
     KUBECONFIG_CONTENTS,
+    KUBERNETES_PROVIDER,
+    NAMESPACE,
+    NAMESPACE_PATCH,
+    NODE,
+    RELEASE,
+    SECRET,
     SECRET_VALUES,
+    SERVICE,
     CommandFailedError,
     DuplicateURNError,
     FakeClusters,
@@ -49,30 +61,15 @@ from gloo_mesh_registration.lifecycle import (
 )
 from gloo_mesh_registration.preflight import ConflictError
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-SECRET = "kubernetes:core/v1:Secret"
-NAMESPACE = "kubernetes:core/v1:Namespace"
-CLUSTER = "kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster"
-COMMAND = "command:local:Command"
-PROVIDER = "pulumi:providers:kubernetes"
-
 
 def args(**overrides: Any) -> RemoteClusterRegistrationArgs:
-    base: dict[str, Any] = {
-        "cluster_name": "remote-cluster",
-        "mgmt_context": "kind-mgmt-cluster",
-        "remote_context": "kind-remote-cluster",
-    }
-    base.update(overrides)
-    return base  # type: ignore[return-value]
+    """The guide's kind setup (stacks/Pulumi.dev.yaml's names), which the tests below compare with."""
+    return registration_args("remote-cluster", "kind-mgmt-cluster", "kind-remote-cluster", **overrides)
 
 
 def register(*registrations: RemoteClusterRegistrationArgs, fake: FakeClusters | None = None) -> RecordingMonitor:
-    def program() -> None:
-        for registration in registrations:
-            RemoteClusterRegistration(registration["cluster_name"], registration)
-
-    return run_program(program, fake)
+    """Each registration under its cluster's name, as the stack program names them."""
+    return run_registrations(*((r["cluster_name"], r) for r in registrations), fake=fake)
 
 
 @pytest.fixture
@@ -81,7 +78,7 @@ def recorded() -> RecordingMonitor:
 
 
 def test_two_providers_and_every_kubernetes_resource_uses_an_explicit_one(recorded: RecordingMonitor) -> None:
-    providers = {r.urn: r for r in recorded.registered(PROVIDER)}
+    providers = {r.urn: r for r in recorded.registered(KUBERNETES_PROVIDER)}
     assert {plain(p.inputs).get("context") for p in providers.values()} == {"kind-mgmt-cluster", "kind-remote-cluster"}
     mgmt = next(u for u, p in providers.items() if plain(p.inputs).get("context") == "kind-mgmt-cluster")
     remote = next(u for u, p in providers.items() if plain(p.inputs).get("context") == "kind-remote-cluster")
@@ -91,22 +88,22 @@ def test_two_providers_and_every_kubernetes_resource_uses_an_explicit_one(record
         assert r.provider_urn in providers, f"{r.type} {r.name} would use a default provider ({r.provider!r})"
     on_mgmt = {r.type for r in kubernetes if r.provider_urn == mgmt}
     on_remote = {r.type for r in kubernetes if r.provider_urn == remote}
-    assert on_mgmt == {CLUSTER, "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"}
+    assert on_mgmt == {CLUSTER_1X, DEPLOYMENT, SERVICE}
     assert on_remote == {NAMESPACE, SECRET, RELEASE}
-    assert all(r.op == "read" for r in kubernetes if r.provider_urn == mgmt and r.type != CLUSTER)
+    assert all(r.op == "read" for r in kubernetes if r.provider_urn == mgmt and r.type != CLUSTER_1X)
 
 
 def test_declared_providers_update_secrets_in_place(recorded: RecordingMonitor) -> None:
     """Without enableSecretMutable the kubernetes provider replaces a Secret whose data changes: a rotated root CA
     would delete the copy (delete-before-replace) before writing it again (tests/e2e/test_drift_and_rotation.py)."""
-    providers = recorded.registered(PROVIDER)
+    providers = recorded.registered(KUBERNETES_PROVIDER)
     assert len(providers) == 2
     for provider in providers:
         assert plain(provider.inputs).get("enableSecretMutable") in (True, "true"), provider.name
 
 
 def test_every_child_is_parented_to_the_component(recorded: RecordingMonitor) -> None:
-    component = recorded.one("gloo-mesh-relay:index:RemoteClusterRegistration")
+    component = recorded.one(COMPONENT)
     children = [r for r in recorded.records if r is not component]
     assert children and all(r.parent == component.urn for r in children)
 
@@ -181,7 +178,7 @@ def test_release_inputs(recorded: RecordingMonitor) -> None:
 
 
 def test_kubernetes_cluster_inputs(recorded: RecordingMonitor) -> None:
-    cluster = plain(recorded.one(CLUSTER).inputs)
+    cluster = plain(recorded.one(CLUSTER_1X).inputs)
     assert cluster["apiVersion"] == "multicluster.solo.io/v1alpha1"
     assert cluster["kind"] == "KubernetesCluster"
     assert cluster["metadata"]["name"] == "remote-cluster"
@@ -199,7 +196,7 @@ def test_objects_of_a_fixed_name_are_deleted_before_their_replacement(recorded: 
     name), so a replacement (a renamed namespace, a new cluster domain) created before the old one is deleted would
     fail with "already exists": the engine must delete first (``deleteBeforeReplace``)."""
     assert recorded.one(SECRET, "-root-ca").delete_before_replace
-    assert recorded.one(CLUSTER).delete_before_replace
+    assert recorded.one(CLUSTER_1X).delete_before_replace
     # What the engine may keep while it creates the new one: the release keeps its history, the namespace its agent.
     assert not recorded.one(RELEASE).delete_before_replace
     assert not recorded.one(NAMESPACE).delete_before_replace
@@ -214,10 +211,10 @@ def test_step_order_from_recorded_dependencies(recorded: RecordingMonitor) -> No
     root_ca = recorded.one(SECRET, "-root-ca")
     token = recorded.one(COMMAND, "bootstrap-token")
     release = recorded.one(RELEASE)
-    cluster = recorded.one(CLUSTER)
+    cluster = recorded.one(CLUSTER_1X)
     (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
-    version_read = recorded.one("kubernetes:apps/v1:Deployment", op="read")
-    address_read = recorded.one("kubernetes:core/v1:Service", op="read")
+    version_read = recorded.one(DEPLOYMENT, op="read")
+    address_read = recorded.one(SERVICE, op="read")
     ordered = [
         (root_ca, namespace),
         (token, namespace),
@@ -265,7 +262,7 @@ def test_destroy_deregisters_in_the_safe_order(recorded: RecordingMonitor) -> No
     assert 'k delete secret "$GM_TOKEN_SECRET" "$GM_CLIENT_CERT_SECRET" -n "$GM_NAMESPACE"' in forget
     # Nothing managed is a CRD or lives in the management cluster but the KubernetesCluster.
     assert not [r for r in recorded.registered() if "CustomResourceDefinition" in r.type]
-    assert {r.type for r in recorded.reads()} <= {SECRET, "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"}
+    assert {r.type for r in recorded.reads()} <= {SECRET, DEPLOYMENT, SERVICE}
 
 
 def test_no_secret_value_outside_a_secret_input() -> None:
@@ -280,7 +277,7 @@ def test_no_secret_value_outside_a_secret_input() -> None:
             for needle in needles:
                 assert needle not in leaf, f"{r.type} {r.name} input {path} holds a secret in plain text"
     assert checked > 50
-    remote_provider = next(r for r in recorded.registered(PROVIDER) if r.name.endswith("-remote"))
+    remote_provider = next(r for r in recorded.registered(KUBERNETES_PROVIDER) if r.name.endswith("-remote"))
     assert rpc.is_rpc_secret(remote_provider.inputs["kubeconfig"])
     assert rpc.is_rpc_secret(recorded.one(COMMAND, "bootstrap-token").inputs["environment"])
 
@@ -298,7 +295,7 @@ def test_commands_never_carry_secrets_in_their_scripts(recorded: RecordingMonito
 def test_two_clusters_in_one_stack_share_nothing_but_the_management_cluster() -> None:
     fleet = register(args(cluster_name="east", remote_context="east"), args(cluster_name="west", remote_context="west"))
     by_cluster: dict[str, set[str]] = {"east": set(), "west": set()}
-    components = {r.name: r.urn for r in fleet.registered("gloo-mesh-relay:index:RemoteClusterRegistration")}
+    components = {r.name: r.urn for r in fleet.registered(COMPONENT)}
     for r in fleet.records:
         for cluster, urn in components.items():
             if r.parent == urn:
@@ -340,7 +337,7 @@ def test_insecure_mode_skips_secrets_wait_and_token() -> None:
 def test_existing_namespace_is_labelled_and_never_deleted() -> None:
     recorded = register(args(create_remote_namespace=False))
     assert not recorded.registered(NAMESPACE)
-    patch = recorded.one("kubernetes:core/v1:NamespacePatch")
+    patch = recorded.one(NAMESPACE_PATCH)
     assert plain(patch.inputs)["metadata"]["labels"] == {"istio-injection": "disabled"}
     # Another field manager may own the label already (kubectl label, meshctl): the patch takes it over
     # (pulumi-kubernetes' server-side apply annotation, spelled exactly so).
@@ -355,12 +352,12 @@ def test_toggling_create_namespace_is_an_update_of_the_same_object_not_a_delete(
     """Issue 9, defect 2: Namespace and NamespacePatch share the logical name, and the type is part of the URN; each
     aliases the other's URN so the engine carries the state over instead of deleting the old Namespace (and the agent
     in it) or creating one that already exists. Shown for real in tests/e2e/test_namespace_toggle.py."""
-    patch = register(args(create_remote_namespace=False)).one("kubernetes:core/v1:NamespacePatch")
+    patch = register(args(create_remote_namespace=False)).one(NAMESPACE_PATCH)
     created = register(args()).one(NAMESPACE)
     assert patch.name == created.name == "remote-cluster-namespace"
     # An empty parentUrn is the resource's own parent (pulumi/pulumi pkg/resource/deploy/source_eval.go).
     assert patch.aliases == ({"spec": {"type": NAMESPACE, "parentUrn": ""}},)
-    assert created.aliases == ({"spec": {"type": "kubernetes:core/v1:NamespacePatch", "parentUrn": ""}},)
+    assert created.aliases == ({"spec": {"type": NAMESPACE_PATCH, "parentUrn": ""}},)
 
 
 def test_given_providers_are_used_and_none_declared() -> None:
@@ -368,21 +365,14 @@ def test_given_providers_are_used_and_none_declared() -> None:
         mgmt = k8s.Provider("platform-mgmt", context="ctx-mgmt")
         remote = k8s.Provider("platform-east", context="ctx-east")
         RemoteClusterRegistration(
-            "east",
-            {
-                "cluster_name": "east",
-                "mgmt_provider": mgmt,
-                "mgmt_context": "ctx-mgmt",
-                "remote_provider": remote,
-                "remote_context": "ctx-east",
-            },
+            "east", registration_args("east", "ctx-mgmt", "ctx-east", mgmt_provider=mgmt, remote_provider=remote)
         )
 
     recorded = run_program(program)
-    providers = {r.urn: r.name for r in recorded.registered(PROVIDER)}
+    providers = {r.urn: r.name for r in recorded.registered(KUBERNETES_PROVIDER)}
     assert sorted(providers.values()) == ["platform-east", "platform-mgmt"]
     assert providers[recorded.one(RELEASE).provider_urn] == "platform-east"
-    assert providers[recorded.one(CLUSTER).provider_urn] == "platform-mgmt"
+    assert providers[recorded.one(CLUSTER_1X).provider_urn] == "platform-mgmt"
 
 
 def test_agent_values_merge_under_the_registration_values() -> None:
@@ -425,8 +415,17 @@ def _with(mutate: Callable[[FakeClusters], object]) -> FakeClusters:
 
 def _server_image(image: str) -> Callable[[FakeClusters], None]:
     def mutate(fake: FakeClusters) -> None:
-        deployment = fake.objects[("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking")]
+        deployment = fake.objects[(DEPLOYMENT, "gloo-mesh/enterprise-networking")]
         deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+    return mutate
+
+
+def _load_balancer(status: dict[str, Any]) -> Callable[[FakeClusters], None]:
+    """The server Service's ``status.loadBalancer``, as the cloud has filled it in (or not yet)."""
+
+    def mutate(fake: FakeClusters) -> None:
+        fake.objects[(SERVICE, "gloo-mesh/enterprise-networking")]["status"] = {"loadBalancer": status}
 
     return mutate
 
@@ -441,7 +440,7 @@ def test_version_is_the_server_image_tag_with_v_stripped() -> None:
 def test_given_version_skips_discovery() -> None:
     recorded = register(args(agent_version="v1.1.9"))
     assert plain(recorded.one(RELEASE).inputs)["version"] == "1.1.9"
-    assert not recorded.reads("kubernetes:apps/v1:Deployment")
+    assert not recorded.reads(DEPLOYMENT)
 
 
 def test_digest_pinned_server_image_is_a_clear_error() -> None:
@@ -451,7 +450,7 @@ def test_digest_pinned_server_image_is_a_clear_error() -> None:
 
 
 def test_missing_server_deployment_fails() -> None:
-    fake = _with(lambda f: f.objects.pop(("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking")))
+    fake = _with(lambda f: f.objects.pop((DEPLOYMENT, "gloo-mesh/enterprise-networking")))
     with pytest.raises(
         RegistrationConfigError,
         match=r"^agent_generation: nothing was given, and the management cluster \(context 'kind-mgmt-cluster'\) runs "
@@ -465,25 +464,18 @@ def test_missing_server_deployment_fails() -> None:
 
 
 def test_pending_load_balancer_is_a_clear_error() -> None:
-    def pending(fake: FakeClusters) -> None:
-        fake.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")]["status"] = {"loadBalancer": {}}
-
     with pytest.raises(DiscoveryError, match=r"no LoadBalancer ingress address yet.*set relay_server_address"):
-        register(args(agent_version="1.1.6"), fake=_with(pending))
+        register(args(agent_version="1.1.6"), fake=_with(_load_balancer({})))
 
 
 def test_a_server_service_without_any_status_is_a_clear_error() -> None:
-    fake = _with(lambda f: f.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")].pop("status"))
+    fake = _with(lambda f: f.objects[(SERVICE, "gloo-mesh/enterprise-networking")].pop("status"))
     with pytest.raises(DiscoveryError, match=r"no LoadBalancer ingress address yet"):
         register(args(agent_version="1.1.6"), fake=fake)
 
 
 def test_load_balancer_hostname_is_used_on_eks() -> None:
-    def hostname(fake: FakeClusters) -> None:
-        fake.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")]["status"] = {
-            "loadBalancer": {"ingress": [{"hostname": "a1b2.elb.eu-west-1.amazonaws.com"}]}
-        }
-
+    hostname = _load_balancer({"ingress": [{"hostname": "a1b2.elb.eu-west-1.amazonaws.com"}]})
     recorded = register(args(), fake=_with(hostname))
     values = plain(recorded.one(RELEASE).inputs)["values"]
     assert values["relay"]["serverAddress"] == "a1b2.elb.eu-west-1.amazonaws.com:9900"
@@ -492,7 +484,7 @@ def test_load_balancer_hostname_is_used_on_eks() -> None:
 def test_istio_ingress_nodeport_discovery_as_in_the_guide() -> None:
     recorded = register(args(relay_discovery="istio-ingress-nodeport", relay_node_name="mgmt-cluster-control-plane"))
     assert plain(recorded.one(RELEASE).inputs)["values"]["relay"]["serverAddress"] == "172.18.0.2:32443"
-    assert recorded.one("kubernetes:core/v1:Node", op="read").resource_id == "mgmt-cluster-control-plane"
+    assert recorded.one(NODE, op="read").resource_id == "mgmt-cluster-control-plane"
 
 
 def test_a_server_image_tag_that_is_not_a_version_is_a_clear_error() -> None:
@@ -503,7 +495,7 @@ def test_a_server_image_tag_that_is_not_a_version_is_a_clear_error() -> None:
 
 def test_the_server_container_is_found_by_name_among_sidecars() -> None:
     def with_sidecar(fake: FakeClusters) -> None:
-        deployment = fake.objects[("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking")]
+        deployment = fake.objects[(DEPLOYMENT, "gloo-mesh/enterprise-networking")]
         containers = deployment["spec"]["template"]["spec"]["containers"]
         containers.insert(0, {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.20.3"})
 
@@ -512,7 +504,7 @@ def test_the_server_container_is_found_by_name_among_sidecars() -> None:
 
 def _ports(service: str, ports: list[dict[str, Any]]) -> Callable[[FakeClusters], None]:
     def mutate(fake: FakeClusters) -> None:
-        fake.objects[("kubernetes:core/v1:Service", service)]["spec"]["ports"] = ports
+        fake.objects[(SERVICE, service)]["spec"]["ports"] = ports
 
     return mutate
 
@@ -528,12 +520,7 @@ def test_a_server_service_without_a_grpc_port_is_a_clear_error() -> None:
 
 
 def test_an_ipv6_load_balancer_address_is_bracketed() -> None:
-    def ipv6(fake: FakeClusters) -> None:
-        fake.objects[("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking")]["status"] = {
-            "loadBalancer": {"ingress": [{"ip": "2001:db8::10"}]}
-        }
-
-    recorded = register(args(), fake=_with(ipv6))
+    recorded = register(args(), fake=_with(_load_balancer({"ingress": [{"ip": "2001:db8::10"}]})))
     assert plain(recorded.one(RELEASE).inputs)["values"]["relay"]["serverAddress"] == "[2001:db8::10]:9900"
 
 
@@ -549,7 +536,7 @@ def test_an_ingress_gateway_without_an_https_node_port_is_a_clear_error() -> Non
 
 def test_a_relay_node_without_an_internal_ip_is_a_clear_error() -> None:
     def external_only(fake: FakeClusters) -> None:
-        fake.objects[("kubernetes:core/v1:Node", "mgmt-cluster-control-plane")]["status"]["addresses"] = [
+        fake.objects[(NODE, "mgmt-cluster-control-plane")]["status"]["addresses"] = [
             {"type": "ExternalIP", "address": "198.51.100.7"}
         ]
 
@@ -559,7 +546,7 @@ def test_a_relay_node_without_an_internal_ip_is_a_clear_error() -> None:
 
 def test_an_ipv6_internal_ip_of_the_relay_node_is_bracketed() -> None:
     def ipv6(fake: FakeClusters) -> None:
-        fake.objects[("kubernetes:core/v1:Node", "mgmt-cluster-control-plane")]["status"]["addresses"] = [
+        fake.objects[(NODE, "mgmt-cluster-control-plane")]["status"]["addresses"] = [
             {"type": "ExternalIP", "address": "198.51.100.7"},
             {"type": "InternalIP", "address": "fd00:10::2"},
         ]
@@ -667,7 +654,7 @@ def test_an_insecure_registration_needs_no_kubectl_access_to_the_management_clus
 
     with pytest.raises(RegistrationConfigError, match=r"agent_generation: .*reachable only through a Provider"):
         run_program(without_generation, monitor=unnamed)
-    assert [r.type for r in unnamed.records] == [PROVIDER]
+    assert [r.type for r in unnamed.records] == [KUBERNETES_PROVIDER]
 
 
 def test_version_and_address_may_be_outputs_of_other_resources() -> None:
@@ -684,7 +671,7 @@ def test_version_and_address_may_be_outputs_of_other_resources() -> None:
     release = plain(recorded.one(RELEASE).inputs)
     assert release["version"] == "1.1.7"
     assert release["values"]["relay"]["serverAddress"] == "relay.example.com:443"
-    assert not recorded.reads("kubernetes:apps/v1:Deployment") and not recorded.reads("kubernetes:core/v1:Service")
+    assert not recorded.reads(DEPLOYMENT) and not recorded.reads(SERVICE)
 
 
 def test_an_output_address_is_checked_when_it_resolves() -> None:
@@ -708,7 +695,7 @@ def test_a_kubeconfig_path_stays_a_plain_path_and_none_is_passed_when_only_a_con
     path = tmp_path / "remote.kubeconfig"
     path.write_text(KUBECONFIG_CONTENTS)
     recorded = register(args(remote_kubeconfig=str(path)))
-    providers = {r.name.rsplit("-", 1)[1]: r.inputs for r in recorded.registered(PROVIDER)}
+    providers = {r.name.rsplit("-", 1)[1]: r.inputs for r in recorded.registered(KUBERNETES_PROVIDER)}
     assert providers["remote"]["kubeconfig"] == str(path)
     assert "kubeconfig" not in providers["mgmt"]
     token = recorded.one(COMMAND, "bootstrap-token")
@@ -722,15 +709,7 @@ def _fleet_through_one_management_provider(count: int) -> RecordingMonitor:
     def program() -> None:
         mgmt = k8s.Provider("management", context="kind-mgmt-cluster")
         for i in range(count):
-            RemoteClusterRegistration(
-                f"c{i}",
-                {
-                    "cluster_name": f"c{i}",
-                    "mgmt_provider": mgmt,
-                    "mgmt_context": "kind-mgmt-cluster",
-                    "remote_context": f"c{i}",
-                },
-            )
+            RemoteClusterRegistration(f"c{i}", args(cluster_name=f"c{i}", remote_context=f"c{i}", mgmt_provider=mgmt))
 
     return run_program(program)
 
@@ -739,12 +718,12 @@ def test_a_shared_management_provider_reads_each_management_object_once() -> Non
     recorded = _fleet_through_one_management_provider(3)
     reads = sorted((r.type, r.resource_id) for r in recorded.reads())
     assert reads == [
-        ("kubernetes:apps/v1:Deployment", "gloo-mesh/enterprise-networking"),
-        ("kubernetes:core/v1:Service", "gloo-mesh/enterprise-networking"),
+        (DEPLOYMENT, "gloo-mesh/enterprise-networking"),
+        (SERVICE, "gloo-mesh/enterprise-networking"),
     ]
     assert len(recorded.invoked(READ_RELAY_SECRETS)) == 1
     assert len(recorded.invoked(ENSURE_CERTIFICATE)) == 3
-    mgmt = recorded.one(PROVIDER, "management")
+    mgmt = recorded.one(KUBERNETES_PROVIDER, "management")
     assert all(r.parent == mgmt.urn for r in recorded.reads()), "shared reads belong to no single registration"
     assert sorted(r.name for r in recorded.reads()) == [
         "management-relay-service-gloo-mesh.enterprise-networking",
@@ -761,7 +740,7 @@ def test_a_shared_management_provider_reads_each_management_object_once() -> Non
 
 def test_shared_reads_keep_the_clusters_independent() -> None:
     recorded = _fleet_through_one_management_provider(2)
-    components = {r.urn for r in recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration")}
+    components = {r.urn for r in recorded.registered(COMPONENT)}
     owner = {r.urn: r.parent for r in recorded.records if r.parent in components}
     for urn, parent in owner.items():
         others = {u for u, p in owner.items() if p != parent}
@@ -790,13 +769,7 @@ class _Platform(pulumi.ComponentResource):
         for cluster in clusters:
             RemoteClusterRegistration(
                 cluster,
-                {
-                    "cluster_name": cluster,
-                    "mgmt_provider": mgmt,
-                    "mgmt_context": "kind-mgmt-cluster",
-                    "mgmt_namespace": namespace,
-                    "remote_context": cluster,
-                },
+                args(cluster_name=cluster, remote_context=cluster, mgmt_provider=mgmt, mgmt_namespace=namespace),
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
@@ -824,13 +797,7 @@ def test_shared_reads_of_two_management_namespaces_through_one_provider_are_dist
         for cluster, namespace in (("a", "gloo-mesh"), ("b", "gloo-mesh-b"), ("c", "gloo-mesh")):
             RemoteClusterRegistration(
                 cluster,
-                {
-                    "cluster_name": cluster,
-                    "mgmt_provider": mgmt,
-                    "mgmt_context": "kind-mgmt-cluster",
-                    "mgmt_namespace": namespace,
-                    "remote_context": cluster,
-                },
+                args(cluster_name=cluster, remote_context=cluster, mgmt_provider=mgmt, mgmt_namespace=namespace),
             )
 
     recorded = run_program(program, fake)
@@ -857,15 +824,7 @@ def test_a_missing_secret_with_shared_reads_still_names_secret_namespace_and_con
     def program() -> None:
         mgmt = k8s.Provider("management", context="kind-mgmt-cluster")
         for name in ("a", "b"):
-            RemoteClusterRegistration(
-                name,
-                {
-                    "cluster_name": name,
-                    "mgmt_provider": mgmt,
-                    "mgmt_context": "kind-mgmt-cluster",
-                    "remote_context": name,
-                },
-            )
+            RemoteClusterRegistration(name, args(cluster_name=name, remote_context=name, mgmt_provider=mgmt))
 
     fake = _with(lambda f: f.objects.pop((SECRET, "gloo-mesh/relay-identity-token-secret")))
     with pytest.raises(
@@ -1110,7 +1069,7 @@ def test_adopting_imports_every_object_of_an_earlier_registration_and_leaves_its
     assert imported[NAMESPACE] == "gloo-mesh"
     assert imported[SECRET] == "gloo-mesh/relay-root-tls-secret"
     assert imported[RELEASE] == "gloo-mesh/enterprise-agent"
-    assert imported[CLUSTER] == "gloo-mesh/remote-cluster"
+    assert imported[CLUSTER_1X] == "gloo-mesh/remote-cluster"
     assert imported[COMMAND] == "", "the token step is new: nothing to import"
     assert plain(recorded.one(COMMAND, "bootstrap-token").inputs)["environment"]["GM_ADOPT"] == "yes"
     plain_run = register(args())

@@ -10,27 +10,31 @@ from typing import Any
 
 import pulumi
 import pytest
-from engine_double import CA_CERT, KEEPS_TOKEN, FakeClusters, RecordingMonitor, b64, plain, run_program
+from builders import registration_args
+from engine_double import (
+    CA_CERT,
+    CLUSTER_2X,
+    KEEPS_TOKEN,
+    NAMESPACE,
+    RELEASE,
+    SECRET,
+    FakeClusters,
+    RecordingMonitor,
+    b64,
+    plain,
+    run_program,
+)
 from test_registration_graph import destroy_order
 
 from gloo_mesh_registration import RegistrationConfigError, RemoteClusterRegistration
 from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-CLUSTER = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"
-SECRET = "kubernetes:core/v1:Secret"
-
 
 def register(fake: FakeClusters | None = None, *, preview: bool = False, **overrides: Any) -> RecordingMonitor:
-    args: dict[str, Any] = {
-        "cluster_name": "workload-1",
-        "mgmt_context": "mgmt-platform",
-        "remote_context": "workload-1",
-        **overrides,
-    }
+    args = registration_args("workload-1", "mgmt-platform", "workload-1", **overrides)
 
     def program() -> pulumi.Output[Any]:
-        return RemoteClusterRegistration("workload-1", args).client_certificate_issued  # type: ignore[arg-type]
+        return RemoteClusterRegistration("workload-1", args).client_certificate_issued
 
     return run_program(program, fake or FakeClusters(platform=True), preview=preview)
 
@@ -50,7 +54,7 @@ def test_the_generation_is_discovered_from_the_management_server(recorded: Recor
         "deployments/gloo-mesh/enterprise-networking deployments/gloo-mesh/gloo-mesh-mgmt-server"
     )
     assert sorted(_releases(recorded)) == ["gloo-platform", "gloo-platform-crds"]
-    assert plain(recorded.one(CLUSTER).inputs)["spec"] == {"clusterDomain": "cluster.local"}
+    assert plain(recorded.one(CLUSTER_2X).inputs)["spec"] == {"clusterDomain": "cluster.local"}
 
 
 def test_named_the_generation_is_not_looked_for() -> None:
@@ -65,7 +69,7 @@ def test_both_servers_on_one_management_cluster_is_a_clear_error() -> None:
     monitor = RecordingMonitor(fake)
     with pytest.raises(RegistrationConfigError, match=r"runs both of enterprise-networking .* set agent_generation"):
         run_program(
-            lambda: RemoteClusterRegistration("w", {"cluster_name": "w", "mgmt_context": "m", "remote_context": "w"}),
+            lambda: RemoteClusterRegistration("w", registration_args("w", "m", "w")),
             monitor=monitor,
         )
     assert monitor.records == []
@@ -96,7 +100,7 @@ def test_the_crds_come_first_at_the_same_version_and_are_never_deleted(recorded:
     crds, agent = releases["gloo-platform-crds"], releases["gloo-platform"]
     assert plain(crds.inputs)["version"] == plain(agent.inputs)["version"] == "2.5.8"
     assert crds.urn in recorded.ancestors_closure(agent.urn)
-    namespace = recorded.one("kubernetes:core/v1:Namespace")
+    namespace = recorded.one(NAMESPACE)
     assert namespace.urn in recorded.ancestors_closure(crds.urn)
     # Deleting the CRDs release would delete every Gloo custom resource of the workload cluster: it is forgotten.
     assert crds.retain_on_delete and not agent.retain_on_delete

@@ -15,7 +15,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from engine_double import RecordingMonitor, plain, run_program
+from builders import registration_args
+from engine_double import CLUSTER_1X, COMMAND, NAMESPACE, SECRET, RecordingMonitor, plain, run_program
 
 from gloo_mesh_registration import RemoteClusterRegistration
 
@@ -46,13 +47,7 @@ def kubernetes_cluster_schema() -> dict[str, Any]:
 def recorded() -> RecordingMonitor:
     return run_program(
         lambda: RemoteClusterRegistration(
-            "remote-cluster",
-            {
-                "cluster_name": "remote-cluster",
-                "mgmt_context": "mgmt",
-                "remote_context": "remote",
-                "cluster_domain": "east.local",
-            },
+            "remote-cluster", registration_args("remote-cluster", "mgmt", "remote", cluster_domain="east.local")
         )
     )
 
@@ -64,31 +59,31 @@ def _object(record_inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_namespace_is_a_valid_kubernetes_object(recorded: RecordingMonitor) -> None:
-    namespace = _object(recorded.one("kubernetes:core/v1:Namespace").inputs)
+    namespace = _object(recorded.one(NAMESPACE).inputs)
     assert namespace["kind"] == "Namespace"
     kubernetes_validate.validate(namespace, KUBERNETES_VERSION, strict=True)
 
 
 def test_root_ca_copy_is_a_valid_kubernetes_object(recorded: RecordingMonitor) -> None:
-    secret = _object(recorded.one("kubernetes:core/v1:Secret", "-root-ca").inputs)
+    secret = _object(recorded.one(SECRET, "-root-ca").inputs)
     assert secret["kind"] == "Secret"
     kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
 
 
 def test_bootstrap_token_manifest_is_a_valid_kubernetes_object(recorded: RecordingMonitor) -> None:
-    manifest = json.loads(plain(recorded.one("command:local:Command", "bootstrap-token").inputs)["stdin"])
+    manifest = json.loads(plain(recorded.one(COMMAND, "bootstrap-token").inputs)["stdin"])
     kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
 
 def test_strict_validation_rejects_an_unknown_field(recorded: RecordingMonitor) -> None:
-    namespace = _object(recorded.one("kubernetes:core/v1:Namespace").inputs)
+    namespace = _object(recorded.one(NAMESPACE).inputs)
     namespace["metadata"]["clusterDomain"] = "cluster.local"  # where the guide's broken YAML puts it
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(namespace, KUBERNETES_VERSION, strict=True)
 
 
 def test_kubernetes_cluster_matches_the_crd_schema(recorded: RecordingMonitor) -> None:
-    cluster = _object(recorded.one("kubernetes:multicluster.solo.io/v1alpha1:KubernetesCluster").inputs)
+    cluster = _object(recorded.one(CLUSTER_1X).inputs)
     jsonschema.validate(cluster, kubernetes_cluster_schema())
     assert cluster["spec"] == {"clusterDomain": "east.local"}
     assert cluster["apiVersion"] == "multicluster.solo.io/v1alpha1"

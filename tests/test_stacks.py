@@ -8,7 +8,20 @@ from typing import Any
 
 import pytest
 import yaml
-from engine_double import KUBECONFIG_CONTENTS, ROOT, FakeClusters, RecordingMonitor, plain, run_main, run_program
+from engine_double import (
+    COMPONENT,
+    KUBECONFIG_CONTENTS,
+    KUBERNETES_PROVIDER,
+    RELEASE,
+    ROOT,
+    STACK_FILES,
+    FakeClusters,
+    RecordingMonitor,
+    plain,
+    run_main,
+    run_program,
+    stack_run,
+)
 from pulumi.runtime import rpc
 
 from gloo_mesh_registration import RegistrationConfigError
@@ -16,7 +29,6 @@ from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
 from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
 from gloo_mesh_registration.stack_config import read_stack_config
 
-STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
 
 
@@ -29,18 +41,18 @@ def test_there_is_a_dev_stack_and_a_fleet_example() -> None:
 def test_every_stack_registers_each_of_its_clusters(stack_file: Path) -> None:
     config = yaml.safe_load(stack_file.read_text())["config"]
     clusters = config[f"{PROJECT}:clusters"]
-    recorded = run_main(stack_file)
+    recorded = stack_run(stack_file)
     gen = GENERATIONS[GenerationName(config[f"{PROJECT}:management"].get("agentGeneration", "gloo-mesh-enterprise-1"))]
-    components = recorded.registered("gloo-mesh-relay:index:RemoteClusterRegistration")
+    components = recorded.registered(COMPONENT)
     assert sorted(c.name for c in components) == sorted(c["name"] for c in clusters)
     kc_names = sorted(plain(r.inputs)["metadata"]["name"] for r in recorded.registered(gen.cluster_type))
     assert kc_names == sorted(c["name"] for c in clusters)
-    releases = [plain(r.inputs) for r in recorded.registered("kubernetes:helm.sh/v3:Release")]
+    releases = [plain(r.inputs) for r in recorded.registered(RELEASE)]
     agents = [r for r in releases if r["chart"] == gen.chart]
     assert {_at(r["values"], gen.cluster_value_path) for r in agents} == {c["name"] for c in clusters}
     assert len(releases) == len(clusters) * (2 if gen.crds_chart else 1)
     # One shared management provider; one remote provider per cluster; no kubernetes resource without one.
-    providers = {r.urn: r for r in recorded.registered("pulumi:providers:kubernetes")}
+    providers = {r.urn: r for r in recorded.registered(KUBERNETES_PROVIDER)}
     assert sorted(p.name for p in providers.values()) == sorted(
         ["management"] + [f"{c['name']}-remote" for c in clusters]
     )
@@ -56,10 +68,10 @@ def _at(values: Any, path: tuple[str, ...]) -> Any:
 
 
 def test_platform_example_is_a_gloo_platform_2_fleet_with_telemetry() -> None:
-    recorded = run_main(ROOT / "stacks" / "Pulumi.platform-example.yaml")
+    recorded = stack_run(ROOT / "stacks" / "Pulumi.platform-example.yaml")
     agents = {
         plain(r.inputs)["values"]["common"]["cluster"]: plain(r.inputs)
-        for r in recorded.registered("kubernetes:helm.sh/v3:Release")
+        for r in recorded.registered(RELEASE)
         if plain(r.inputs)["chart"] == "gloo-platform"
     }
     assert sorted(agents) == ["workload-1", "workload-2"]
@@ -76,20 +88,17 @@ def test_platform_example_is_a_gloo_platform_2_fleet_with_telemetry() -> None:
 
 
 def test_dev_stack_is_the_guides_kind_setup() -> None:
-    recorded = run_main(ROOT / "stacks" / "Pulumi.dev.yaml")
-    providers = {plain(p.inputs).get("context") for p in recorded.registered("pulumi:providers:kubernetes")}
+    recorded = stack_run(ROOT / "stacks" / "Pulumi.dev.yaml")
+    providers = {plain(p.inputs).get("context") for p in recorded.registered(KUBERNETES_PROVIDER)}
     assert providers == {"kind-mgmt-cluster", "kind-remote-cluster"}
-    release = plain(recorded.one("kubernetes:helm.sh/v3:Release").inputs)
+    release = plain(recorded.one(RELEASE).inputs)
     assert release["values"]["relay"]["serverAddress"] == "172.18.0.2:32443"
     assert release["values"]["relay"]["cluster"] == "remote-cluster"
 
 
 def test_fleet_example_cluster_overrides() -> None:
-    recorded = run_main(ROOT / "stacks" / "Pulumi.fleet-example.yaml")
-    releases = {
-        plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs)
-        for r in recorded.registered("kubernetes:helm.sh/v3:Release")
-    }
+    recorded = stack_run(ROOT / "stacks" / "Pulumi.fleet-example.yaml")
+    releases = {plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs) for r in recorded.registered(RELEASE)}
     assert releases["us-east-1-a"]["values"]["relay"]["serverAddress"] == "relay.us-east-1.example.internal:9900"
     assert releases["eu-west-1-a"]["values"]["relay"]["serverAddress"] == "203.0.113.10:9900"
     assert releases["eu-west-1-b"]["values"]["enterpriseAgent"]["resources"]["requests"]["cpu"] == "100m"
@@ -109,7 +118,7 @@ def test_secret_kubeconfig_from_stack_config_stays_secret() -> None:
     recorded = run_main(
         ROOT / "stacks" / "Pulumi.dev.yaml", config_override=override, secret_keys=[f"{PROJECT}:clusters"]
     )
-    remote = recorded.one("pulumi:providers:kubernetes", "remote-cluster-remote")
+    remote = recorded.one(KUBERNETES_PROVIDER, "remote-cluster-remote")
     assert rpc.is_rpc_secret(remote.inputs["kubeconfig"])
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi_kubernetes as k8s
 import pytest
+from builders import registration_inputs
 from engine_double import KUBECONFIG_CONTENTS, FakeClusters, RecordingMonitor, run_program
 
 from gloo_mesh_registration import RegistrationConfigError, RemoteClusterRegistration
@@ -14,13 +15,10 @@ from gloo_mesh_registration.args import validate_registration_args
 
 
 def base(**overrides: Any) -> dict[str, Any]:
-    return {
-        "cluster_name": "remote-cluster",
-        "mgmt_context": "mgmt",
-        "remote_context": "remote",
-        "agent_generation": "gloo-mesh-enterprise-1",
-        **overrides,
-    }
+    """Good input with the generation named (nothing to discover offline), untyped so that a test can spoil it."""
+    return registration_inputs(
+        "remote-cluster", "mgmt", "remote", **{"agent_generation": "gloo-mesh-enterprise-1", **overrides}
+    )
 
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
