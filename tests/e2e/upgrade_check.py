@@ -25,15 +25,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: import the suite's package from tests/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from e2e.cluster import control_planes
-from e2e.gloo import ChartRepository, SimulatedAgent, install_management_plane
+from e2e.cluster import ControlPlanes, control_planes
+from e2e.gloo import ChartRepository, ManagementPlane, SimulatedAgent, install_management_plane
 from e2e.pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
 from e2e.registration_checks import assert_nothing_registered, assert_registered
 from e2e.test_real_engine import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
@@ -52,7 +52,7 @@ def program_at(commit: str, folder: Path) -> Path:
         ["git", "-C", str(ROOT), "archive", "--format=tar", commit, *PROGRAM_FILES], capture_output=True, check=False
     )
     if archive.returncode != 0:
-        raise SystemExit(f"git archive {commit} failed (a shallow clone? git fetch --unshallow): {archive.stderr!r}")
+        raise RuntimeError(f"git archive {commit} failed (a shallow clone? git fetch --unshallow): {archive.stderr!r}")
     folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(folder, filter="data")
@@ -87,6 +87,72 @@ def harmful_steps(steps: list[tuple[str, str]], state: dict[str, Any]) -> list[t
     ]
 
 
+@dataclass(frozen=True)
+class UpgradeReport:
+    """What the first preview after the upgrade planned: its steps (``op``, URN; the JSON lists no ``same`` step but
+    the stack's), those that may change a cluster, the count of each kind of step (``changeSummary``, sames included)."""
+
+    steps: list[tuple[str, str]]
+    harmful: list[tuple[str, str]]
+    change_summary: dict[str, int]
+
+
+def check_upgrade(
+    planes: ControlPlanes,
+    plane: ManagementPlane,
+    charts: ChartRepository,
+    bin_dir: Path,
+    work: Path,
+    old: Path,
+    new: Path,
+    *,
+    cluster: str = CLUSTER,
+    namespace: str = REMOTE_NAMESPACE,
+    label: str = "this checkout",
+    diff: bool = False,
+) -> UpgradeReport:
+    """Steps 1 to 3 of this module's list, on running servers: the program in ``old`` registers ``cluster``, the one
+    in ``new`` previews, then ups twice (the second expecting no changes), then destroys. Fails (an assertion or a
+    failed CLI run) if the cluster is not registered after either up or not clean after the destroy."""
+    agent = SimulatedAgent(planes, "remote", namespace=namespace, cluster_name=cluster).start()
+    config = one_cluster_config(planes, charts, name=cluster, namespace=namespace)
+    folder = project_copy(old, work / "project", "upgrade", config)
+    project = PulumiProject(bin_dir, work / "home", folder, "upgrade")
+    use_program(old, project)
+    try:
+        project.init()
+        print("== pulumi up with the old program", flush=True)
+        project.run("up", "--yes", "--skip-preview").check()
+        assert_registered(planes, "remote", cluster, namespace, plane.agent_version)
+
+        use_program(new, project)
+        print(f"== pulumi preview with the program of {label}", flush=True)
+        preview = json.loads(project.run("preview", "--json").check().stdout)
+        steps = [(step["op"], step["urn"]) for step in preview.get("steps", [])]
+        summary: dict[str, int] = preview.get("changeSummary", {})
+        print("planned steps by kind: " + ", ".join(f"{op} {n}" for op, n in sorted(summary.items())))
+        for step in preview.get("steps", []):
+            if step["op"] != "same":
+                changed = ", ".join(step.get("diffReasons") or [])
+                print(f"  {step['op']:<8} {step['urn'].split('::', 2)[-1]}" + (f"  ({changed})" if changed else ""))
+        if diff:
+            print(project.run("preview", "--diff").check().stdout)
+        harmful = harmful_steps(steps, json.loads(project.export()))
+
+        print(f"== pulumi up with the program of {label}", flush=True)
+        project.run("up", "--yes", "--skip-preview").check()
+        assert_registered(planes, "remote", cluster, namespace, plane.agent_version)
+        project.run("up", "--yes", "--skip-preview", "--expect-no-changes").check()
+        print("registered after the upgrade, token gone; a second up changes nothing")
+    finally:
+        print("== pulumi destroy", flush=True)
+        destroyed = project.run("destroy", "--yes", "--skip-preview")
+        agent.stop()
+    destroyed.check()
+    assert_nothing_registered(planes, "remote", cluster, namespace)
+    return UpgradeReport(steps, harmful, summary)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tools", type=Path, required=True, help="the folder scripts/e2e-tools.sh printed")
@@ -105,49 +171,21 @@ def main(argv: list[str]) -> int:
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         label = f"this checkout ({head}, with its uncommitted changes)"
+    print(f"the old program: {options.old}", flush=True)
     with control_planes(options.tools, work / "clusters") as planes:
         plane = install_management_plane(planes)
         charts = ChartRepository(work / "charts", options.tools / "helm")
         charts.build()
         charts.start()
-        agent = SimulatedAgent(planes, "remote", namespace=REMOTE_NAMESPACE, cluster_name=CLUSTER).start()
-        folder = project_copy(old, work / "project", "upgrade", one_cluster_config(planes, charts))
-        project = PulumiProject(plugin_folder(options.tools, work / "bin"), work / "home", folder, "upgrade")
-        use_program(old, project)
         try:
-            project.init()
-            print(f"== pulumi up with the program at {options.old}", flush=True)
-            project.run("up", "--yes", "--skip-preview").check()
-            assert_registered(planes, "remote", CLUSTER, REMOTE_NAMESPACE, plane.agent_version)
-
-            use_program(new, project)
-            print(f"== pulumi preview with the program of {label}", flush=True)
-            preview = json.loads(project.run("preview", "--json").check().stdout)
-            steps = [(step["op"], step["urn"]) for step in preview.get("steps", [])]
-            ops = Counter(op for op, _ in steps)
-            print("planned steps by kind: " + ", ".join(f"{op} {n}" for op, n in sorted(ops.items())))
-            for step in preview.get("steps", []):
-                if step["op"] != "same":
-                    changed = ", ".join(step.get("diffReasons") or [])
-                    print(f"  {step['op']:<8} {step['urn'].split('::', 2)[-1]}" + (f"  ({changed})" if changed else ""))
-            if options.diff:
-                print(project.run("preview", "--diff").check().stdout)
-            harmful = harmful_steps(steps, json.loads(project.export()))
-
-            print(f"== pulumi up with the program of {label}", flush=True)
-            project.run("up", "--yes", "--skip-preview").check()
-            assert_registered(planes, "remote", CLUSTER, REMOTE_NAMESPACE, plane.agent_version)
-            project.run("up", "--yes", "--skip-preview", "--expect-no-changes").check()
-            print("registered after the upgrade, token gone; a second up changes nothing")
+            bin_dir = plugin_folder(options.tools, work / "bin")
+            report = check_upgrade(planes, plane, charts, bin_dir, work, old, new, label=label, diff=options.diff)
         finally:
-            print("== pulumi destroy", flush=True)
-            destroyed = project.run("destroy", "--yes", "--skip-preview")
-            agent.stop()
             charts.stop()
-        destroyed.check()
-        assert_nothing_registered(planes, "remote", CLUSTER, REMOTE_NAMESPACE)
-    if harmful:
-        print(f"FAILED: the upgrade from {options.old} plans {len(harmful)} replace/delete step(s): {harmful}")
+    if report.harmful:
+        print(
+            f"FAILED: the upgrade from {options.old} plans {len(report.harmful)} replace/delete step(s): {report.harmful}"
+        )
         return 1
     print(f"passed: the upgrade from {options.old} replaces nothing and deletes nothing on a cluster")
     return 0
