@@ -11,6 +11,8 @@
 #   MUTATION_SAMPLE=6% scripts/mutation.sh   6 % of every module's mutants: an estimate of the whole package's score
 #                                            (the summary gives its 95 % confidence interval)
 #   scripts/mutation.sh show <mutant>        the change one mutant makes
+#   MUTATION_TARGET=policy scripts/mutation.sh
+#                                            the policy pack (policy/gloo_mesh_policies.py) instead of the package
 #
 # MUTATION_CHILDREN (default 1) is the number of test processes run in parallel. mutmut keeps its results in
 # build/mutation/mutants/ and tests again only what changed since; MUTATION_FRESH=1 starts from scratch. Prints, per
@@ -19,19 +21,41 @@
 # Where it runs: build/mutation/, a folder of links to this repository with components/ linked as src/. mutmut names
 # a mutant after its file's path and strips only a leading "src." (or nothing), while the tests import the package
 # as gloo_mesh_registration; from the repository root the names would start with "components." and match no code.
+# The policy pack runs in build/mutation-policy/: the tests import it as policy.gloo_mesh_policies, its path, so
+# there policy/ is the source path and pyproject.toml a copy with [tool.mutmut] pointed at it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
 VENV=$(cd "$VENV" && pwd)
 root=$(pwd)
-package=gloo_mesh_registration
-
-stage=build/mutation
-mkdir -p "$stage"
-ln -sfn "$root/components" "$stage/src"
-for name in tests __main__.py Pulumi.yaml pyproject.toml README.md requirements.txt requirements-dev.txt .github \
-  benchmarks examples policy provider scripts stacks; do
+target=${MUTATION_TARGET:-components}
+linked=(tests __main__.py Pulumi.yaml README.md requirements.txt requirements-dev.txt .github benchmarks examples
+  provider scripts stacks)
+case "$target" in
+  components)
+    stage=build/mutation
+    modules_dir=src/gloo_mesh_registration
+    mkdir -p "$stage"
+    ln -sfn "$root/components" "$stage/src"
+    linked+=(policy pyproject.toml)
+    ;;
+  policy)
+    stage=build/mutation-policy
+    modules_dir=policy
+    mkdir -p "$stage"
+    linked+=(components)
+    # policy/ is mutmut's source path here: copied and mutated, not linked.
+    ln -sfn "$root/policy" "$stage/policy"
+    "$VENV/bin/python" "$root/scripts/mutation_config.py" "$root/pyproject.toml" "$stage/pyproject.toml"
+    ;;
+  *)
+    echo "MUTATION_TARGET is components or policy, not $target" >&2
+    exit 2
+    ;;
+esac
+package=${modules_dir#src/}
+for name in "${linked[@]}"; do
   ln -sfn "$root/$name" "$stage/$name"
 done
 cd "$stage"
@@ -44,19 +68,19 @@ if [ "${MUTATION_FRESH:-0}" = 1 ]; then
 fi
 patterns=()
 for module in "$@"; do
-  if [ ! -f "src/$package/$module.py" ]; then
-    echo "no module components/$package/$module.py" >&2
+  if [ ! -f "$modules_dir/$module.py" ]; then
+    echo "no module $modules_dir/$module.py" >&2
     exit 2
   fi
   patterns+=("$package.$module.*")
 done
 if [ -n "${MUTATION_SAMPLE:-}" ]; then
-  if [ ! -d "mutants/src/$package" ]; then
+  if [ ! -d "mutants/$modules_dir" ]; then
     # Makes the mutants without testing any (mutmut then stops: nothing matches): the sample is drawn from them.
     "$VENV/bin/mutmut" run "$package.no-such-module.*" >/dev/null 2>&1 || true
   fi
-  mapfile -t patterns < <("$VENV/bin/python" "$root/scripts/mutation_summary.py" --sample "$MUTATION_SAMPLE" \
-    --seed "${MUTATION_SEED:-14}" "$@")
+  mapfile -t patterns < <("$VENV/bin/python" "$root/scripts/mutation_summary.py" --target "$target" \
+    --sample "$MUTATION_SAMPLE" --seed "${MUTATION_SEED:-14}" "$@")
 fi
 
 started=$(date +%s)
@@ -64,7 +88,8 @@ started=$(date +%s)
 "$VENV/bin/mutmut" run --max-children "${MUTATION_CHILDREN:-1}" "${patterns[@]}"
 echo "== mutation run took $(($(date +%s) - started)) s"
 if [ -n "${MUTATION_SAMPLE:-}" ]; then
-  "$VENV/bin/python" "$root/scripts/mutation_summary.py" --report --sample "$MUTATION_SAMPLE" --seed "${MUTATION_SEED:-14}" "$@"
+  "$VENV/bin/python" "$root/scripts/mutation_summary.py" --target "$target" --report --sample "$MUTATION_SAMPLE" \
+    --seed "${MUTATION_SEED:-14}" "$@"
 else
-  "$VENV/bin/python" "$root/scripts/mutation_summary.py" "$@"
+  "$VENV/bin/python" "$root/scripts/mutation_summary.py" --target "$target" "$@"
 fi

@@ -19,19 +19,21 @@ from pathlib import Path
 from mutmut.stats import status_by_exit_code
 from scipy.stats import binomtest
 
-MUTANTS = Path("mutants") / "src" / "gloo_mesh_registration"
+MUTANTS = Path("mutants")
+PACKAGES = {"components": Path("src") / "gloo_mesh_registration", "policy": Path("policy")}
+"""Where each target's modules are in mutmut's copy (scripts/mutation.sh, MUTATION_TARGET)."""
 
 
-def results(module: str, only: frozenset[str] | None = None) -> dict[str, int | None]:
-    meta = MUTANTS / f"{module}.py.meta"
+def results(package: Path, module: str, only: frozenset[str] | None = None) -> dict[str, int | None]:
+    meta = MUTANTS / package / f"{module}.py.meta"
     if not meta.exists():
         return {}
     exit_codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
     return {name: code for name, code in exit_codes.items() if only is None or name in only}
 
 
-def modules(named: list[str]) -> list[str]:
-    return named or sorted(p.name.removesuffix(".py.meta") for p in MUTANTS.glob("*.py.meta"))
+def modules(package: Path, named: list[str]) -> list[str]:
+    return named or sorted(p.name.removesuffix(".py.meta") for p in (MUTANTS / package).glob("*.py.meta"))
 
 
 def sample_size(size: str, population: int) -> int:
@@ -42,10 +44,10 @@ def sample_size(size: str, population: int) -> int:
     return min(population, int(size))
 
 
-def sample(named: list[str], size: str, seed: int) -> list[str]:
+def sample(package: Path, named: list[str], size: str, seed: int) -> list[str]:
     chosen: list[str] = []
     for module in named:
-        names = sorted(results(module))
+        names = sorted(results(package, module))
         chosen += sorted(random.Random(f"{seed}:{module}").sample(names, sample_size(size, len(names))))
     return chosen
 
@@ -59,12 +61,12 @@ def killed_share(dead: int, tested: int) -> str:
     return f"{100 * dead / tested:.1f} % (95 % CI {100 * interval.low:.1f} to {100 * interval.high:.1f} %)"
 
 
-def summary(named: list[str], only: frozenset[str] | None = None) -> str:
+def summary(package: Path, named: list[str], only: frozenset[str] | None = None) -> str:
     lines = [f"{'module':<18} {'tested':>6} {'killed':>6} {'timeout':>7} {'survived':>8} {'untested':>8}  score"]
     survivors: list[str] = []
     totals = Counter[str]()
-    for module in modules(named):
-        found = results(module, only)
+    for module in modules(package, named):
+        found = results(package, module, only)
         status = Counter(status_by_exit_code[code] for code in found.values())
         tested = sum(n for s, n in status.items() if s != "not checked")
         dead = status["killed"] + status["timeout"]
@@ -91,13 +93,16 @@ def main() -> None:
     parser.add_argument("--sample", default="", help="print this many mutant names per module (N, or P%% of each)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--report", action="store_true", help="with --sample: the summary of that sample")
+    parser.add_argument("--target", choices=sorted(PACKAGES), default="components", help="whose mutants")
     options = parser.parse_args()
+    package = PACKAGES[options.target]
+    chosen = modules(package, options.modules)
     if options.sample and not options.report:
-        print("\n".join(sample(modules(options.modules), options.sample, options.seed)))
+        print("\n".join(sample(package, chosen, options.sample, options.seed)))
     elif options.sample:
-        print(summary(options.modules, frozenset(sample(modules(options.modules), options.sample, options.seed))))
+        print(summary(package, options.modules, frozenset(sample(package, chosen, options.sample, options.seed))))
     else:
-        print(summary(options.modules))
+        print(summary(package, options.modules))
 
 
 if __name__ == "__main__":
