@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from gloo_mesh_registration import (
     RemoteClusterRegistrationArgs,
 )
 from gloo_mesh_registration.agent_generation import GenerationName
+from gloo_mesh_registration.discovery import image_tag
 from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     FIND_EXISTING,
@@ -493,6 +495,50 @@ def test_a_server_image_tag_that_is_not_a_version_is_a_clear_error() -> None:
         register(args(), fake=fake)
 
 
+def test_a_value_that_would_conflict_only_with_the_discovered_version_is_refused_before_anything_is_declared() -> None:
+    """Insecure 1.0.x agents read ``relay.insecure`` (``global.insecure`` came in 1.1.0-beta17), so with the version
+    still to be discovered a ``global.insecure`` may agree with one version's values and collide with the server's
+    1.0.9. Found by mutation testing: the check used one placeholder version, so this conflict surfaced only once the
+    version was read, after the namespace had been declared. Every range of versions is checked now."""
+    fake = _with(_server_image("gcr.io/gloo-mesh/enterprise-networking:1.0.9"))
+    monitor = RecordingMonitor(fake)
+    bad = args(insecure=True, agent_values={"global": {"insecure": True}})
+    with pytest.raises(RegistrationConfigError) as raised:
+        run_program(lambda: RemoteClusterRegistration("remote-cluster", bad), monitor=monitor)
+    assert str(raised.value) == (
+        "agent_values.global.insecure: a value would override the registration's value (None); registration-critical "
+        "values are not silently overridden. Fix: remove it from agent_values and set insecure instead"
+    )
+    assert monitor.records == [], [(r.type, r.name) for r in monitor.records]
+    # A version given (or discovered) after the cut-over: the same value agrees with the registration's own.
+    agreed = register(args(insecure=True, agent_version="1.1.6", agent_values={"global": {"insecure": True}}))
+    assert plain(agreed.one(RELEASE).inputs)["values"]["global"] == {"insecure": True}
+
+
+def test_a_value_at_a_discovered_address_is_refused_whatever_it_is() -> None:
+    """The relay address is still to be discovered at validation: no user value can be known to agree with it."""
+    with pytest.raises(RegistrationConfigError) as raised:
+        register(args(agent_values={"relay": {"serverAddress": "<discovered>"}}))
+    assert str(raised.value).startswith(
+        "agent_values.relay.serverAddress: a value would override the registration's value ('<discovered>')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [
+        ("gcr.io/gloo-mesh/enterprise-networking:1.1.6", "1.1.6"),
+        ("registry.local:5000/gloo-mesh/enterprise-networking:1.1.6", "1.1.6"),
+        ("registry.local:5000/gloo-mesh/enterprise-networking", None),
+        ("enterprise-networking:1.1.6@sha256:" + "0" * 64, "1.1.6"),
+        ("gcr.io/gloo-mesh/enterprise-networking@sha256:" + "0" * 64, None),
+        ("enterprise-networking:", None),
+    ],
+)
+def test_the_tag_of_an_image_reference_is_never_a_registry_port(image: str, tag: str | None) -> None:
+    assert image_tag(image) == tag
+
+
 def test_the_server_container_is_found_by_name_among_sidecars() -> None:
     def with_sidecar(fake: FakeClusters) -> None:
         deployment = fake.objects[(DEPLOYMENT, "gloo-mesh/enterprise-networking")]
@@ -571,8 +617,11 @@ def test_missing_management_secret_fails_naming_secret_namespace_and_context() -
     fake = _with(lambda f: f.objects.pop((SECRET, "gloo-mesh/relay-root-tls-secret")))
     with pytest.raises(DiscoveryError) as raised:
         register(args(), fake=fake)
-    message = str(raised.value)
-    assert "'relay-root-tls-secret'" in message and "'gloo-mesh'" in message and "'kind-mgmt-cluster'" in message
+    assert str(raised.value) == (
+        "secret 'relay-root-tls-secret' in namespace 'gloo-mesh' of the management cluster (context "
+        "'kind-mgmt-cluster') does not exist. Fix: install Gloo Mesh Enterprise on the management cluster (it creates "
+        "the relay secrets), or point mgmt_context/mgmt_namespace at it."
+    )
 
 
 def test_empty_bootstrap_token_fails_the_preview() -> None:
@@ -652,8 +701,13 @@ def test_an_insecure_registration_needs_no_kubectl_access_to_the_management_clus
             "east", {"cluster_name": "east", "mgmt_provider": mgmt, "remote_context": "east", "insecure": True}
         )
 
-    with pytest.raises(RegistrationConfigError, match=r"agent_generation: .*reachable only through a Provider"):
+    with pytest.raises(RegistrationConfigError) as raised:
         run_program(without_generation, monitor=unnamed)
+    assert str(raised.value) == (
+        "agent_generation: nothing was given, and the management cluster is reachable only through a Provider or a "
+        "kubeconfig that is an Output, so kubectl cannot look for the server before resources are declared. "
+        "Fix: set agent_generation to one of gloo-mesh-enterprise-1, gloo-platform-2"
+    )
     assert [r.type for r in unnamed.records] == [KUBERNETES_PROVIDER]
 
 
@@ -986,6 +1040,23 @@ def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, nam
     assert str(raised.value).endswith(fix)
     cluster = "management" if leftover.startswith("kubernetesclusters") else "remote"
     assert f"context 'kind-{'mgmt' if cluster == 'management' else cluster}-cluster'" in str(raised.value)
+
+
+def _stack_label(project: str, stack: str) -> str:
+    recorded = run_program(lambda: RemoteClusterRegistration("remote-cluster", args()), project=project, stack=stack)
+    labels: dict[str, str] = plain(recorded.one(SECRET, "-root-ca").inputs)["metadata"]["labels"]
+    return labels["gloo-mesh-registration/stack"]
+
+
+def test_the_stack_label_is_project_dot_stack_up_to_the_63_characters_of_a_label_value() -> None:
+    """Kubernetes label values are at most 63 characters, alphanumeric at both ends: ``<project>.<stack>`` while it is
+    one, else a hash of it, distinct per stack and the same on every run."""
+    assert _stack_label("p" * 30, "s" * 32) == "p" * 30 + "." + "s" * 32  # 63 characters
+    hashed = {_stack_label("p" * 30, "s" * 33), _stack_label("p" * 30, "s" * 34), _stack_label("proj", "dev_")}
+    assert len(hashed) == 3
+    for label in hashed:
+        assert re.fullmatch(r"sha256-[0-9a-f]+", label) and len(label) <= 63, label
+    assert _stack_label("p" * 30, "s" * 33) in hashed, "the same stack, the same label"
 
 
 def test_a_preview_names_every_leftover_at_once() -> None:

@@ -181,3 +181,13 @@ def test_a_discovered_telemetry_gateway_is_one_read_named_for_what_it_reads() ->
     read would be a new resource in every stack)."""
     reads = sorted(r.name for r in register(telemetry=True).reads())
     assert reads == ["workload-1-relay-service", "workload-1-server-deployment", "workload-1-telemetry-service"]
+
+
+def test_adopting_a_2x_cluster_imports_both_releases() -> None:
+    """adopt: the CRDs release is taken over as the agent's is (``<namespace>/<release>``); without it, neither is."""
+    imported = {plain(r.inputs)["chart"]: r.resource_id for r in register(adopt=True).registered(RELEASE)}
+    assert imported == {
+        "gloo-platform-crds": "gloo-mesh/gloo-platform-crds",
+        "gloo-platform": "gloo-mesh/gloo-platform",
+    }
+    assert {r.resource_id for r in register().registered(RELEASE)} == {""}

@@ -250,6 +250,15 @@ def test_timeout_from_another_language() -> None:
     assert type(validate_registration_args(base(client_cert_timeout_seconds=600.0)).client_cert_timeout_seconds) is int
 
 
+@pytest.mark.parametrize(
+    "repository",
+    ["https://charts.example.com/gloo", "http://charts.internal:8080", "oci://registry.example.com/gloo-charts"],
+)
+def test_a_chart_repository_may_be_https_http_or_oci(repository: str) -> None:
+    """Helm pulls from classic repositories over https or http and from OCI registries (`helm pull oci://...`)."""
+    assert validate_registration_args(base(chart_repo=repository)).chart_repo == repository
+
+
 def test_defaults() -> None:
     s = validate_registration_args(base())
     assert (s.mgmt_namespace, s.remote_namespace, s.cluster_domain) == ("gloo-mesh", "gloo-mesh", "cluster.local")
@@ -309,6 +318,63 @@ WHOLE_MESSAGES: list[tuple[str, Any, str]] = [
         base(agent_generation="gloo-platform-2", telemetry=False, telemetry_gateway_address="otel.example.com:4317"),
         "telemetry_gateway_address: set is given while telemetry is off. "
         "Fix: set telemetry to true, or remove telemetry_gateway_address",
+    ),
+    (
+        "relay address without a valid host",
+        base(relay_server_address="bad_host!:9900"),
+        "relay_server_address: 'bad_host!:9900' has no valid host name or IPv4 address. Fix: give host:port, for "
+        "example '203.0.113.10:9900' or 'relay.example.com:443' ('[2001:db8::1]:9900' for IPv6)",
+    ),
+    (
+        "relay address not a string",
+        base(relay_server_address=9900),
+        "relay_server_address: 9900 is not a string. Fix: give host:port",
+    ),
+    (
+        "relay discovery mode unknown",
+        base(relay_discovery="dns"),
+        "relay_discovery: 'dns' is not a discovery mode. Fix: use one of loadbalancer, istio-ingress-nodeport",
+    ),
+    (
+        "wait flag not a boolean",
+        base(wait_for_client_cert="yes"),
+        "wait_for_client_cert: 'yes' is not a boolean. Fix: use true or false",
+    ),
+    (
+        "telemetry flag not a boolean",
+        base(agent_generation="gloo-platform-2", telemetry="on"),
+        "telemetry: 'on' is not a boolean. Fix: use true or false",
+    ),
+    (
+        "chart repository without a host",
+        base(chart_repo="https:///charts"),
+        "chart_repo: 'https:///charts' is not a Helm repository URL. Fix: give an https:// or oci:// URL such as "
+        "'https://storage.googleapis.com/gloo-mesh-enterprise/enterprise-agent'",
+    ),
+    (
+        "chart repository not a string",
+        base(chart_repo=5),
+        "chart_repo: 5 is not a Helm repository URL. Fix: give an https:// or oci:// URL such as "
+        "'https://storage.googleapis.com/gloo-mesh-enterprise/enterprise-agent'",
+    ),
+    (
+        "namespace not a DNS-1123 label",
+        base(remote_namespace="Bad_NS"),
+        "remote_namespace: 'Bad_NS' is not a valid namespace: it must be a DNS-1123 label (1 to 63 characters of "
+        "a-z, 0-9 and '-', starting and ending with a letter or digit). Fix: use a name such as 'bad-ns'",
+    ),
+    (
+        "telemetry on a 1.x management plane",
+        base(telemetry_gateway_address="otel.example.com:4317"),
+        "telemetry_gateway_address: set needs a telemetry gateway, which Gloo Mesh Enterprise 1.x does not have. "
+        "Fix: remove it, or register with a Gloo Platform 2.x management plane (agent_generation)",
+    ),
+    (
+        "a key under the root CA reference",
+        base(agent_values={"relay": {"rootTlsSecret": {"name": "mine"}}}),
+        "agent_values.relay.rootTlsSecret.name: a value would override the registration's value "
+        "('relay-root-tls-secret'); registration-critical values are not silently overridden. "
+        "Fix: remove it from agent_values and set the registration's own arguments instead",
     ),
     (
         "a key under the token reference",

@@ -45,6 +45,22 @@ def test_changing_an_owned_or_reserved_value_is_a_conflict(user: dict[str, objec
     assert raised.value.path == path
 
 
+def test_a_reserved_path_is_found_however_deep_under_values_the_registration_leaves_unset() -> None:
+    """A reserved key may sit several mappings below the first key the registration does not set."""
+    reserved = frozenset({("a", "b", "c")})
+    with pytest.raises(ValueConflictError) as raised:
+        merge_values({"a": {"b": {"c": 1, "d": 2}}}, {}, reserved)
+    assert (raised.value.path, raised.value.owned_value) == (("a", "b", "c"), None)
+    assert merge_values({"a": {"b": {"d": 2}}, "e": 3}, {}, reserved) == {"a": {"b": {"d": 2}}, "e": 3}
+
+
+def test_a_conflict_names_the_path_and_the_registration_value_never_the_users() -> None:
+    with pytest.raises(ValueConflictError) as raised:
+        merge_values({"relay": {"cluster": "user-secret-value"}}, OWNED, RESERVED)
+    assert (raised.value.path, raised.value.owned_value) == (("relay", "cluster"), "c")
+    assert "user-secret-value" not in repr(vars(raised.value)) + str(raised.value)
+
+
 def test_unreserved_global_values_pass() -> None:
     assert merge_values({"global": {"image": {"registry": "r"}}}, OWNED, RESERVED)["global"] == {
         "image": {"registry": "r"}

@@ -27,6 +27,10 @@ class GenerationName(StrEnum):
     and ``gloo-platform``."""
 
 
+GLOBAL_INSECURE_SINCE = "1.1.0-beta17"
+"""The first 1.x agent that reads ``global.insecure``; earlier ones read ``relay.insecure``."""
+
+
 @dataclass(frozen=True)
 class AgentGeneration(ABC):
     """Names, value paths and defaults of one relay agent generation."""
@@ -90,6 +94,12 @@ class AgentGeneration(ABC):
     def insecure_value_paths(self) -> tuple[tuple[str, ...], ...]:
         """Every value path by which some version of the chart turns TLS off."""
 
+    @abstractmethod
+    def value_versions(self) -> tuple[str, ...]:
+        """One agent version from each range of versions with the same :meth:`registration_values` (they change at a
+        cut-over, such as 1.x's insecure flag): while the version is still to be discovered, validation checks a
+        user's ``agent_values`` against each, so that no conflict waits for the discovered version."""
+
     def reserved_value_paths(self) -> frozenset[tuple[str, ...]]:
         """Value paths that only the registration sets (through the registration's own arguments)."""
         relay = self.relay_value_path
@@ -138,7 +148,7 @@ class EnterpriseAgent1(AgentGeneration):
         values: dict[str, Any] = {"relay": relay}
         if insecure:
             # 1.0.x reads relay.insecure; global.insecure replaced it in 1.1.0-beta17.
-            if semver.Version.parse(agent_version) < semver.Version.parse("1.1.0-beta17"):
+            if semver.Version.parse(agent_version) < semver.Version.parse(GLOBAL_INSECURE_SINCE):
                 relay["insecure"] = True
             else:
                 values["global"] = {"insecure": True}
@@ -148,6 +158,9 @@ class EnterpriseAgent1(AgentGeneration):
 
     def insecure_value_paths(self) -> tuple[tuple[str, ...], ...]:
         return (("relay", "insecure"), ("global", "insecure"))
+
+    def value_versions(self) -> tuple[str, ...]:
+        return ("1.0.0", GLOBAL_INSECURE_SINCE)
 
     @property
     def _client_cert_value_key(self) -> str:
@@ -186,6 +199,9 @@ class GlooPlatform2(AgentGeneration):
 
     def insecure_value_paths(self) -> tuple[tuple[str, ...], ...]:
         return (("glooAgent", "insecure"), ("common", "insecure"))
+
+    def value_versions(self) -> tuple[str, ...]:
+        return ("2.0.0",)  # the values are the same for every 2.x version
 
     def reserved_value_paths(self) -> frozenset[tuple[str, ...]]:
         return super().reserved_value_paths() | {

@@ -503,20 +503,39 @@ def _generation(
 
 
 def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambda key: key) -> None:
-    """Reject `agent_values` that would change a registration value, using what is known before discovery."""
-    known_address = settings.relay_server_address if isinstance(settings.relay_server_address, str) else "<discovered>"
-    known_version = settings.agent_version if isinstance(settings.agent_version, str) else "1.1.0"
+    """Reject `agent_values` that would change a registration value, before anything is declared: what is still to be
+    discovered is checked as unknown (an address no user value equals; each range of versions with its own values),
+    so that no conflict is left for the discovered values to reveal after resources have been declared."""
+    known_address = settings.relay_server_address if isinstance(settings.relay_server_address, str) else DISCOVERED
+    versions = (
+        (settings.agent_version,) if isinstance(settings.agent_version, str) else settings.generation.value_versions()
+    )
     known_telemetry = (
-        (settings.telemetry_gateway_address if isinstance(settings.telemetry_gateway_address, str) else "<discovered>")
+        (settings.telemetry_gateway_address if isinstance(settings.telemetry_gateway_address, str) else DISCOVERED)
         if settings.telemetry
         else None
     )
-    try:
-        settings.helm_values(
-            server_address=known_address, agent_version=known_version, telemetry_address=known_telemetry
-        )
-    except ValueConflictError as conflict:
-        raise agent_values_error(conflict, settings.generation, label) from None
+    for version in versions:
+        try:
+            settings.helm_values(server_address=known_address, agent_version=version, telemetry_address=known_telemetry)
+        except ValueConflictError as conflict:
+            raise agent_values_error(conflict, settings.generation, label) from None
+
+
+class _Discovered(str):
+    """A registration value known only after discovery: equal to no user value, so that any user value at its path
+    is a conflict at validation (the message shows it as ``'<discovered>'``)."""
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+DISCOVERED = _Discovered("<discovered>")
 
 
 def agent_values_error(

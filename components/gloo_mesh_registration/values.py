@@ -7,11 +7,11 @@ from typing import Any
 
 
 class ValueConflictError(ValueError):
-    """A user value tries to change a value that the registration owns."""
+    """A user value tries to change a value that the registration owns. It keeps the path and the registration's
+    value, never the user's (which may be anything a stack holds, a secret included): the message does not echo it."""
 
-    def __init__(self, path: tuple[str, ...], user_value: Any, owned_value: Any) -> None:
+    def __init__(self, path: tuple[str, ...], owned_value: Any) -> None:
         self.path = path
-        self.user_value = user_value
         self.owned_value = owned_value
         super().__init__(".".join(path))
 
@@ -47,12 +47,12 @@ def _merge_one(path: tuple[str, ...], user: Any, owned: Any, reserved: frozenset
         return owned
     if owned is _ABSENT:
         if any(path[: len(r)] == r for r in reserved):
-            raise ValueConflictError(path, user, None)
+            raise ValueConflictError(path, None)
         if isinstance(user, Mapping) and any(r[: len(path)] == path for r in reserved):
             return _merge_mappings(path, user, {}, reserved)  # a reserved key may sit deeper
         return user
     if isinstance(user, Mapping) and isinstance(owned, Mapping):
         return _merge_mappings(path, user, owned, reserved)
     if user != owned:
-        raise ValueConflictError(path, user, owned)
+        raise ValueConflictError(path, owned)
     return owned
