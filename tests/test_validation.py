@@ -377,6 +377,13 @@ WHOLE_MESSAGES: list[tuple[str, Any, str]] = [
         "Fix: remove it from agent_values and set the registration's own arguments instead",
     ),
     (
+        "a root CA reference while insecure (the registration sets none)",
+        base(insecure=True, agent_values={"relay": {"rootTlsSecret": {"name": "mine"}}}),
+        "agent_values.relay.rootTlsSecret: a value would override the registration's value (None); "
+        "registration-critical values are not silently overridden. "
+        "Fix: remove it from agent_values and set the registration's own arguments instead",
+    ),
+    (
         "a key under the token reference",
         base(agent_values={"relay": {"tokenSecret": {"optional": True}}}),
         "agent_values.relay.tokenSecret.optional: a value would override the registration's value (None); "

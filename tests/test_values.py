@@ -58,7 +58,14 @@ def test_a_conflict_names_the_path_and_the_registration_value_never_the_users() 
     with pytest.raises(ValueConflictError) as raised:
         merge_values({"relay": {"cluster": "user-secret-value"}}, OWNED, RESERVED)
     assert (raised.value.path, raised.value.owned_value) == (("relay", "cluster"), "c")
-    assert "user-secret-value" not in repr(vars(raised.value)) + str(raised.value)
+    assert str(raised.value) == "relay.cluster"
+    assert "user-secret-value" not in repr(vars(raised.value))
+
+
+def test_a_plain_value_above_a_reserved_key_the_registration_leaves_unset_is_the_users() -> None:
+    """Secure 1.x sets nothing under ``global`` (``global.insecure`` is reserved): a plain ``global`` hides no
+    reserved key, so it passes as given."""
+    assert merge_values({"global": "flat"}, OWNED, RESERVED)["global"] == "flat"
 
 
 def test_unreserved_global_values_pass() -> None:
