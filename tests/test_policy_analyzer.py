@@ -263,7 +263,7 @@ def _default_provider(
 
 
 class _BlockingClock:
-    """Stands in for `time` in pulumi-policy: its serve loop sleeps until the test module is done."""
+    """Stands in for `time` in pulumi-policy: its serve loop sleeps until the test is done."""
 
     def __init__(self) -> None:
         self.released = threading.Event()
@@ -284,8 +284,10 @@ class _PortSink:
         return len(data)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def analyzer() -> Iterator[PolicyAnalyzer]:
+    """The pack served for one test: each test starts it, so each test runs the pack's validator factories (what
+    mutation testing records per test; a server shared by a module would credit its first test only)."""
     clock, sink = _BlockingClock(), _PortSink()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pulumi_policy.policy, "time", clock)
@@ -318,6 +320,10 @@ def test_the_pack_describes_ten_policies_with_fixes_levels_and_config(analyzer: 
         assert policy.enforcementLevel in (analyzer_pb2.ADVISORY, analyzer_pb2.MANDATORY)
     assert policies["insecure-relay-refused"].enforcementLevel == analyzer_pb2.ADVISORY
     assert policies["root-ca-copy-ca-crt-only"].enforcementLevel == analyzer_pb2.MANDATORY
+    # Every policy says how bad a violation is; a CA private key on a workload cluster is the worst.
+    unrated = [p.name for p in policies.values() if p.severity == analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED]
+    assert unrated == []
+    assert policies["root-ca-copy-ca-crt-only"].severity == analyzer_pb2.POLICY_SEVERITY_CRITICAL
     configurable = {name for name, p in policies.items() if p.configSchema.properties}
     assert configurable == {
         "agent-chart-version",
@@ -334,6 +340,22 @@ def test_the_example_policy_config_is_valid_for_the_pack(analyzer: PolicyAnalyze
     assert config["insecure-relay-refused"].enforcementLevel == analyzer_pb2.MANDATORY
     with pytest.raises(jsonschema.ValidationError):
         reconcile_config(analyzer.info(), {"relay-authority-allowed": {"allowedAuthorities": "not-a-list"}})
+
+
+def test_list_settings_of_the_policy_config_are_described_default_to_empty_and_refuse_empty_names(
+    analyzer: PolicyAnalyzer,
+) -> None:
+    info = analyzer.info()
+    defaults = reconcile_config(info, {})
+    for policy, key in (
+        ("relay-authority-allowed", "allowedAuthorities"),
+        ("root-ca-copy-ca-crt-only", "exemptProviders"),
+    ):
+        schema = json_format.MessageToDict(next(p for p in info.policies if p.name == policy).configSchema.properties)
+        assert schema[key]["description"], (policy, key)
+        assert json_format.MessageToDict(defaults[policy].properties) == {key: []}
+        with pytest.raises(jsonschema.ValidationError, match=r"should be non-empty|is too short"):
+            reconcile_config(info, {policy: {key: [""]}})
 
 
 def test_the_pack_starts_as_the_cli_starts_it() -> None:

@@ -42,7 +42,14 @@ from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X as GEN
 from gloo_mesh_registration.registration import COMPONENT_TYPE
 from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY, policies
 
-POLICIES: dict[str, Policy] = {p.name: p for p in policies()}
+
+def pack_policy(name: str) -> Policy:
+    """The pack's policy ``name``, built for the check at hand: the pack makes each validator in a factory (one per
+    generation), so building the pack inside each test makes every test exercise the factories, not only the first
+    test of a run (what mutation testing measures per test, TESTING.md)."""
+    return {p.name: p for p in policies()}[name]
+
+
 CLUSTER = GEN.cluster_type
 STACK = "urn:pulumi:test::proj"
 
@@ -64,7 +71,7 @@ def check_resource(
     config: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The messages the resource policy reports for one resource."""
-    policy = POLICIES[policy_name]
+    policy = pack_policy(policy_name)
     assert isinstance(policy, ResourceValidationPolicy)
     args = ResourceValidationArgs(type_, props, f"{STACK}::{type_}::r", "r", _options(), via, config)
     messages: list[str] = []
@@ -80,7 +87,7 @@ def check_stack(
     policy_name: str, resources: list[PolicyResource], config: Mapping[str, Any] | None = None
 ) -> list[tuple[str, str]]:
     """(resource name or "", message) for each violation the stack policy reports."""
-    policy = POLICIES[policy_name]
+    policy = pack_policy(policy_name)
     assert isinstance(policy, StackValidationPolicy)
     by_urn = {r.urn: r.name for r in resources}
     found: list[tuple[str, str]] = []
@@ -269,7 +276,10 @@ def test_agent_chart_version_equals_the_configured_and_the_read_server_version()
     stack = fleet("east")
     assert check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.1.6"}) == []
     [(_, configured)] = check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.2.0"})
-    assert "the management server runs 1.2.0" in configured
+    assert configured == (
+        "Release 'east-agent' installs agent 1.1.6; the management server runs 1.2.0 (policy config "
+        "expectedAgentVersion)."
+    )
     image = {"containers": [{"name": "enterprise-networking", "image": "gcr.io/gloo-mesh/enterprise-networking:1.1.5"}]}
     stack.add(
         DEPLOYMENT,
@@ -279,6 +289,10 @@ def test_agent_chart_version_equals_the_configured_and_the_read_server_version()
     )
     [(_, read)] = check_stack("agent-chart-version", stack.resources)
     assert "'east-server-deployment' runs 1.1.5" in read
+    # The server's container is found by name, wherever a sidecar puts it.
+    image["containers"].insert(0, {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.20.3"})
+    [(_, behind_a_sidecar)] = check_stack("agent-chart-version", stack.resources)
+    assert "'east-server-deployment' runs 1.1.5" in behind_a_sidecar
 
 
 # -- 3. relay.cluster matches a KubernetesCluster ----------------------------------------------------------------
@@ -290,7 +304,9 @@ def test_relay_cluster_matches_exactly_one_kubernetes_cluster() -> None:
     found = check_stack("relay-cluster-matches-kubernetes-cluster", stack.resources)
     assert sorted(where for where, _ in found) == ["east-agent", "east-kubernetes-cluster"]
     assert "no KubernetesCluster named 'east-typo'" in dict(found)["east-agent"]
-    assert "has 0 agent Releases" in dict(found)["east-kubernetes-cluster"]
+    assert dict(found)["east-kubernetes-cluster"] == (
+        "KubernetesCluster 'east' has 0 agent Releases with relay.cluster 'east' (none); it needs exactly one."
+    )
 
     twice = fleet("east")
     twice.add(RELEASE, "east-agent-again", release_props("east"), via="east-remote")
@@ -320,7 +336,10 @@ def test_kubernetes_cluster_names_are_labels_in_the_management_namespace_with_a_
     stack = fleet("east")
     _cluster(stack, "east").props["metadata"]["namespace"] = "default"
     [(_, namespace)] = check_stack("kubernetes-cluster-name", stack.resources)
-    assert "namespace 'default', not in the management namespace 'gloo-mesh'" in namespace
+    assert namespace == (
+        "KubernetesCluster 'east-kubernetes-cluster' is in namespace 'default', not in the management namespace "
+        "'gloo-mesh' (policy config managementNamespace, else the stack's management.namespace, else the default)."
+    )
     assert check_stack("kubernetes-cluster-name", stack.resources, {"managementNamespace": "default"}) == []
 
     stack = fleet("east")
@@ -356,6 +375,30 @@ def test_kubernetes_cluster_names_are_unique_per_management_cluster() -> None:
     # The same name with another management cluster is another cluster object.
     editable(stack.providers["management-again"].props)["context"] = "other-mgmt"
     assert check_stack("kubernetes-cluster-name", stack.resources) == []
+
+
+def test_a_management_cluster_is_its_context_and_its_kubeconfig() -> None:
+    """One context name in two kubeconfigs is two clusters; no provider, or one with neither, is the ambient one."""
+    stack = Stack()
+    stack.add(KUBERNETES_PROVIDER, "management", {"context": "mgmt", "kubeconfig": "apiVersion: v1 # one"})
+    stack.registration("east")
+    stack.add(KUBERNETES_PROVIDER, "management-b", {"context": "mgmt", "kubeconfig": "apiVersion: v1 # other"})
+    stack.registration("east-b", mgmt="management-b")
+    _cluster(stack, "east-b").props["metadata"]["name"] = "east"
+    assert check_stack("kubernetes-cluster-name", stack.resources) == []
+    editable(stack.providers["management-b"].props)["kubeconfig"] = "apiVersion: v1 # one"
+    assert [where for where, _ in check_stack("kubernetes-cluster-name", stack.resources)] == [
+        "east-b-kubernetes-cluster"
+    ]
+
+    ambient = Stack()
+    ambient.add(KUBERNETES_PROVIDER, "management", {})
+    ambient.registration("east")
+    ambient.registration("east-b")
+    _cluster(ambient, "east-b").props["metadata"]["name"] = "east"
+    _cluster(ambient, "east-b").provider = None
+    [(where, message)] = check_stack("kubernetes-cluster-name", ambient.resources)
+    assert where == "east-b-kubernetes-cluster" and "both register 'east'" in message
 
 
 # -- 5. root CA copy ---------------------------------------------------------------------------------------------
@@ -406,6 +449,12 @@ def test_agent_namespace_is_declared_and_not_injected() -> None:
     namespace = patched.named("east-namespace")
     namespace.resource_type = NAMESPACE_PATCH
     assert check_stack("agent-namespace-no-istio-injection", patched.resources) == []
+
+    # A namespace of that name on another cluster is not the agent's.
+    elsewhere = fleet("east", "west")
+    elsewhere.resources.remove(elsewhere.named("east-namespace"))
+    [(where, _)] = check_stack("agent-namespace-no-istio-injection", elsewhere.resources)
+    assert where == "east-agent"
 
 
 # -- 7. independent registrations --------------------------------------------------------------------------------
@@ -482,6 +531,12 @@ def test_release_waits_for_both_secrets_and_the_cluster_for_the_release() -> Non
     _drop(stack.named("east-agent"), "east-bootstrap-token")
     [(_, message)] = check_stack("registration-step-order", stack.resources)
     assert "bootstrap token" in message
+    stack.resources.remove(stack.named("east-bootstrap-token"))
+    [(_, message)] = check_stack("registration-step-order", stack.resources)
+    assert message == (
+        "Release 'east-agent' does not wait for the bootstrap token (relay-identity-token-secret) in namespace "
+        "'gloo-mesh' (candidates: none in the stack)."
+    )
 
     stack = fleet("east")
     _drop(stack.named("east-kubernetes-cluster"), "east-agent")
