@@ -2,9 +2,8 @@
 
 ``mutation_config.py <pyproject.toml> <out>`` writes ``out``: the same file with ``[tool.mutmut]`` pointed at
 ``policy/`` (its source path; the tests import the pack as ``policy.gloo_mesh_policies``), ``components/`` copied as
-it is in place of ``policy/``, the pack's ``__main__.py`` not mutated, and the pack's own tests
-run for its mutants. One configuration in the repository, so
-the two runs keep the same tests, isolation and timeout.
+it is in place of ``policy/``, the pack's ``__main__.py`` not mutated, and the pack's own tests run for its mutants.
+One configuration in the repository, so the two runs keep the same isolation and timeout.
 """
 
 from __future__ import annotations

@@ -324,6 +324,9 @@ class RecordingMonitor(mocks.MockMonitor):
     fake: FakeClusters
     records: list[Recorded] = field(default_factory=list)
     invocations: list[Invocation] = field(default_factory=list)
+    registered_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per URN, what a component registered as its outputs (``register_outputs``: the engine stores them in the
+    component's state, where ``pulumi stack export`` and a parent's program see them)."""
 
     def __post_init__(self) -> None:
         super().__init__(self.fake)
@@ -378,6 +381,10 @@ class RecordingMonitor(mocks.MockMonitor):
             self._record("register", request, request.object)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         return self._mark_secret_outputs(response, request.additionalSecretOutputs)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self.registered_outputs[request.urn] = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         self._record("read", request, request.properties)

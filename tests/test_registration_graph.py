@@ -142,6 +142,7 @@ def test_bootstrap_token_goes_to_the_remote_on_stdin_as_a_secret(recorded: Recor
     place = recorded.one(COMMAND, "bootstrap-token")
     assert rpc.is_rpc_secret(place.inputs["stdin"])
     manifest = json.loads(plain(place.inputs)["stdin"])
+    assert (manifest["apiVersion"], manifest["kind"], manifest["type"]) == ("v1", "Secret", "Opaque")
     assert manifest["metadata"] == {
         "name": "relay-identity-token-secret",
         "namespace": "gloo-mesh",
@@ -340,6 +341,7 @@ def test_existing_namespace_is_labelled_and_never_deleted() -> None:
     recorded = register(args(create_remote_namespace=False))
     assert not recorded.registered(NAMESPACE)
     patch = recorded.one(NAMESPACE_PATCH)
+    assert plain(patch.inputs)["metadata"]["name"] == "gloo-mesh"
     assert plain(patch.inputs)["metadata"]["labels"] == {"istio-injection": "disabled"}
     # Another field manager may own the label already (kubectl label, meshctl): the patch takes it over
     # (pulumi-kubernetes' server-side apply annotation, spelled exactly so).
@@ -406,6 +408,20 @@ def test_outputs_resolve(recorded: RecordingMonitor) -> None:
     }
 
 
+def test_the_component_registers_its_outputs_under_their_attribute_names(recorded: RecordingMonitor) -> None:
+    """What the engine stores as the component's outputs (``pulumi stack export``), one per documented output."""
+    (component,) = recorded.registered(COMPONENT)
+    outputs = plain(recorded.registered_outputs[component.urn])
+    assert outputs == {
+        "cluster_name": "remote-cluster",
+        "relay_server_address": "203.0.113.10:9900",
+        "agent_version": "1.1.6",
+        "remote_namespace": "gloo-mesh",
+        "release_status": "deployed",
+        "client_certificate_issued": True,
+    }
+
+
 # -- discovery ---------------------------------------------------------------------------------------------
 
 
@@ -446,9 +462,26 @@ def test_given_version_skips_discovery() -> None:
 
 
 def test_digest_pinned_server_image_is_a_clear_error() -> None:
-    fake = _with(_server_image("gcr.io/gloo-mesh/enterprise-networking@sha256:" + "a" * 64))
-    with pytest.raises(DiscoveryError, match=r"digest-pinned.*Fix: set agent_version"):
-        register(args(), fake=fake)
+    image = "gcr.io/gloo-mesh/enterprise-networking@sha256:" + "a" * 64
+    with pytest.raises(DiscoveryError) as raised:
+        register(args(), fake=_with(_server_image(image)))
+    assert str(raised.value) == (
+        f"Deployment gloo-mesh/enterprise-networking (context 'kind-mgmt-cluster') runs image '{image}', which has no "
+        "tag (digest-pinned), so the agent version cannot be read from it. Fix: set agent_version to the "
+        "enterprise-networking version."
+    )
+
+
+def test_a_server_deployment_without_containers_is_a_clear_error() -> None:
+    def without_containers(fake: FakeClusters) -> None:
+        fake.objects[(DEPLOYMENT, "gloo-mesh/enterprise-networking")]["spec"]["template"]["spec"]["containers"] = []
+
+    with pytest.raises(DiscoveryError) as raised:
+        register(args(), fake=_with(without_containers))
+    assert str(raised.value) == (
+        "Deployment gloo-mesh/enterprise-networking (context 'kind-mgmt-cluster') has no networking container image. "
+        "Fix: set agent_version."
+    )
 
 
 def test_missing_server_deployment_fails() -> None:
@@ -996,6 +1029,15 @@ def preflight_lookups(recorded: RecordingMonitor) -> list[Invocation]:
     return [i for i in recorded.invoked(FIND_EXISTING) if "deployments/" not in i.args["environment"]["GM_OBJECTS"]]
 
 
+def test_the_previews_looks_at_the_clusters_print_nothing() -> None:
+    """The find-existing runs (generation discovery and the look for leftovers) are parsed, not shown: their output
+    stays out of the Pulumi log."""
+    recorded = preview(FakeClusters(), agent_generation=None)
+    looks = recorded.invoked(FIND_EXISTING)
+    assert preflight_lookups(recorded) and len(looks) > len(preflight_lookups(recorded)), "discovery and preflight"
+    assert {plain(look.args)["logging"] for look in looks} == {"none"}
+
+
 def preview(fake: FakeClusters, **overrides: Any) -> RecordingMonitor:
     def program() -> pulumi.Output[Any]:
         return RemoteClusterRegistration("remote-cluster", args(**overrides)).client_certificate_issued
@@ -1031,6 +1073,13 @@ def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, nam
     with pytest.raises(ConflictError) as raised:
         preview(fake)
     assert named in str(raised.value)
+    if leftover.startswith("helm-release/"):
+        assert str(raised.value) == (
+            "cluster remote-cluster (context 'kind-remote-cluster'): Helm release 'enterprise-agent' exists already in "
+            "namespace 'gloo-mesh', left by an earlier registration (meshctl, the guide's Helm steps, another stack, "
+            "or a `pulumi up` of this stack that was terminated). Fix: take it over in place with adopt: true for one "
+            "pulumi up (README, Adopting a registered cluster), or deregister that registration first."
+        )
     fix = (
         "Fix: set createNamespace: false (create_remote_namespace=False) to use it as it is, or delete it."
         if leftover.startswith("namespace/")

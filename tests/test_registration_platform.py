@@ -99,6 +99,9 @@ def test_the_crds_come_first_at_the_same_version_and_are_never_deleted(recorded:
     releases = _releases(recorded)
     crds, agent = releases["gloo-platform-crds"], releases["gloo-platform"]
     assert plain(crds.inputs)["version"] == plain(agent.inputs)["version"] == "2.5.8"
+    # Fixed Helm release names (without one the provider would make one up): the preflight, adoption and the
+    # guide's `helm` commands find them by these names.
+    assert (plain(crds.inputs)["name"], plain(agent.inputs)["name"]) == ("gloo-platform-crds", "gloo-platform")
     assert crds.urn in recorded.ancestors_closure(agent.urn)
     namespace = recorded.one(NAMESPACE)
     assert namespace.urn in recorded.ancestors_closure(crds.urn)
@@ -130,6 +133,11 @@ def test_telemetry_exports_to_the_discovered_or_given_gateway() -> None:
         "exporters": {"otlp": {"endpoint": "otel.example.com:4317"}}
     }
     assert not [r for r in given.reads() if r.name.endswith("telemetry-service")]
+    # An Output of another resource is checked once it resolves, as a string would be.
+    from_output = register(telemetry_gateway_address=pulumi.Output.from_input("otel.example.com:4317"))
+    assert plain(_releases(from_output)["gloo-platform"].inputs)["values"]["telemetryCollector"]["config"] == {
+        "exporters": {"otlp": {"endpoint": "otel.example.com:4317"}}
+    }
 
 
 def test_insecure_2x_sets_the_agents_flag_and_copies_nothing() -> None:

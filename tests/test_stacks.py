@@ -154,6 +154,7 @@ def config(**entries: Any) -> dict[str, Any]:
             r"clusters: list is not a non-empty list\. Fix: list the clusters to register, each with at least `name` "
             r"and `context`$",
         ),
+        ({"clusters": None}, r"clusters: nothing is not a non-empty list\. Fix: list the clusters"),
         (
             {"clusters": ["kind-remote"]},
             r"clusters\[0\]: str is not an object\. Fix: give an object with `name` and `context`$",
@@ -174,6 +175,19 @@ def test_stack_config_errors_name_the_stack_file_key(entries: dict[str, Any], me
     # needs the run (before, those cases passed only after another test had left the SDK's runtime set up).
     with pytest.raises(RegistrationConfigError, match=message):
         run_program(lambda: read_stack_config(PROJECT, config(**entries)))
+
+
+def test_the_management_namespace_of_a_stack_file_is_a_non_empty_string_or_none() -> None:
+    """What the policy pack reads of a stack file: its ``management.namespace``, where the stack sets one."""
+    from gloo_mesh_registration.stack_config import configured_management_namespace
+
+    def management(value: Any) -> dict[str, Any]:
+        return {f"{PROJECT}:management": json.dumps(value)}
+
+    assert configured_management_namespace(PROJECT, management({"namespace": "gloo-mesh-mgmt"})) == "gloo-mesh-mgmt"
+    assert configured_management_namespace(PROJECT, management({"namespace": ""})) is None
+    assert configured_management_namespace(PROJECT, management({"context": "m"})) is None
+    assert configured_management_namespace(PROJECT, {}) is None
 
 
 def test_bad_stack_config_declares_nothing() -> None:

@@ -269,6 +269,10 @@ def test_defaults() -> None:
     assert no_wait.remove_bootstrap_token is False
     ipv6 = validate_registration_args(base(relay_server_address="[2001:db8::1]:9900"))
     assert ipv6.relay_server_address == "[2001:db8::1]:9900"
+    for port in ("1", "65535"):
+        assert validate_registration_args(base(relay_server_address=f"relay.example.com:{port}")).relay_server_address
+    with pytest.raises(RegistrationConfigError, match="has no valid port"):
+        validate_registration_args(base(relay_server_address="relay.example.com:65536"))
 
 
 def test_gloo_platform_2_defaults_follow_the_generation() -> None:
@@ -382,6 +386,28 @@ WHOLE_MESSAGES: list[tuple[str, Any, str]] = [
         "agent_values.relay.rootTlsSecret: a value would override the registration's value (None); "
         "registration-critical values are not silently overridden. "
         "Fix: remove it from agent_values and set the registration's own arguments instead",
+    ),
+    (
+        "relay address with an invalid IPv6 host",
+        base(relay_server_address="[2001:db8::zz]:9900"),
+        "relay_server_address: '[2001:db8::zz]:9900' has an invalid IPv6 host. Fix: give host:port, for example "
+        "'203.0.113.10:9900' or 'relay.example.com:443' ('[2001:db8::1]:9900' for IPv6)",
+    ),
+    (
+        "token removal without the wait",
+        base(wait_for_client_cert=False, remove_bootstrap_token=True),
+        "remove_bootstrap_token: true needs wait_for_client_cert: the token can only be removed once the agent holds "
+        "its client certificate. Fix: set wait_for_client_cert to true, or remove_bootstrap_token to false",
+    ),
+    (
+        "a telemetry endpoint while telemetry is off (the registration sets none)",
+        base(
+            agent_generation="gloo-platform-2",
+            agent_values={"telemetryCollector": {"config": {"exporters": {"otlp": {"endpoint": "other:4317"}}}}},
+        ),
+        "agent_values.telemetryCollector.config.exporters.otlp.endpoint: a value would override the registration's "
+        "value (None); registration-critical values are not silently overridden. "
+        "Fix: remove it from agent_values and set telemetry_gateway_address instead",
     ),
     (
         "a key under the token reference",
