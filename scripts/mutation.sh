@@ -15,7 +15,8 @@
 #                                            the policy pack (policy/gloo_mesh_policies.py) instead of the package
 #
 # MUTATION_CHILDREN (default 1) is the number of test processes run in parallel. mutmut keeps its results in
-# build/mutation/mutants/ and tests again only what changed since; MUTATION_FRESH=1 starts from scratch. Prints, per
+# build/mutation/mutants/ (the policy pack's in build/mutation-policy/mutants/) and tests again only what changed
+# since; MUTATION_FRESH=1 starts from scratch. Prints, per
 # module, the killed/total count and every surviving mutant.
 #
 # Where it runs: build/mutation/, a folder of links to this repository with components/ linked as src/. mutmut names
@@ -45,7 +46,7 @@ case "$target" in
     modules_dir=policy
     mkdir -p "$stage"
     linked+=(components)
-    # policy/ is mutmut's source path here: copied and mutated, not linked.
+    # policy/ is mutmut's source path here: linked into the stage, from where mutmut copies and mutates it.
     ln -sfn "$root/policy" "$stage/policy"
     "$VENV/bin/python" "$root/scripts/mutation_config.py" "$root/pyproject.toml" "$stage/pyproject.toml"
     ;;
@@ -61,6 +62,10 @@ done
 cd "$stage"
 
 if [ "${1:-}" = show ]; then
+  if [ -z "${2:-}" ]; then
+    echo "usage: scripts/mutation.sh show <mutant name>" >&2
+    exit 2
+  fi
   exec "$VENV/bin/mutmut" show "$2"
 fi
 if [ "${MUTATION_FRESH:-0}" = 1 ]; then
@@ -79,8 +84,15 @@ if [ -n "${MUTATION_SAMPLE:-}" ]; then
     # Makes the mutants without testing any (mutmut then stops: nothing matches): the sample is drawn from them.
     "$VENV/bin/mutmut" run "$package.no-such-module.*" >/dev/null 2>&1 || true
   fi
-  mapfile -t patterns < <("$VENV/bin/python" "$root/scripts/mutation_summary.py" --target "$target" \
+  # An assignment, not a process substitution: under set -e a failing draw stops here instead of leaving an empty
+  # list, which mutmut would read as every mutant.
+  drawn=$("$VENV/bin/python" "$root/scripts/mutation_summary.py" --target "$target" \
     --sample "$MUTATION_SAMPLE" --seed "${MUTATION_SEED:-14}" "$@")
+  mapfile -t patterns <<<"$drawn"
+  if [ -z "$drawn" ]; then
+    echo "the sample is empty: no mutants in build/ for $target (did making them fail? run mutmut in $stage)" >&2
+    exit 1
+  fi
 fi
 
 started=$(date +%s)

@@ -301,6 +301,7 @@ def analyzer() -> Iterator[PolicyAnalyzer]:
             channel.close()
             clock.released.set()
             server.join(timeout=10)
+            assert not server.is_alive(), "the pack's server did not stop"
 
 
 def names(violations: list[Violation]) -> set[str]:

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from gloo_mesh_registration import (
     RemoteClusterRegistration,
     RemoteClusterRegistrationArgs,
 )
-from gloo_mesh_registration.agent_generation import GenerationName
+from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
 from gloo_mesh_registration.discovery import image_tag
 from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
@@ -539,8 +540,9 @@ def test_a_value_that_would_conflict_only_with_the_discovered_version_is_refused
     with pytest.raises(RegistrationConfigError) as raised:
         run_program(lambda: RemoteClusterRegistration("remote-cluster", bad), monitor=monitor)
     assert str(raised.value) == (
-        "agent_values.global.insecure: a value would override the registration's value (None); registration-critical "
-        "values are not silently overridden. Fix: remove it from agent_values and set insecure instead"
+        "agent_values.global.insecure: a value sets what the registration sets for some agent versions and not for "
+        "others, and the version is still to be discovered. Fix: remove it from agent_values (the registration sets "
+        "what the version needs), or set agent_version"
     )
     assert monitor.records == [], [(r.type, r.name) for r in monitor.records]
     # A version given (or discovered) after the cut-over: the same value agrees with the registration's own.
@@ -550,11 +552,16 @@ def test_a_value_that_would_conflict_only_with_the_discovered_version_is_refused
 
 def test_a_value_at_a_discovered_address_is_refused_whatever_it_is() -> None:
     """The relay address is still to be discovered at validation: no user value can be known to agree with it."""
-    with pytest.raises(RegistrationConfigError) as raised:
-        register(args(agent_values={"relay": {"serverAddress": "<discovered>"}}))
-    assert str(raised.value).startswith(
-        "agent_values.relay.serverAddress: a value would override the registration's value ('<discovered>')"
-    )
+
+    class Address(StrEnum):  # a program's own string type: compared from its side first
+        DISCOVERED = "<discovered>"
+
+    for value in ("<discovered>", "203.0.113.10:9900", Address.DISCOVERED):
+        with pytest.raises(RegistrationConfigError) as raised:
+            register(args(agent_values={"relay": {"serverAddress": value}}))
+        assert str(raised.value).startswith(
+            "agent_values.relay.serverAddress: a value would override the registration's value ('<discovered>')"
+        ), value
 
 
 @pytest.mark.parametrize(
@@ -990,6 +997,23 @@ def test_the_insecure_flag_moves_at_1_1_0_beta17(version: str, values: dict[str,
     assert {key: {k: v for k, v in release[key].items() if k == "insecure"} for key in values} == values
     other = "global" if "relay" in values else "relay"
     assert "insecure" not in release.get(other, {})
+
+
+@pytest.mark.parametrize("generation", sorted(GENERATIONS))
+def test_each_listed_version_stands_for_a_range_with_values_of_its_own(generation: GenerationName) -> None:
+    """``value_versions()`` is what validation checks a user's values against while the version is unknown: one
+    version per range, each range's values (insecure, where they differ) unlike the others'."""
+    gen = GENERATIONS[generation]
+    rendered = [
+        json.dumps(
+            gen.registration_values(
+                cluster_name="c", server_address="a:1", authority="x", namespace="n", insecure=True, agent_version=v
+            ),
+            sort_keys=True,
+        )
+        for v in gen.value_versions()
+    ]
+    assert len(set(rendered)) == len(rendered) >= 1
 
 
 def test_certificate_step_runs_on_up_only_and_reports_the_registration_complete() -> None:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, Required, TypedDict
+from typing import Any, Literal, Required, TypedDict, cast
 from urllib.parse import urlparse
 
 import pulumi
@@ -507,24 +507,41 @@ def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambd
     discovered is checked as unknown (an address no user value equals; each range of versions with its own values),
     so that no conflict is left for the discovered values to reveal after resources have been declared."""
     known_address = settings.relay_server_address if isinstance(settings.relay_server_address, str) else DISCOVERED
-    versions = (
-        (settings.agent_version,) if isinstance(settings.agent_version, str) else settings.generation.value_versions()
-    )
+    version_known = isinstance(settings.agent_version, str)
+    versions = (settings.agent_version,) if version_known else settings.generation.value_versions()
     known_telemetry = (
         (settings.telemetry_gateway_address if isinstance(settings.telemetry_gateway_address, str) else DISCOVERED)
         if settings.telemetry
         else None
     )
+    conflicts: list[ValueConflictError] = []
     for version in versions:
         try:
-            settings.helm_values(server_address=known_address, agent_version=version, telemetry_address=known_telemetry)
+            settings.helm_values(
+                server_address=cast(str, known_address),
+                agent_version=cast(str, version),
+                telemetry_address=cast("str | None", known_telemetry),
+            )
         except ValueConflictError as conflict:
-            raise agent_values_error(conflict, settings.generation, label) from None
+            conflicts.append(conflict)
+    if not conflicts:
+        return
+    if len(conflicts) == len(versions):
+        raise agent_values_error(conflicts[0], settings.generation, label)
+    # Some versions' values agree with it, some do not: which holds is known only once the version is discovered.
+    raise RegistrationConfigError(
+        f"{label('agent_values')}.{'.'.join(conflicts[0].path)}",
+        "a value",
+        "sets what the registration sets for some agent versions and not for others, and the version is still to "
+        "be discovered",
+        f"remove it from {label('agent_values')} (the registration sets what the version needs), or set "
+        f"{label('agent_version')}",
+    )
 
 
-class _Discovered(str):
-    """A registration value known only after discovery: equal to no user value, so that any user value at its path
-    is a conflict at validation (the message shows it as ``'<discovered>'``)."""
+class _Discovered:
+    """A registration value known only after discovery: equal to no user value (of any type, so comparisons from
+    either side give the same answer), so that any user value at its path is a conflict at validation."""
 
     def __eq__(self, other: object) -> bool:
         return False
@@ -532,10 +549,13 @@ class _Discovered(str):
     def __ne__(self, other: object) -> bool:
         return True
 
-    __hash__ = str.__hash__
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "'<discovered>'"
 
 
-DISCOVERED = _Discovered("<discovered>")
+DISCOVERED = _Discovered()
 
 
 def agent_values_error(

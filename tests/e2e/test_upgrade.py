@@ -1,10 +1,10 @@
 """Upgrading a registered stack to this checkout's program, with the real CLI and providers (``upgrade_check.py``).
 
-The baseline is the last commit before the import package was renamed (``components`` became
-``components/gloo_mesh_registration``, issue 11): the biggest change of layout a user with registered clusters has
-had to take so far. The old program registers a cluster, this checkout's program previews, ups and ups again. Nothing
-may be replaced or deleted on the cluster, and the second up must change nothing. It needs the repository's git
-history: a shallow clone fails here with the fix in the message (``git fetch --unshallow``), it does not skip.
+For each baseline in :data:`BASELINES` (commits of this repository's history): the old program registers a cluster,
+this checkout's program previews, ups and ups again. Nothing may be replaced or deleted on the cluster (a shell step
+with no delete script may leave the state), nothing is created, and the second up changes nothing. It needs the
+repository's git history: a shallow clone fails here with the fix in the message (``git fetch --unshallow``; the
+workflow's checkout has ``fetch-depth: 0``), it does not skip.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_an_upgrade_replaces_and_deletes_nothing_on_a_registered_cluster(
         namespace="upgrade-agents",
     )
 
-    assert report.harmful == [], f"the upgrade would replace or delete on a registered cluster: {report.harmful}"
+    assert report.harmful == [], f"from {BASELINES[baseline]}: replaces or deletes on the cluster: {report.harmful}"
     # Every resource the old program registered keeps its URN (a renamed one would be a create and a delete, or an
     # alias): nothing is created. A new resource on a registered cluster is a change to review; if it is meant, say so
     # here.
