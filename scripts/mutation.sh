@@ -45,9 +45,7 @@ case "$target" in
     stage=build/mutation-policy
     modules_dir=policy
     mkdir -p "$stage"
-    linked+=(components)
-    # policy/ is mutmut's source path here: linked into the stage, from where mutmut copies and mutates it.
-    ln -sfn "$root/policy" "$stage/policy"
+    linked+=(components policy) # policy/ is mutmut's source path here: it copies and mutates it from the link
     "$VENV/bin/python" "$root/scripts/mutation_config.py" "$root/pyproject.toml" "$stage/pyproject.toml"
     ;;
   *)

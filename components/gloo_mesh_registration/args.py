@@ -507,8 +507,8 @@ def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambd
     discovered is checked as unknown (an address no user value equals; each range of versions with its own values),
     so that no conflict is left for the discovered values to reveal after resources have been declared."""
     known_address = settings.relay_server_address if isinstance(settings.relay_server_address, str) else DISCOVERED
-    version_known = isinstance(settings.agent_version, str)
-    versions = (settings.agent_version,) if version_known else settings.generation.value_versions()
+    given = settings.agent_version
+    versions = (given,) if isinstance(given, str) else settings.generation.value_versions()
     known_telemetry = (
         (settings.telemetry_gateway_address if isinstance(settings.telemetry_gateway_address, str) else DISCOVERED)
         if settings.telemetry
@@ -519,7 +519,7 @@ def check_agent_values(settings: RegistrationSettings, label: FieldLabel = lambd
         try:
             settings.helm_values(
                 server_address=cast(str, known_address),
-                agent_version=cast(str, version),
+                agent_version=version,
                 telemetry_address=cast("str | None", known_telemetry),
             )
         except ValueConflictError as conflict:
