@@ -4,6 +4,7 @@
 # how to look at it. Ctrl-C tears everything down (pulumi destroy, servers stopped); so does
 #   scripts/demo.sh --down
 # from another shell.
+#   scripts/demo.sh --once   registers, shows, then destroys and stops at once (no waiting; what tests/e2e runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${GLOO_DEMO_DIR:-${TMPDIR:-/tmp}/gloo-registration-demo}"
@@ -21,7 +22,15 @@ if [ "${1:-}" = "--down" ]; then
   exit 0
 fi
 
+once=()
+if [ "${1:-}" = "--once" ]; then
+  once=(--once)
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--once | --down]" >&2
+  exit 2
+fi
+
 source scripts/venv.sh
 bin=$(bash scripts/e2e-tools.sh)
 rm -rf "$work"
-exec "$VENV/bin/python" tests/e2e/demo.py --tools "$bin" --work "$work" --pid-file "$pid_file"
+exec "$VENV/bin/python" tests/e2e/demo.py --tools "$bin" --work "$work" --pid-file "$pid_file" "${once[@]}"

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_inputs_fed_from_other_resources_are_not_plain(schema: dict[str, Any]) -
     for name in ("mgmtProvider", "remoteProvider"):
         # The supported form of a reference to another package's provider; '#/resources/pulumi:providers:kubernetes'
         # (what the SDK infers) makes schema binding warn that it is deprecated (pulumi/pulumi#20029).
-        assert inputs[name]["$ref"] == "/kubernetes/v4.34.2/schema.json#/provider"
+        assert inputs[name]["$ref"] == f"/kubernetes/v{metadata.version('pulumi-kubernetes')}/schema.json#/provider"
     assert inputs["clusterName"]["plain"] is True  # it names the child resources, so it must be known up front
     assert component_schema(schema)["requiredInputs"] == ["clusterName"]
     enum = schema["types"]["gloo-mesh-relay:index:RelayDiscovery"]["enum"]

@@ -28,6 +28,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tools", type=Path, required=True, help="the folder scripts/e2e-tools.sh printed")
     parser.add_argument("--work", type=Path, required=True, help="where the demo keeps its servers and state")
     parser.add_argument("--pid-file", type=Path, required=True)
+    parser.add_argument("--once", action="store_true", help="destroy and stop right after showing the registration")
     options = parser.parse_args(argv)
     work: Path = options.work
     work.mkdir(parents=True, exist_ok=True)
@@ -43,13 +44,15 @@ def main(argv: list[str]) -> int:
         charts.build()
         charts.start()
         agent = SimulatedAgent(planes, "remote", namespace=REMOTE_NAMESPACE, cluster_name=CLUSTER).start()
+        # Pulumi as a user's machine holds it: the language hosts beside the CLI, the providers in the plugin cache.
         project = PulumiProject(
-            plugin_folder(options.tools, work / "bin"),
+            plugin_folder(options.tools, work / "bin", providers_on_path=False),
             work / "home",
             project_copy(ROOT, work / "project", "demo", one_cluster_config(planes, charts)),
             "demo",
         )
         try:
+            project.install_sdk_plugins()
             project.init()
             print("== pulumi up (real CLI, real kubernetes provider and Helm)", flush=True)
             result = project.run("up", "--yes", "--skip-preview")
@@ -63,11 +66,12 @@ Look at it:
   {kubectl} --context e2e-mgmt get kubernetesclusters -n gloo-mesh
   {kubectl} --context e2e-remote get secrets,configmaps -n {REMOTE_NAMESPACE}
   PULUMI_HOME={project.home / "pulumi-home"} PULUMI_BACKEND_URL={(project.home / "state").as_uri()} \\
-    PULUMI_CONFIG_PASSPHRASE=e2e-passphrase-not-a-secret {options.tools / "pulumi"} stack --cwd {project.project_dir}
-Ctrl-C here, or scripts/demo.sh --down, destroys the registration and stops the servers.""",
+    PULUMI_CONFIG_PASSPHRASE=e2e-passphrase-not-a-secret {project.bin_dir / "pulumi"} stack --cwd {project.project_dir}""",
                     flush=True,
                 )
-                stop.wait()
+                if not options.once:
+                    print("Ctrl-C here, or scripts/demo.sh --down, destroys the registration and stops the servers.")
+                    stop.wait()
             print("== pulumi destroy", flush=True)
             print(project.run("destroy", "--yes", "--skip-preview").output, flush=True)
             return result.returncode

@@ -4,13 +4,20 @@ Why: the only Python language host that builds here is sdk v3.68.0's (see e2e/to
 ``RunPlugin`` runs ``python <req.program> <args>`` in ``req.pwd``, but CLI 3.274 no longer sets ``program``: it sends
 ``info`` (a ProgramInfo: root and program directory, runtime options) and ``kind``. So ``pulumi preview --policy-pack``
 made the old host run ``python ''`` in the project folder, i.e. the project's program instead of the pack, and a
-Python component provider (``provider/PulumiPlugin.yaml``) cannot start either.
+Python component provider (``provider/PulumiPlugin.yaml``) cannot start either. And the old host reads the runtime
+options (``virtualenv``) only from its command line, which CLI 3.274 no longer passes (it passes the engine address
+only): the modern host reads them from each request.
 
 What is real: the CLI starts this file as ``pulumi-language-python`` (a shim in the suite's plugin folder) with its
 usual arguments; this file starts the real v3.68 host with exactly those arguments, and relays every LanguageRuntime
 RPC but ``RunPlugin`` to it unchanged: the request and response bytes, the call's metadata (less transport headers),
 deadline and cancellation, and an error's status, details and trailing metadata (so a rich error stays rich). Methods
-the installed ``pulumi`` wheel's descriptor does not list are answered UNIMPLEMENTED, as the older host would.
+the installed ``pulumi`` wheel's descriptor does not list are answered UNIMPLEMENTED, as the older host would. A call
+whose request carries a program with a ``virtualenv`` option (``Pulumi.yaml``'s ``runtime.options``; ``venv`` by
+default for a plugin's ``InstallDependencies``, as ``parseOptions`` does) goes to a real v3.68 host started with
+``-root`` and ``-virtualenv`` for that program (:class:`RealHosts`), so ``GetRequiredPlugins`` makes a missing
+virtualenv, ``InstallDependencies`` installs into it, ``Run`` runs the program with its ``bin/python`` (and fails with
+the host's own "doesn't appear to be a virtual environment" error when it is not one), as for users.
 
 What is emulated: ``RunPlugin``, following pulumi/pulumi at commit 1b5949891b3c (the Go sources are not copied):
 
@@ -33,9 +40,11 @@ What is emulated: ``RunPlugin``, following pulumi/pulumi at commit 1b5949891b3c 
   other Analyzer call is relayed to it from then on. A call that comes before ``ConfigureStack`` starts the pack
   without configuration, as ``awaitClient`` does.
 
-Not emulated (this project does not use them): the toolchains uv and poetry and the ``toolchain``/``typechecker``
-options, ``python -m pulumi.run.plugin`` for plugins without ``__main__.py``, the debugger, and ``parseOptions``'
-default ``virtualenv: venv`` for non-analyzer plugins (here they use ``PULUMI_PYTHON_CMD``, like the old host).
+  A plugin (any kind but ``analyzer``) without a ``virtualenv`` option runs from ``venv`` in its folder, as
+  ``parseOptions`` defaults it (the CLI has made it with ``InstallDependencies`` first).
+
+Not emulated (this project does not use them): the toolchains uv and poetry and the ``typechecker`` option,
+``python -m pulumi.run.plugin`` for plugins without ``__main__.py``, and the debugger.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from typing import IO, Any, NoReturn
 
 import grpc
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message_factory import GetMessageClass
 from pulumi.runtime.proto import analyzer_pb2, language_pb2
 
 LANGUAGE = language_pb2.DESCRIPTOR.services_by_name["LanguageRuntime"]
@@ -66,7 +76,8 @@ NO_DEADLINE = 365 * 24 * 3600.0
 CANNOT_RUN = "problem executing plugin program (could not run language executor)"
 
 Channel = Any  # grpc ships no type information
-ChannelSource = Callable[[], Channel]
+# Where a relayed call goes: given the method's descriptor and the request's bytes (None for a client stream).
+ChannelSource = Callable[[Any, bytes | None], Channel]
 
 
 class NotStartedError(Exception):
@@ -82,7 +93,7 @@ def serve(handler: Any, workers: int) -> tuple[Any, int]:
 
 
 def relay_service(service: Any, channel_of: ChannelSource, own: Mapping[str, Any]) -> Any:
-    """A handler for every method of ``service``: ``own[name]`` if given, else a relay to ``channel_of()``."""
+    """A handler for every method of ``service``: ``own[name]`` if given, else a relay to ``channel_of(method, request)``."""
     handlers = {
         method.name: own.get(method.name) or relay_method(f"/{service.full_name}/{method.name}", method, channel_of)
         for method in service.methods
@@ -96,7 +107,7 @@ def relay_method(path: str, method: Any, channel_of: ChannelSource) -> Any:
 
     def relay(request: Any, context: Any) -> Any:
         try:
-            target = getattr(channel_of(), kind)(path)
+            target = getattr(channel_of(method, None if method.client_streaming else request), kind)(path)
         except NotStartedError as error:
             _abort(context, grpc.StatusCode.UNKNOWN, str(error))
         metadata = [
@@ -155,7 +166,7 @@ class PolicyProxy:
             ),
             "ConfigureStack": grpc.unary_unary_rpc_method_handler(self._configure_stack),
         }
-        self._server, self.port = serve(relay_service(ANALYZER, self._pack, own), workers=32)
+        self._server, self.port = serve(relay_service(ANALYZER, lambda *_: self._pack(), own), workers=32)
 
     def _fulfil(self, config: analyzer_pb2.AnalyzerStackConfigureRequest | None) -> None:
         with self._lock:
@@ -223,12 +234,23 @@ def stack_environment(config: analyzer_pb2.AnalyzerStackConfigureRequest | None)
     return {key: value for key, value in values.items() if value}
 
 
+def virtualenv_option(info: language_pb2.ProgramInfo, is_plugin: bool) -> str:
+    """The ``virtualenv`` runtime option as the modern host reads it from a request (``parseOptions``): the program's
+    ``Pulumi.yaml`` (or ``PulumiPlugin.yaml``/``PulumiPolicy.yaml``) option, else ``venv`` for a plugin (not a policy
+    pack) with the pip toolchain or none, else none ("")."""
+    options = MessageToDict(info.options)
+    virtualenv = options.get("virtualenv", "")
+    if not isinstance(virtualenv, str):
+        raise RuntimeError("virtualenv option must be a string")
+    if not virtualenv and is_plugin and options.get("toolchain", "pip") in ("pip", "auto"):
+        return "venv"
+    return virtualenv
+
+
 def interpreter(request: language_pb2.RunPluginRequest) -> tuple[str, dict[str, str]]:
     """The Python to run and its base environment (``pip.go``: ``Command``, ``CommandPath``; ``ActivateVirtualEnv``)."""
     environment = dict(os.environ)
-    virtualenv = MessageToDict(request.info.options).get("virtualenv")
-    if virtualenv is not None and not isinstance(virtualenv, str):
-        raise RuntimeError("virtualenv option must be a string")
+    virtualenv = virtualenv_option(request.info, is_plugin=request.kind != "analyzer")
     if virtualenv:
         venv = Path(request.info.root_directory, virtualenv)
         environment = {k: v for k, v in environment.items() if k.upper() not in ("PYTHONHOME", "VIRTUAL_ENV")}
@@ -242,6 +264,69 @@ def interpreter(request: language_pb2.RunPluginRequest) -> tuple[str, dict[str, 
         if found:
             return found, environment
     raise RuntimeError(f"failed to locate any of {candidates} on your PATH. Have you installed Python 3.6 or greater?")
+
+
+HostKey = tuple[str, str]  # (root directory, virtualenv option): the startup flags of one real host
+
+
+class RealHosts:
+    """The real v3.68 hosts behind the glue: one started with no options (for calls that carry no program), and one
+    per ``(root, virtualenv)`` a request carries, started with ``-root`` and ``-virtualenv`` on first use.
+
+    Why: the v3.68 host reads those options only from its command line (``main.go``: ``-virtualenv``, ``-root``,
+    resolved by ``resolveVirtualEnvironmentPath``), which CLI 3.274 no longer passes (it passes the engine address
+    only: ``buildArgsForNewPlugin`` in ``sdk/go/common/resource/plugin/langruntime_plugin.go``); the modern host reads
+    them from each request's ``ProgramInfo`` instead. So a program with ``virtualenv: .venv`` runs from that
+    virtualenv (made by ``pulumi install`` or, when missing or empty, by the host itself), and a bad one gives the
+    real host's own error, as it would for users.
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self._argv = argv  # the real host, then the CLI's arguments (flags first, the engine address last)
+        self._lock = threading.Lock()
+        self._channels: dict[HostKey | None, Channel] = {}
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, key: HostKey | None) -> Channel:
+        """The channel to the host for ``key``, starting it first if needed (raises RuntimeError if it fails)."""
+        with self._lock:
+            if key in self._channels:
+                return self._channels[key]
+            flags = [] if key is None else [f"-virtualenv={key[1]}", f"-root={key[0]}"]
+            host = subprocess.Popen([self._argv[0], *flags, *self._argv[1:]], stdout=subprocess.PIPE)
+            self.processes.append(host)
+            assert host.stdout is not None
+            first = host.stdout.readline()
+            try:
+                port = int(first)
+            except ValueError:
+                host.kill()
+                raise RuntimeError(f"{self._argv[0]} printed {first!r} instead of its port") from None
+            threading.Thread(target=_copy, args=(host.stdout, sys.stdout.buffer), daemon=True).start()
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS)
+            self._channels[key] = channel
+            return channel
+
+    def route(self, method: Any, request: bytes | None) -> Channel:
+        """The host for a call: by the ``ProgramInfo`` the request carries, if any (``parseOptions`` of each method:
+        only ``InstallDependencies`` with ``is_plugin`` and ``RunPlugin`` treat the program as a plugin)."""
+        key: HostKey | None = None
+        if request is not None and "info" in method.input_type.fields_by_name:
+            message = GetMessageClass(method.input_type).FromString(request)
+            if message.HasField("info"):
+                is_plugin = method.name == "InstallDependencies" and message.is_plugin
+                virtualenv = virtualenv_option(message.info, is_plugin)
+                if virtualenv:
+                    key = (message.info.root_directory, virtualenv)
+        try:
+            return self.start(key)
+        except RuntimeError as error:
+            raise NotStartedError(str(error)) from error
+
+    def stop(self) -> None:
+        for host in self.processes:
+            if host.poll() is None:
+                host.kill()
 
 
 def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
@@ -337,28 +422,24 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(f"usage: {argv[0]} <real pulumi-language-python> [its arguments...]", file=sys.stderr)
         return 2
-    host = subprocess.Popen(argv[1:], stdout=subprocess.PIPE)
-    assert host.stdout is not None
-    first = host.stdout.readline()
+    hosts = RealHosts(argv[1:])
     try:
-        host_port = int(first)
-    except ValueError:
-        print(f"language_host.py: {argv[1]} printed {first!r} instead of its port", file=sys.stderr)
-        host.kill()
+        hosts.start(None)  # the host for calls without a program; it also tells the glue's lifetime
+    except RuntimeError as error:
+        print(f"language_host.py: {error}", file=sys.stderr)
+        hosts.stop()
         return 1
-    channel = grpc.insecure_channel(f"127.0.0.1:{host_port}", options=GRPC_OPTIONS)
+    default = hosts.processes[0]
     own = {"RunPlugin": grpc.unary_stream_rpc_method_handler(run_plugin)}
-    server, port = serve(relay_service(LANGUAGE, lambda: channel, own), workers=64)
-    print(port, flush=True)  # our port first, like any plugin; the real host's later output follows
-    threading.Thread(target=_copy, args=(host.stdout, sys.stdout.buffer), daemon=True).start()
+    server, port = serve(relay_service(LANGUAGE, hosts.route, own), workers=64)
+    print(port, flush=True)  # our port first, like any plugin; the real hosts' later output follows
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: host.terminate())
+        signal.signal(signum, lambda *_: default.terminate())
     try:
-        code = host.wait()
+        code = default.wait()
     finally:
         server.stop(None)
-        if host.poll() is None:
-            host.kill()
+        hosts.stop()
     return code if code >= 0 else 128 - code
 
 

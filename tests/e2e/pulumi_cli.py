@@ -1,8 +1,9 @@
 """The real ``pulumi`` CLI, run on this project with a file backend and a passphrase in a temporary folder.
 
-Plugins come from one folder on PATH (the CLI finds ``pulumi-language-python``, ``pulumi-resource-kubernetes`` and
-``pulumi-resource-command`` there as ambient plugins); automatic plugin downloads and update checks are off, so a
-missing plugin is an error rather than a download attempt. ``pulumi-language-python`` there is the real v3.68 host
+Plugins come from one folder on PATH, laid out as a Pulumi installation (:func:`plugin_folder`: the language hosts
+beside the CLI; the providers ``pulumi-resource-kubernetes`` and ``pulumi-resource-command`` there as ambient plugins,
+or installed into the plugin cache as a user's machine holds them); automatic plugin downloads and update checks are
+off, so a missing plugin is an error rather than a download attempt. ``pulumi-language-python`` there is the real v3.68 host
 behind ``language_host.py``, which gives it the ``RunPlugin`` of the modern host (policy packs, Python plugins).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,22 +45,46 @@ class Result:
         return self
 
 
-def plugin_folder(tools_bin: Path, folder: Path) -> Path:
-    """A bin folder: the built tools, the command provider stand-in (see command_provider.py for why), and the
-    real Python language host behind the glue that gives it the modern ``RunPlugin`` (see language_host.py)."""
+RESOURCE_PLUGIN = "pulumi-resource-"
+BUNDLED_RESOURCE_PLUGINS = ("pulumi-resource-pulumi-python", "pulumi-resource-pulumi-nodejs")
+
+
+def plugin_folder(tools_bin: Path, folder: Path, *, providers_on_path: bool = True) -> Path:
+    """A bin folder laid out as a Pulumi installation: the CLI with the language hosts beside it (the real Python host
+    behind the glue that gives it the modern ``RunPlugin``, see language_host.py), ``kubectl``, and the other tools.
+
+    ``pulumi`` is a hard link (a copy across file systems), not a symbolic one: the CLI looks for its bundled plugins
+    (the language hosts) beside its own resolved path, and warns "using pulumi-language-python from $PATH" about each
+    one found on ``PATH`` anywhere else (``sdk/go/common/workspace/plugins.go``, ``GetPluginPath``), as it would on a
+    user's machine whose installation is broken.
+
+    The resource plugins (the kubernetes provider build and the command provider stand-in, see command_provider.py)
+    are on ``PATH`` too by default, which the CLI announces with a "using ... from $PATH" warning each. With
+    ``providers_on_path=False`` they go to ``folder/providers`` instead, to be installed into the plugin cache as a
+    user's machine holds them (:meth:`PulumiProject.install_sdk_plugins`); then the CLI prints no such warning.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    providers = folder / "providers"
+    providers.mkdir(exist_ok=True)
     for tool in tools_bin.iterdir():
-        link = folder / tool.name
-        if tool.name != LANGUAGE_HOST and not link.exists():
-            link.symlink_to(tool.resolve())
+        provider = tool.name.startswith(RESOURCE_PLUGIN) and tool.name not in BUNDLED_RESOURCE_PLUGINS
+        link = (folder if providers_on_path or not provider else providers) / tool.name
+        if tool.name in (LANGUAGE_HOST, "pulumi") or link.exists():
+            continue
+        link.symlink_to(tool.resolve())
+    cli = folder / "pulumi"
+    if not cli.exists():
+        try:
+            os.link((tools_bin / "pulumi").resolve(), cli)
+        except OSError:  # another file system
+            shutil.copy2((tools_bin / "pulumi").resolve(), cli)
     e2e = ROOT / "tests" / "e2e"
     # The real host finds pulumi-language-python-exec next to its resolved executable: call it by that path.
     shims = {
-        "pulumi-resource-command": f'"{e2e / "command_provider.py"}"',
-        LANGUAGE_HOST: f'"{e2e / "language_host.py"}" "{(tools_bin / LANGUAGE_HOST).resolve()}"',
+        (folder if providers_on_path else providers) / "pulumi-resource-command": f'"{e2e / "command_provider.py"}"',
+        folder / LANGUAGE_HOST: f'"{e2e / "language_host.py"}" "{(tools_bin / LANGUAGE_HOST).resolve()}"',
     }
-    for name, script in shims.items():
-        shim = folder / name
+    for shim, script in shims.items():
         shim.unlink(missing_ok=True)  # never write through a link into a real tool
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" {script} "$@"\n')
         shim.chmod(0o755)
@@ -71,8 +97,9 @@ CODEGEN_HOST = "pulumi-language-codegen"
 def codegen_folder(tools_bin: Path, folder: Path) -> Path:
     """:func:`plugin_folder` plus ``pulumi-language-nodejs`` and ``pulumi-language-go``: links to the codegen-only host
     (``e2e/tools/language-codegen``), which answers ``GeneratePackage`` with pkg/v3's code generators and nothing else
-    (the real Node.js and Go hosts are not served by the Go module proxy; see its main.go). Only for ``gen-sdk``."""
-    plugin_folder(tools_bin, folder)
+    (the real Node.js and Go hosts are not served by the Go module proxy; see its main.go). Only for ``gen-sdk``. The
+    providers are not on PATH: install them with :meth:`PulumiProject.install_sdk_plugins`."""
+    plugin_folder(tools_bin, folder, providers_on_path=False)
     for language in ("nodejs", "go"):
         link = folder / f"pulumi-language-{language}"
         link.unlink(missing_ok=True)
@@ -84,29 +111,29 @@ def component_provider_copy(folder: Path) -> Path:
     """``provider/`` as a user's ``pulumi package add <repository>/provider`` finds it, copied to ``folder``.
 
     Why a copy: before the CLI starts a Python plugin from a folder it installs the folder's ``requirements.txt`` into
-    a virtualenv it makes in that folder, which must not happen in the work tree. ``requirements.txt``'s ``..`` (this
-    repository) becomes the repository's absolute path, so pip installs this checkout, as ``..`` does in place.
+    a virtualenv it makes in that folder (``venv``), which must not happen in the work tree. Paths in
+    ``requirements.txt`` (``..``, this repository, and ``../constraints.txt``, its pins) become absolute, so pip
+    installs this checkout under the repository's pins, as they do in place.
     """
     folder.mkdir(parents=True, exist_ok=True)
     source = ROOT / "provider"
     for name in ("PulumiPlugin.yaml", "__main__.py", "schema.json"):
         shutil.copy(source / name, folder / name)
-    requirements = (source / "requirements.txt").read_text().splitlines()
-    (folder / "requirements.txt").write_text(
-        "\n".join(str(ROOT) if line.strip() == ".." else line for line in requirements) + "\n"
-    )
+    requirements = (source / "requirements.txt").read_text()
+    (folder / "requirements.txt").write_text(re.sub(r"(?m)(^|\s)\.\.(?=/|$)", rf"\g<1>{ROOT}", requirements))
     return folder
 
 
 def project_copy(source: Path, folder: Path, stack: str, config: dict[str, Any]) -> Path:
     """The program at ``source`` as a project in ``folder``, with one stack file written from ``config``.
 
-    ``Pulumi.yaml`` and the program are copied, the virtualenv is linked (the component package is installed in it,
-    editable, from this checkout), and ``stacks/`` is the copy's own: ``pulumi stack init`` writes the passphrase
+    ``Pulumi.yaml`` and the program are copied, the virtualenv ``.venv`` is linked to the suite's (the component
+    package is installed in it, editable, from this checkout; the language host runs the program with its
+    ``bin/python``, see language_host.py), and ``stacks/`` is the copy's own: ``pulumi stack init`` writes the passphrase
     salt there, never into the work tree.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("Pulumi.yaml", "__main__.py", "requirements.txt"):
+    for name in ("Pulumi.yaml", "__main__.py", "requirements.txt", "constraints.txt"):
         if (source / name).exists():
             shutil.copy(source / name, folder / name)
     venv = folder / ".venv"
@@ -139,9 +166,6 @@ class PulumiProject:
         env = {
             **os.environ,
             "PATH": os.pathsep.join([str(self.bin_dir), venv_bin, os.environ.get("PATH", "")]),
-            # The language host (sdk v3.68.0, see e2e/tools/language-python/go.mod) predates runtime options sent per
-            # request and does not see Pulumi.yaml's `virtualenv`: it runs the interpreter named here.
-            "PULUMI_PYTHON_CMD": sys.executable,
             "PULUMI_HOME": str(self.home / "pulumi-home"),
             "PULUMI_BACKEND_URL": (self.home / "state").as_uri(),
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
@@ -228,7 +252,8 @@ class PulumiProject:
         when it installs a Python plugin's dependencies (``provider/requirements.txt``) or a program's."""
         for package in ("kubernetes", "command"):
             version = importlib.metadata.version(f"pulumi-{package}")
-            binary = self.bin_dir / f"pulumi-resource-{package}"
+            name = f"{RESOURCE_PLUGIN}{package}"
+            binary = next(b for b in (self.bin_dir / name, self.bin_dir / "providers" / name) if b.exists())
             self.run("plugin", "install", "resource", package, version, "--file", str(binary), stack=False).check()
 
     def outputs(self, show_secrets: bool = False) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The README's main command, ``scripts/up.sh``, run as written on a copy of this project, with the real CLI.
 
-The script does its own set-up (``pulumi install``: a virtualenv and the pinned requirements from PyPI, and the
-providers; ``pulumi stack select --create`` with a passphrase), then ``pulumi up``. With the v3.68 language host built
-here, ``pulumi install`` makes the virtualenv in the project folder rather than ``.venv`` and the program runs with
-``PULUMI_PYTHON_CMD`` (see ``language_host.py``); a current host honours ``Pulumi.yaml``'s ``virtualenv``.
+The script does its own set-up (``pulumi install``: the virtualenv ``.venv`` that ``Pulumi.yaml`` names, with the
+pinned requirements from PyPI, and the providers; ``pulumi stack select --create`` with a passphrase), then ``pulumi
+up``. The program then runs from that ``.venv``, as for users: the real language host is started with the options
+``Pulumi.yaml`` declares (see ``language_host.py``), and nothing names another interpreter (no ``PULUMI_PYTHON_CMD``).
 
 The script also gives the run a ``TMPDIR`` of its own and empties it afterwards, because of what the kubernetes
 provider does, shown here too: each time it starts with a kubeconfig, it writes a full copy of it (client key
@@ -14,8 +14,8 @@ included) into ``$TMPDIR`` and never deletes it (pulumi-kubernetes ``pkg/provide
 from __future__ import annotations
 
 import base64
-import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -25,7 +25,7 @@ import pytest
 
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
+from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
 from .registration_checks import assert_nothing_registered, assert_registered, wait_until
 from .test_real_engine import one_cluster_config
 
@@ -43,7 +43,7 @@ def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
 
 @pytest.fixture(scope="module")
 def user(
-    bin_dir: Path,
+    tools_bin: Path,
     e2e_dir: Path,
     planes: ControlPlanes,
     management_plane: ManagementPlane,
@@ -67,15 +67,20 @@ def user(
     shutil.copy(ROOT / "scripts" / "up.sh", folder / "scripts" / "up.sh")
     home = e2e_dir / "home-main-job"
     (home / "user").mkdir(parents=True, exist_ok=True)
+    # Pulumi as a user's machine holds it: the CLI with its language hosts beside it, kubectl on PATH, and the
+    # providers in the plugin cache. `pulumi install` would download the providers the SDKs ask for; get.pulumi.com is
+    # out of reach here, so they are installed from the local builds under those versions first, as an offline user
+    # would (see README, the table of what is real: the kubernetes provider is the release the SDK asks for, the
+    # command provider the stand-in).
+    bin_dir = plugin_folder(tools_bin, e2e_dir / "bin-user", providers_on_path=False)
     cli = PulumiProject(bin_dir, home, folder, STACK, extra_env={"HOME": str(home / "user")})
-    # `pulumi install` installs the providers the SDKs ask for; get.pulumi.com is out of reach here, so they are
-    # installed from the local builds under those versions first, as an offline user would (see README, the table
-    # of what is real: the kubernetes provider is v4.25, the command provider the stand-in).
-    for package in ("kubernetes", "command"):
-        version = importlib.metadata.version(f"pulumi-{package}")
-        binary = bin_dir / f"pulumi-resource-{package}"
-        cli.run("plugin", "install", "resource", package, version, "--file", str(binary), stack=False).check()
+    cli.install_sdk_plugins()
     return cli
+
+
+def warnings(output: str) -> list[str]:
+    """The lines of a run's output that warn (the CLI's ``warning:`` diagnostics, pip's ``WARNING:``)."""
+    return [line for line in output.splitlines() if re.search(r"(?i)\bwarn(ing)?\b", line)]
 
 
 def environment(cli: PulumiProject, tmp: Path) -> dict[str, str]:
@@ -104,8 +109,73 @@ def test_up_sh_registers_the_stack_and_leaves_no_kubeconfig_copy_behind(
     )
     assert run.returncode == 0, f"scripts/up.sh exited {run.returncode}:\n{(run.stdout + run.stderr)[-12000:]}"
     assert_registered(planes, "remote", CLUSTER, NAMESPACE, management_plane.agent_version)
+    # Nothing a user would have to wonder about: no plugin found in an unexpected place, no version mismatch.
+    assert not warnings(run.stdout + run.stderr), run.stdout + run.stderr
     # The token guards may outlive the run by a moment; then the run's folder goes too, and nothing is left.
     wait_until(lambda: not any(tmp.iterdir()), f"{tmp} to be empty", timeout=60)
+
+
+# A `.pth` file runs its `import` lines at every start of the interpreter it belongs to: this one records which Python
+# ran what, when the test asks for it (the variable reaches the program through the CLI and the language host).
+INTERPRETER_RECORDER = (
+    "import os, sys; _f = os.environ.get('GLOO_E2E_INTERPRETERS'); "
+    "_f and open(_f, 'a').write(sys.executable + ' ' + (sys.argv[0] if sys.argv else '') + '\\n')\n"
+)
+
+
+def test_the_program_runs_from_the_venv_pulumi_install_made(user: PulumiProject, tmp_path: Path) -> None:
+    venv = user.project_dir / ".venv"
+    assert (venv / "pyvenv.cfg").is_file() and not venv.is_symlink()
+    installed = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import gloo_mesh_registration, pulumi_kubernetes; print('ok')"],
+        capture_output=True,
+        text=True,
+    )
+    assert installed.stdout.strip() == "ok", installed.stderr
+    [site_packages] = venv.glob("lib/python3*/site-packages")
+    recorder = site_packages / "zz_gloo_e2e_interpreters.pth"
+    recorder.write_text(INTERPRETER_RECORDER)
+    record = tmp_path / "interpreters"
+    try:
+        preview = subprocess.run(
+            user.argv("preview", "--expect-no-changes"),
+            env={**environment(user, tmp_path), "GLOO_E2E_INTERPRETERS": str(record)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        recorder.unlink()
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    runs = [line.split(" ", 1) for line in record.read_text().splitlines()]
+    # The program itself: the host's executor script, run by the virtualenv's python (not the suite's).
+    assert [str(venv / "bin" / "python")] == sorted(
+        {python for python, script in runs if script.endswith("pulumi-language-python-exec")}
+    ), runs
+
+
+def test_a_venv_that_is_not_one_gets_the_hosts_error(user: PulumiProject, tmp_path: Path) -> None:
+    """``.venv`` there but not a virtualenv (say, a copy from another machine without its ``bin/python``): the real
+    host says so and how to make one; the program does not run on some other Python."""
+    venv = user.project_dir / ".venv"
+    aside = user.project_dir / ".venv-aside"
+    venv.rename(aside)
+    try:
+        venv.mkdir()
+        (venv / "README").write_text("not a virtualenv\n")
+        preview = subprocess.run(
+            user.argv("preview"), env=environment(user, tmp_path), capture_output=True, text=True, timeout=600
+        )
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+        aside.rename(venv)
+    assert preview.returncode != 0
+    output = " ".join((preview.stdout + preview.stderr).split())
+    assert (
+        f'The \'virtualenv\' option in Pulumi.yaml is set to ".venv", but "{venv}" doesn\'t appear to be a virtual '
+        "environment" in output
+    ), output[-4000:]
+    assert f"{venv}/bin/python -m pip install -r requirements.txt" in output
 
 
 def test_the_provider_itself_leaves_kubeconfig_copies_in_tmpdir(

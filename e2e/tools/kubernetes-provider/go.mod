@@ -2,8 +2,10 @@ module gloo-registration/e2e/tools/kubernetes-provider
 
 go 1.26
 
-// The proxy serves exactly one pseudo-version of provider/v4: the v4.25.0 release commit (f47bc2d6f199).
-// Nothing matching the Python SDK's 4.34.2 is served (sdk/v4 v4.34.2 is refused).
+// The proxy serves exactly one pseudo-version of provider/v4: the v4.25.0 release commit (f47bc2d6f199), which is
+// tag v4.25.0 in pulumi/pulumi-kubernetes. Newer releases' commits are refused (tried 4.32.0 and 4.33.0 on
+// 2026-12-06), so constraints.txt pins the Python SDK at 4.25.0 too: users get the provider the suite runs
+// (tests/test_versions.py).
 require github.com/pulumi/pulumi-kubernetes/provider/v4 v4.0.0-20260115033456-f47bc2d6f199
 
 require (
