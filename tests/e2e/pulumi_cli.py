@@ -9,6 +9,7 @@ behind ``language_host.py``, which gives it the ``RunPlugin`` of the modern host
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -144,6 +146,34 @@ def project_copy(source: Path, folder: Path, stack: str, config: dict[str, Any])
     stacks.mkdir(parents=True, exist_ok=True)
     (stacks / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     return folder
+
+
+# A `.pth` file runs its `import` lines at every start of the interpreter it belongs to: this one appends which Python
+# ran which script to the file named by GLOO_E2E_INTERPRETERS, when that is set (it reaches the programs and plugins
+# through the CLI and the language host).
+INTERPRETER_RECORDER = (
+    "import os, sys; _f = os.environ.get('GLOO_E2E_INTERPRETERS'); "
+    "_f and open(_f, 'a').write(sys.executable + ' ' + (sys.argv[0] if sys.argv else '') + '\\n')\n"
+)
+
+
+@contextlib.contextmanager
+def recording_interpreters(venv: Path, record: Path) -> Iterator[dict[str, str]]:
+    """While in the block, every start of ``venv``'s Python appends ``<sys.executable> <sys.argv[0]>`` to ``record``
+    for a process with the returned environment variables; the recorder is gone afterwards."""
+    [site_packages] = venv.glob("lib/python3*/site-packages")
+    recorder = site_packages / "zz_gloo_e2e_interpreters.pth"
+    recorder.write_text(INTERPRETER_RECORDER)
+    try:
+        yield {"GLOO_E2E_INTERPRETERS": str(record)}
+    finally:
+        recorder.unlink()
+
+
+def recorded_runs(record: Path) -> list[tuple[str, str]]:
+    """``(python, script)`` for each start :func:`recording_interpreters` recorded."""
+    lines = record.read_text().splitlines() if record.exists() else []
+    return [(python, script) for python, _, script in (line.partition(" ") for line in lines)]
 
 
 class PulumiProject:

@@ -14,6 +14,7 @@ included) into ``$TMPDIR`` and never deletes it (pulumi-kubernetes ``pkg/provide
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import pytest
 
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
+from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy, recorded_runs, recording_interpreters
 from .registration_checks import assert_nothing_registered, assert_registered, wait_until
 from .test_real_engine import one_cluster_config
 
@@ -115,39 +116,24 @@ def test_up_sh_registers_the_stack_and_leaves_no_kubeconfig_copy_behind(
     wait_until(lambda: not any(tmp.iterdir()), f"{tmp} to be empty", timeout=60)
 
 
-# A `.pth` file runs its `import` lines at every start of the interpreter it belongs to: this one records which Python
-# ran what, when the test asks for it (the variable reaches the program through the CLI and the language host).
-INTERPRETER_RECORDER = (
-    "import os, sys; _f = os.environ.get('GLOO_E2E_INTERPRETERS'); "
-    "_f and open(_f, 'a').write(sys.executable + ' ' + (sys.argv[0] if sys.argv else '') + '\\n')\n"
-)
-
-
 def test_the_program_runs_from_the_venv_pulumi_install_made(user: PulumiProject, tmp_path: Path) -> None:
     venv = user.project_dir / ".venv"
     assert (venv / "pyvenv.cfg").is_file() and not venv.is_symlink()
-    installed = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import gloo_mesh_registration, pulumi_kubernetes; print('ok')"],
-        capture_output=True,
-        text=True,
-    )
-    assert installed.stdout.strip() == "ok", installed.stderr
-    [site_packages] = venv.glob("lib/python3*/site-packages")
-    recorder = site_packages / "zz_gloo_e2e_interpreters.pth"
-    recorder.write_text(INTERPRETER_RECORDER)
+    # The component and the pinned SDKs (constraints.txt), the versions the suite runs with.
+    probe = "import gloo_mesh_registration, importlib.metadata as m; print(m.version('pulumi-kubernetes'))"
+    installed = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True)
+    assert installed.stdout.strip() == importlib.metadata.version("pulumi-kubernetes"), installed.stderr
     record = tmp_path / "interpreters"
-    try:
+    with recording_interpreters(venv, record) as recording:
         preview = subprocess.run(
             user.argv("preview", "--expect-no-changes"),
-            env={**environment(user, tmp_path), "GLOO_E2E_INTERPRETERS": str(record)},
+            env={**environment(user, tmp_path), **recording},
             capture_output=True,
             text=True,
             timeout=600,
         )
-    finally:
-        recorder.unlink()
     assert preview.returncode == 0, preview.stdout + preview.stderr
-    runs = [line.split(" ", 1) for line in record.read_text().splitlines()]
+    runs = recorded_runs(record)
     # The program itself: the host's executor script, run by the virtualenv's python (not the suite's).
     assert [str(venv / "bin" / "python")] == sorted(
         {python for python, script in runs if script.endswith("pulumi-language-python-exec")}
