@@ -27,8 +27,16 @@ class GenerationName(StrEnum):
     and ``gloo-platform``."""
 
 
-GLOBAL_INSECURE_SINCE = "1.1.0-beta17"
-"""The first 1.x agent that reads ``global.insecure``; earlier ones read ``relay.insecure``."""
+GLOBAL_INSECURE_SINCE = "1.1.0-beta20"
+"""The first 1.x agent that reads ``global.insecure``; earlier ones read ``relay.insecure``.
+
+Source: solo-io/gloo-mesh, ``docs/content/reference/helm/gloo_mesh_enterprise/latest/enterprise_agent.md``: the
+reference generated for v1.1.0-beta20 (commit 908a260572e28234d2169bfc58507e253f7af6ed, its ``_index.md`` titled
+"v1.1.0-beta20") is the first with ``global.insecure``; those generated for v1.1.0-beta18 (acfe79712cf2) and
+v1.1.0-beta19 (16daf13b8207) lack it. The insecure registration guide
+(``docs/content/setup/cluster_registration/enterprise_insecure_cluster_registration.md``, commit
+8cc2b3ff9d1eb1337ce71fa01b860654a7da8fb8) says "v1.1.0-beta20 or above is required". ``v1.1.0-beta17`` is an
+open-source meshctl tag, not an enterprise chart version."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,7 @@ class EnterpriseAgent1(AgentGeneration):
         relay: dict[str, Any] = {"serverAddress": server_address, "cluster": cluster_name, "authority": authority}
         values: dict[str, Any] = {"relay": relay}
         if insecure:
-            # 1.0.x reads relay.insecure; global.insecure replaced it in 1.1.0-beta17.
+            # Before 1.1.0-beta20 the agent reads relay.insecure; from it on, global.insecure (GLOBAL_INSECURE_SINCE).
             if semver.Version.parse(agent_version) < semver.Version.parse(GLOBAL_INSECURE_SINCE):
                 relay["insecure"] = True
             else:
