@@ -52,6 +52,8 @@ class AgentGeneration(ABC):
     """A chart with the agent's CRDs, installed (at the same version) before the agent's; None: the agent chart has
     them."""
     default_namespace: str
+    agent_deployment: str
+    """The agent's Deployment on the registered cluster (whose logs say why a client certificate does not come)."""
     server_deployment: str
     server_container_hint: str
     server_service: str
@@ -230,6 +232,7 @@ GLOO_MESH_ENTERPRISE_1X = EnterpriseAgent1(
     release_name="enterprise-agent",
     crds_chart=None,
     default_namespace="gloo-mesh",
+    agent_deployment="enterprise-agent",
     server_deployment="enterprise-networking",
     server_container_hint="networking",
     server_service="enterprise-networking",
@@ -257,6 +260,9 @@ GLOO_PLATFORM_2X = GlooPlatform2(
     release_name="gloo-platform",
     crds_chart="gloo-platform-crds",
     default_namespace="gloo-mesh",
+    # solo-io/workshops gloo-mesh/enterprise/2-9/default/README.md (01c2f6ee37f6): `rollout restart deploy
+    # gloo-mesh-agent`, `scale deployment.apps/gloo-mesh-agent` on a workload cluster.
+    agent_deployment="gloo-mesh-agent",
     server_deployment="gloo-mesh-mgmt-server",
     server_container_hint="mgmt-server",
     server_service="gloo-mesh-mgmt-server",

@@ -484,6 +484,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         step = client_certificate_step(
             self._identity,
             cluster_name=s.cluster_name,
+            agent_deployment=s.generation.agent_deployment,
             timeout_seconds=s.client_cert_timeout_seconds,
             remove_token=s.remove_bootstrap_token,
         )
