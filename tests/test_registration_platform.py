@@ -14,6 +14,7 @@ from builders import registration_args
 from engine_double import (
     CA_CERT,
     CLUSTER_2X,
+    DEPLOYMENT,
     KEEPS_TOKEN,
     NAMESPACE,
     RELEASE,
@@ -26,7 +27,7 @@ from engine_double import (
 )
 from test_registration_graph import destroy_order
 
-from gloo_mesh_registration import RegistrationConfigError, RemoteClusterRegistration
+from gloo_mesh_registration import DiscoveryError, RegistrationConfigError, RemoteClusterRegistration
 from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
 
 
@@ -199,3 +200,68 @@ def test_adopting_a_2x_cluster_imports_both_releases() -> None:
         "gloo-platform": "gloo-mesh/gloo-platform",
     }
     assert {r.resource_id for r in register().registered(RELEASE)} == {""}
+
+
+# -- a 2.x management plane below 2.3 ---------------------------------------------------------------------------
+# solo-io/workshops (01c2f6ee37f6) gloo-mesh/old-versions/gloo-mesh-2-2/default/README.md: 2.2.6 installs the agent
+# with `helm upgrade --install gloo-mesh-agent gloo-mesh-agent/gloo-mesh-agent --set cluster=... --set
+# relay.serverAddress=...`; gloo-mesh-2-3/default/README.md (2.3.18) is the first with gloo-platform-crds and
+# gloo-platform. The charts this registration installs do not exist below 2.3.
+
+BELOW_2_3 = (
+    "is older than 2.3, the first Gloo Platform 2.x version this registration can install: Gloo Mesh 2.0 to 2.2 ship "
+    "the agent as one chart, gloo-mesh-agent (repository https://storage.googleapis.com/gloo-mesh-enterprise/"
+    "gloo-mesh-agent), with top-level `cluster` and `relay.*` values; the gloo-platform-crds and gloo-platform charts "
+    "this registration installs start at 2.3. Fix: upgrade the management plane to 2.3 or later, or register this "
+    "cluster with the charts of its own version outside this stack"
+)
+
+
+def _server_at(tag: str) -> FakeClusters:
+    fake = FakeClusters(platform=True)
+    deployment = fake.objects[(DEPLOYMENT, "gloo-mesh/gloo-mesh-mgmt-server")]
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = f"gcr.io/gloo-mesh/gloo-mesh-mgmt-server:{tag}"
+    return fake
+
+
+@pytest.mark.parametrize("version", ["2.2.6", "v2.2.99", "2.0.0", "1.1.6"])
+def test_a_given_version_below_2_3_is_refused_before_anything_is_declared(version: str) -> None:
+    monitor = RecordingMonitor(FakeClusters(platform=True))
+    args = registration_args("workload-1", "mgmt-platform", "workload-1", agent_version=version)
+    with pytest.raises(RegistrationConfigError) as refused:
+        run_program(lambda: RemoteClusterRegistration("workload-1", args), monitor=monitor)
+    assert str(refused.value) == f"agent_version: {version.removeprefix('v')!r} {BELOW_2_3}"
+    assert monitor.records == [], [(r.type, r.name) for r in monitor.records]
+
+
+@pytest.mark.parametrize("version", ["2.3.0", "2.3.0-beta1", "v2.3.18", "3.0.0"])
+def test_a_given_version_from_2_3_on_is_installed(version: str) -> None:
+    agent = plain(_releases(register(agent_version=version))["gloo-platform"].inputs)
+    assert agent["version"] == version.removeprefix("v")
+
+
+def test_a_discovered_server_below_2_3_is_refused_where_a_discovered_version_is_checked() -> None:
+    """As a discovered tag that is no version: once the server Deployment is read, which a preview does too."""
+    for preview in (True, False):
+        with pytest.raises(DiscoveryError) as refused:
+            register(_server_at("2.2.6"), preview=preview)
+        assert str(refused.value) == (
+            "agent_version: '2.2.6', the server version discovered from Deployment gloo-mesh/gloo-mesh-mgmt-server "
+            "(context 'mgmt-platform') (image 'gcr.io/gloo-mesh/gloo-mesh-mgmt-server:2.2.6'), " + BELOW_2_3
+        )
+    assert plain(_releases(register(_server_at("v2.3.0")))["gloo-platform"].inputs)["version"] == "2.3.0"
+
+
+def test_a_version_below_2_3_from_another_resource_is_refused_once_it_resolves() -> None:
+    # The SDK reports it as the failure of the input that waited for it.
+    with pytest.raises(ValueError, match=r"has risen: agent_version: '2\.2\.6' is older than 2\.3"):
+        register(agent_version=pulumi.Output.from_input("v2.2.6"))
+
+
+def test_a_1x_registration_has_no_such_floor() -> None:
+    release = plain(
+        register(FakeClusters(), agent_generation="gloo-mesh-enterprise-1", agent_version="1.0.9")
+        .registered(RELEASE)[0]
+        .inputs
+    )
+    assert (release["chart"], release["version"]) == ("enterprise-agent", "1.0.9")

@@ -168,6 +168,10 @@ def config(**entries: Any) -> dict[str, Any]:
             r"management.relayServerAddress: 'nope' has no valid port",
         ),
         ({"management": "kind-mgmt"}, r"management: str is not an object"),
+        (
+            {"management": {"context": "m", "agentGeneration": "gloo-platform-2", "agentVersion": "v2.2.6"}},
+            r"management.agentVersion: '2.2.6' is older than 2.3, the first Gloo Platform 2.x version",
+        ),
     ],
 )
 def test_stack_config_errors_name_the_stack_file_key(entries: dict[str, Any], message: str) -> None:

@@ -75,6 +75,18 @@ class AgentGeneration(ABC):
     telemetry_service: str | None
     """The telemetry gateway Service on the management cluster (None: the generation has none)."""
     telemetry_port_name: str | None
+    minimum_version: tuple[int, int] | None = None
+    """The first (major, minor) release whose charts and values are this generation's; None: every version."""
+    minimum_version_reason: str = ""
+    """Why an earlier version cannot be registered as this generation (for the error that refuses it)."""
+
+    def below_minimum(self, version: str) -> bool:
+        """Whether ``version`` (semver, already normalized) is older than :attr:`minimum_version` (prereleases of the
+        minimum release count as that release)."""
+        if self.minimum_version is None:
+            return False
+        parsed = semver.Version.parse(version)
+        return (parsed.major, parsed.minor) < self.minimum_version
 
     @property
     def cluster_resource(self) -> str:
@@ -281,6 +293,14 @@ GLOO_PLATFORM_2X = GlooPlatform2(
     removes_token_by_default=False,
     telemetry_service="gloo-telemetry-gateway",
     telemetry_port_name="otlp",
+    # solo-io/workshops gloo-mesh/old-versions/gloo-mesh-2-2/default/README.md (01c2f6ee37f6): 2.2.6 installs
+    # `helm upgrade --install gloo-mesh-agent gloo-mesh-agent/gloo-mesh-agent` with `--set cluster=...`,
+    # `relay.serverAddress`, `relay.authority`; gloo-mesh-2-3/default/README.md (2.3.18) is the first with
+    # `gloo-platform-crds` and `gloo-platform`.
+    minimum_version=(2, 3),
+    minimum_version_reason="Gloo Mesh 2.0 to 2.2 ship the agent as one chart, gloo-mesh-agent (repository "
+    "https://storage.googleapis.com/gloo-mesh-enterprise/gloo-mesh-agent), with top-level `cluster` and `relay.*` "
+    "values; the gloo-platform-crds and gloo-platform charts this registration installs start at 2.3",
 )
 
 GENERATIONS: dict[GenerationName, AgentGeneration] = {

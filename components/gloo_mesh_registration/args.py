@@ -244,6 +244,28 @@ def normalize_agent_version(label: str, value: str) -> str:
     return version
 
 
+def generation_version_problem(version: str, generation: AgentGeneration) -> tuple[str, str] | None:
+    """Why ``generation`` cannot register an agent of ``version`` (normalized), and the fix; None when it can."""
+    if not generation.below_minimum(version):
+        return None
+    assert generation.minimum_version is not None
+    first = ".".join(map(str, generation.minimum_version))
+    return (
+        f"is older than {first}, the first {generation.label} version this registration can install: "
+        f"{generation.minimum_version_reason}",
+        f"upgrade the management plane to {first} or later, or register this cluster with the charts of its own "
+        "version outside this stack",
+    )
+
+
+def check_generation_version(label: str, version: str, generation: AgentGeneration) -> str:
+    """Return ``version`` (normalized) if ``generation`` can register an agent of that version."""
+    problem = generation_version_problem(version, generation)
+    if problem is not None:
+        raise RegistrationConfigError(label, repr(version), *problem)
+    return version
+
+
 def _bool(args: Mapping[str, Any], key: str, default: bool, label: FieldLabel) -> bool:
     value = args.get(key, default)
     if not isinstance(value, bool):
@@ -383,6 +405,7 @@ def validate_registration_args(
     version = args.get("agent_version")
     if isinstance(version, str):
         version = normalize_agent_version(label("agent_version"), version)
+        version = check_generation_version(label("agent_version"), version, generation)
     elif version is not None and not isinstance(version, pulumi.Output):
         raise RegistrationConfigError(
             label("agent_version"), repr(version), "is not a string", "give a version such as '1.1.6'"

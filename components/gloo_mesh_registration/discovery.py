@@ -24,7 +24,9 @@ from .args import (
     RegistrationConfigError,
     RegistrationSettings,
     RelayDiscovery,
+    check_generation_version,
     check_host_port,
+    generation_version_problem,
     normalize_agent_version,
 )
 from .lifecycle import (
@@ -131,7 +133,12 @@ def _given(value: pulumi.Input[str] | None, check: Callable[[str], str]) -> pulu
 
 def resolve_agent_version(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
     """Step 1: the given version, else the image tag of the server Deployment (as meshctl does)."""
-    given = _given(settings.agent_version, lambda v: normalize_agent_version("agent_version", v))
+    given = _given(
+        settings.agent_version,
+        lambda v: check_generation_version(
+            "agent_version", normalize_agent_version("agent_version", v), settings.generation
+        ),
+    )
     if given is not None:
         return given
     return scope.once(("agent-version", settings.mgmt_namespace), lambda: _discover_agent_version(scope, settings))
@@ -158,12 +165,20 @@ def _discover_agent_version(scope: ReadScope, settings: RegistrationSettings) ->
                 "cannot be read from it. Fix: set agent_version to the enterprise-networking version."
             )
         try:
-            return normalize_agent_version("agent_version", tag)
+            version = normalize_agent_version("agent_version", tag)
         except RegistrationConfigError:
             raise DiscoveryError(
                 f"{where} runs image {container.image!r}, whose tag {tag!r} is not a version (mirrored or re-tagged "
                 "image?). Fix: set agent_version to the enterprise-networking version."
             ) from None
+        refused = generation_version_problem(version, gen)
+        if refused is not None:
+            problem, fix = refused
+            raise DiscoveryError(
+                f"agent_version: {version!r}, the server version discovered from {where} (image "
+                f"{container.image!r}), {problem}. Fix: {fix}"
+            )
+        return version
 
     return deployment.spec.apply(version_from_spec)
 
