@@ -265,3 +265,99 @@ def test_a_1x_registration_has_no_such_floor() -> None:
         .inputs
     )
     assert (release["chart"], release["version"]) == ("enterprise-agent", "1.0.9")
+
+
+# -- the agent release's name -----------------------------------------------------------------------------------
+# Real installations name the 2.x agent release `gloo-platform` (solo-io/workshops gloo-mesh/enterprise/2-9/default/
+# README.md), `gloo-platform-agent` (enterprise/2-9/mgmt-as-workload/default/README.md) or `gloo-agent`.
+
+
+def test_the_agent_release_takes_the_name_given_everywhere_it_is_named() -> None:
+    recorded = register(FakeClusters(platform=True), preview=True, agent_release_name="gloo-platform-agent")
+    agent = _releases(recorded)["gloo-platform"]
+    assert plain(agent.inputs)["name"] == "gloo-platform-agent"
+    assert plain(_releases(recorded)["gloo-platform-crds"].inputs)["name"] == "gloo-platform-crds"
+    looked = " ".join(i.args["environment"]["GM_OBJECTS"] for i in recorded.invoked(FIND_EXISTING)).split()
+    assert (
+        "helm-release/gloo-mesh/gloo-platform-agent" in looked and "helm-release/gloo-mesh/gloo-platform" not in looked
+    )
+    adopted = register(adopt=True, agent_release_name="gloo-platform-agent")
+    assert {plain(r.inputs)["name"]: r.resource_id for r in adopted.registered(RELEASE)} == {
+        "gloo-platform-crds": "gloo-mesh/gloo-platform-crds",
+        "gloo-platform-agent": "gloo-mesh/gloo-platform-agent",
+    }
+
+
+@pytest.mark.parametrize("found", ["gloo-platform-agent", "gloo-agent"])
+def test_adopting_a_release_under_another_name_says_which_name_to_set_before_anything_is_declared(found: str) -> None:
+    fake = FakeClusters(platform=True)
+    fake.existing.add(f"helm-release/gloo-mesh/{found}")
+    monitor = RecordingMonitor(fake)
+    args = registration_args("workload-1", "mgmt-platform", "workload-1", adopt=True)
+    with pytest.raises(RegistrationConfigError) as refused:
+        run_program(lambda: RemoteClusterRegistration("workload-1", args), monitor=monitor)
+    assert str(refused.value) == (
+        "agent_release_name: 'gloo-platform' names no Helm release in namespace 'gloo-mesh' of the registered cluster "
+        f"(context 'workload-1'), so there is no agent to adopt under it; the agent release there is {found!r}. Fix: "
+        f"set agent_release_name to {found!r} and keep it set after the adoption (a release under another name would "
+        "be a new release)"
+    )
+    assert monitor.records == [], [(r.type, r.name) for r in monitor.records]
+    looked = [plain(i.args)["environment"]["GM_OBJECTS"] for i in monitor.invoked(FIND_EXISTING)]
+    assert looked[-1] == (
+        "helm-release/gloo-mesh/gloo-platform helm-release/gloo-mesh/gloo-platform-agent "
+        "helm-release/gloo-mesh/gloo-agent"
+    )
+    # Named, the same cluster is adopted.
+    adopted = register(fake, adopt=True, agent_release_name=found)
+    assert plain(_releases(adopted)["gloo-platform"].inputs)["name"] == found
+
+
+def test_adoption_looks_for_release_names_only_when_adopting_and_lets_the_import_speak_otherwise() -> None:
+    fake = FakeClusters(platform=True)
+    fake.existing.add("helm-release/gloo-mesh/gloo-platform")
+    fake.existing.add("helm-release/gloo-mesh/gloo-agent")
+    # The named release is there (another one too): adopted under its name.
+    assert plain(_releases(register(fake, adopt=True))["gloo-platform"].inputs)["name"] == "gloo-platform"
+    # None of the names there, or the cluster not answering: the import reports what it cannot find.
+    assert _releases(register(FakeClusters(platform=True), adopt=True))["gloo-platform"].resource_id == (
+        "gloo-mesh/gloo-platform"
+    )
+    unreachable = FakeClusters(platform=True)
+    unreachable.existing.add("helm-release/gloo-mesh/gloo-agent")
+    unreachable.unreachable["workload-1"] = "connection refused"
+    assert _releases(register(unreachable, adopt=True))["gloo-platform"].resource_id == "gloo-mesh/gloo-platform"
+    # Not adopting: no look before declaring (only the generation's).
+    plain_run = register(fake)
+    assert [plain(i.args)["environment"]["GM_OBJECTS"] for i in plain_run.invoked(FIND_EXISTING)] == [
+        "deployments/gloo-mesh/enterprise-networking deployments/gloo-mesh/gloo-mesh-mgmt-server"
+    ]
+
+
+BAD_NAME = (
+    "is not a Helm release name (at most 53 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or "
+    "digit). Fix: give the agent release's name, e.g. 'gloo-platform' (the default)"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Gloo_Agent", BAD_NAME),
+        ("a" * 54, BAD_NAME),
+        ("", BAD_NAME),
+        (
+            "gloo-platform-crds",
+            "is the name of the CRDs release this registration installs beside the agent. Fix: give the agent "
+            "release's own name, e.g. 'gloo-platform' (the default)",
+        ),
+    ],
+)
+def test_a_bad_agent_release_name_is_refused_before_anything_is_declared(name: str, message: str) -> None:
+    monitor = RecordingMonitor(FakeClusters(platform=True))
+    args = registration_args("workload-1", "mgmt-platform", "workload-1", agent_release_name=name)
+    with pytest.raises(RegistrationConfigError) as refused:
+        run_program(lambda: RemoteClusterRegistration("workload-1", args), monitor=monitor)
+    assert str(refused.value) == f"agent_release_name: {name!r} {message}"
+    assert monitor.records == []
+    assert plain(_releases(register(agent_release_name="a" * 53))["gloo-platform"].inputs)["name"] == "a" * 53

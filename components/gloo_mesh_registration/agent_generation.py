@@ -48,6 +48,9 @@ class AgentGeneration(ABC):
     chart: str
     chart_repo: str
     release_name: str
+    """The agent release's usual name (the default of ``agent_release_name``)."""
+    release_names_seen: tuple[str, ...]
+    """Names real installations give the agent release (the usual one first): adoption looks for each."""
     crds_chart: str | None
     """A chart with the agent's CRDs, installed (at the same version) before the agent's; None: the agent chart has
     them."""
@@ -242,6 +245,7 @@ GLOO_MESH_ENTERPRISE_1X = EnterpriseAgent1(
     chart="enterprise-agent",
     chart_repo="https://storage.googleapis.com/gloo-mesh-enterprise/enterprise-agent",
     release_name="enterprise-agent",
+    release_names_seen=("enterprise-agent",),
     crds_chart=None,
     default_namespace="gloo-mesh",
     agent_deployment="enterprise-agent",
@@ -270,6 +274,11 @@ GLOO_PLATFORM_2X = GlooPlatform2(
     chart="gloo-platform",
     chart_repo="https://storage.googleapis.com/gloo-platform/helm-charts",
     release_name="gloo-platform",
+    # solo-io/workshops (01c2f6ee37f6): `helm upgrade --install gloo-platform gloo-platform` in
+    # gloo-mesh/enterprise/2-9/default/README.md, `gloo-platform-agent` in enterprise/2-9/mgmt-as-workload/default/
+    # README.md; `gloo-agent` in public Gloo Platform 2.3/2.4 setup guides (README, "Gloo facts as Solo's sources
+    # state them").
+    release_names_seen=("gloo-platform", "gloo-platform-agent", "gloo-agent"),
     crds_chart="gloo-platform-crds",
     default_namespace="gloo-mesh",
     # solo-io/workshops gloo-mesh/enterprise/2-9/default/README.md (01c2f6ee37f6): `rollout restart deploy

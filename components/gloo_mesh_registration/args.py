@@ -87,6 +87,9 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     """Gloo Platform 2.x only: run the agent's telemetry collector, exporting to the management telemetry gateway."""
     adopt: bool
     """Take over a cluster registered before (meshctl, the guide's Helm steps) in place, for one `pulumi up`."""
+    agent_release_name: str
+    """Helm release name of the agent (default: the generation's usual one, `enterprise-agent` or `gloo-platform`);
+    set it to adopt a release installed under another name (`gloo-platform-agent`, `gloo-agent`), and keep it."""
     telemetry_gateway_address: pulumi.Input[str]
     """`host:port` of the telemetry gateway (2.x, implies telemetry); discovered from its LoadBalancer when absent."""
 
@@ -158,6 +161,7 @@ class RegistrationSettings:
     telemetry: bool
     telemetry_gateway_address: pulumi.Input[str] | None
     adopt: bool
+    agent_release_name: str
 
     def helm_values(
         self, *, server_address: str, agent_version: str, telemetry_address: str | None = None
@@ -177,6 +181,9 @@ class RegistrationSettings:
 
 GenerationSource = Callable[[ClusterAccess, str, "FieldLabel"], AgentGeneration]
 """Finds the generation of the management plane reached through an access and namespace (discovery)."""
+
+ReleaseSource = Callable[[ClusterAccess, str, tuple[str, ...]], frozenset[str] | None]
+"""Which of some Helm release names exist in a namespace of a cluster (None: the cluster cannot be asked)."""
 
 
 FieldLabel = Callable[[str], str]
@@ -338,13 +345,18 @@ def _access(
 
 
 def validate_registration_args(
-    args: Mapping[str, Any], label: FieldLabel = lambda key: key, *, discover: GenerationSource | None = None
+    args: Mapping[str, Any],
+    label: FieldLabel = lambda key: key,
+    *,
+    discover: GenerationSource | None = None,
+    find_releases: ReleaseSource | None = None,
 ) -> RegistrationSettings:
     """Check every argument and fill in defaults; raise :class:`RegistrationConfigError` on the first problem.
 
     The agent generation is ``agent_generation``, else what ``discover`` finds on the management cluster (the
     component and the stack config pass discovery; without it the argument is required). Defaults that differ by
-    generation (authority, chart repository, token removal) follow it."""
+    generation (authority, chart repository, token removal) follow it. With ``adopt``, ``find_releases`` looks for
+    the agent release under each name real installations use (:func:`check_adopted_release`)."""
     if not isinstance(args, Mapping):
         raise RegistrationConfigError(
             "args", type(args).__name__, "is not a mapping", "pass a RemoteClusterRegistrationArgs dict"
@@ -469,6 +481,23 @@ def validate_registration_args(
             f"set {label('telemetry')} to true, or remove {label('telemetry_gateway_address')}",
         )
 
+    release_name = args.get("agent_release_name", generation.release_name)
+    if not isinstance(release_name, str) or len(release_name) > 53 or not is_dns1123_subdomain(release_name):
+        raise RegistrationConfigError(
+            label("agent_release_name"),
+            repr(release_name),
+            "is not a Helm release name (at most 53 characters of a-z, 0-9, '-' and '.', starting and ending with a "
+            "letter or digit)",
+            f"give the agent release's name, e.g. {generation.release_name!r} (the default)",
+        )
+    if release_name == generation.crds_chart:
+        raise RegistrationConfigError(
+            label("agent_release_name"),
+            repr(release_name),
+            "is the name of the CRDs release this registration installs beside the agent",
+            f"give the agent release's own name, e.g. {generation.release_name!r} (the default)",
+        )
+
     settings = RegistrationSettings(
         cluster_name=cluster_name,
         mgmt=mgmt,
@@ -492,9 +521,39 @@ def validate_registration_args(
         telemetry=telemetry,
         telemetry_gateway_address=telemetry_address,
         adopt=_bool(args, "adopt", False, label),
+        agent_release_name=release_name,
     )
     check_agent_values(settings, label)
+    if settings.adopt and find_releases is not None:
+        check_adopted_release(settings, find_releases, label)
     return settings
+
+
+def check_adopted_release(settings: RegistrationSettings, find_releases: ReleaseSource, label: FieldLabel) -> None:
+    """With ``adopt``: when the agent release is not there under ``agent_release_name`` but is under another name
+    real installations use, say which name to set, before anything is declared. The name cannot simply be taken from
+    the cluster: adoption is for one ``pulumi up``, and a later run under the default name would replace the release.
+    A cluster that cannot be asked, or that holds none of the names, is left to the import (which names the ID)."""
+    remote = settings.remote
+    if remote.context is None and not isinstance(remote.kubeconfig, str):
+        return  # kubectl cannot reach it before anything is declared
+    wanted = settings.agent_release_name
+    names = (wanted, *(n for n in settings.generation.release_names_seen if n != wanted))
+    if len(names) == 1:
+        return  # no other name to look for (1.x: `enterprise-agent` only)
+    found = find_releases(remote, settings.remote_namespace, names)
+    if found is None or wanted in found or not found:
+        return
+    others = [n for n in names if n in found]
+    raise RegistrationConfigError(
+        label("agent_release_name"),
+        repr(wanted),
+        f"names no Helm release in namespace {settings.remote_namespace!r} of the registered cluster "
+        f"({remote.describe()}), so there is no agent to adopt under it; the agent release there is "
+        f"{' and '.join(repr(n) for n in others)}",
+        f"set {label('agent_release_name')} to {others[0]!r} and keep it set after the adoption (a release under "
+        "another name would be a new release)",
+    )
 
 
 def _generation(

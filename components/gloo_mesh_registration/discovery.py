@@ -347,6 +347,40 @@ def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel)
     return generations[0]
 
 
+def find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str, ...]) -> frozenset[str] | None:
+    """Which of the Helm releases ``names`` exist in ``namespace`` of the registered cluster (adoption only), or None
+    when the cluster does not answer. A plain (blocking) invoke made before anything is declared, once per cluster,
+    namespace and names in a program run; like :func:`discover_generation`, it uses the default command provider."""
+    key = (
+        remote.context,
+        remote.kubeconfig if isinstance(remote.kubeconfig, str) else id(remote.kubeconfig),
+        namespace,
+        names,
+    )
+    known = run_state("agent-releases")
+    if key not in known:
+        known[key] = _find_agent_releases(remote, namespace, names)
+    found: frozenset[str] | None = known[key]
+    return found
+
+
+def _find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str, ...]) -> frozenset[str] | None:
+    from pulumi_command import local
+
+    refs = {f"helm-release/{namespace}/{name}": name for name in names}
+    environment = {**kubectl_environment(remote), **objects_environment(list(refs))}
+    ran = local.run(
+        command=FIND_EXISTING,
+        interpreter=existing_objects_step().interpreter,
+        environment=cast("Mapping[str, str]", environment),
+        logging=local.Logging.NONE,
+    )
+    found = parse_existing(ran.stdout)
+    if found.unreachable is not None:
+        return None
+    return frozenset(refs[ref] for ref in found.refs if ref in refs)
+
+
 def read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[Mapping[str, str]]:
     """Steps 4 and 5 read: ``ca.crt`` of the root CA secret and the bootstrap token, base64, as one secret Output.
 
