@@ -361,3 +361,46 @@ def test_a_bad_agent_release_name_is_refused_before_anything_is_declared(name: s
     assert str(refused.value) == f"agent_release_name: {name!r} {message}"
     assert monitor.records == []
     assert plain(_releases(register(agent_release_name="a" * 53))["gloo-platform"].inputs)["name"] == "a" * 53
+
+
+# -- values for the CRDs release ----------------------------------------------------------------------------------
+# GitOps setups pass values to gloo-platform-crds too: solo-io/workshops gloo-mesh/enterprise/2-7/airgap/default/
+# README.md (01c2f6ee37f6) installs it with `--set featureGates.ExternalWorkloads=true`.
+
+
+def test_crd_values_go_to_the_crds_release_only() -> None:
+    given = {"featureGates": {"ExternalWorkloads": True}}
+    releases = _releases(register(crd_values=given))
+    assert plain(releases["gloo-platform-crds"].inputs)["values"] == given
+    assert "featureGates" not in plain(releases["gloo-platform"].inputs)["values"]
+
+
+def test_without_crd_values_the_crds_release_has_no_values_input(recorded: RecordingMonitor) -> None:
+    """A stack from before ``crd_values`` keeps the CRDs release's inputs as they were: an upgrade shows no diff."""
+    assert "values" not in plain(_releases(recorded)["gloo-platform-crds"].inputs)
+    assert "values" not in plain(_releases(register(crd_values={}))["gloo-platform-crds"].inputs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"agent_generation": "gloo-mesh-enterprise-1", "crd_values": {"featureGates": {"ExternalWorkloads": True}}},
+            "crd_values: set has no release to go to: Gloo Mesh Enterprise 1.x installs no CRDs chart (its agent chart "
+            "holds the CRDs). Fix: remove it (put agent chart values in agent_values), or register with a Gloo "
+            "Platform 2.x management plane (agent_generation)",
+        ),
+        (
+            {"crd_values": ["featureGates.ExternalWorkloads=true"]},
+            "crd_values: list is not a mapping. Fix: give a mapping of Helm values",
+        ),
+    ],
+)
+def test_bad_crd_values_are_refused_before_anything_is_declared(overrides: dict[str, Any], message: str) -> None:
+    fake = FakeClusters(platform=overrides.get("agent_generation") is None)
+    monitor = RecordingMonitor(fake)
+    args = registration_args("workload-1", "mgmt-platform", "workload-1", **overrides)
+    with pytest.raises(RegistrationConfigError) as refused:
+        run_program(lambda: RemoteClusterRegistration("workload-1", args), monitor=monitor)
+    assert str(refused.value) == message
+    assert monitor.records == []

@@ -176,6 +176,14 @@ def config(**entries: Any) -> dict[str, Any]:
             {"clusters": [{"name": "a", "context": "a", "agentReleaseName": "Agent"}]},
             r"clusters\[0\].agentReleaseName: 'Agent' is not a Helm release name",
         ),
+        (
+            {
+                "management": {"context": "m", "agentGeneration": "gloo-mesh-enterprise-1"},
+                "clusters": [{"name": "a", "context": "a", "crdValues": {"featureGates": {"ExternalWorkloads": True}}}],
+            },
+            r"clusters\[0\].crdValues: set has no release to go to: Gloo Mesh Enterprise 1.x installs no CRDs chart.*"
+            r"Fix: remove it \(put agent chart values in gloo-mesh-registration:clusters\[0\].agentValues\)",
+        ),
     ],
 )
 def test_stack_config_errors_name_the_stack_file_key(entries: dict[str, Any], message: str) -> None:

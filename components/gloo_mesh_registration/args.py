@@ -75,6 +75,8 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     """DNS suffix of the registered cluster (default `cluster.local`)."""
     agent_values: Mapping[str, Any]
     """Extra Helm values, merged under the registration's own; overriding a registration value is an error."""
+    crd_values: Mapping[str, Any]
+    """Gloo Platform 2.x only: Helm values of the `gloo-platform-crds` release (`featureGates.ExternalWorkloads`)."""
     insecure: bool
     """Register without TLS: no secrets copied, no certificate wait. The management plane must be insecure too."""
     wait_for_client_cert: bool
@@ -153,6 +155,7 @@ class RegistrationSettings:
     create_remote_namespace: bool
     cluster_domain: str
     agent_values: Mapping[str, Any]
+    crd_values: Mapping[str, Any]
     insecure: bool
     wait_for_client_cert: bool
     client_cert_timeout_seconds: int
@@ -458,6 +461,19 @@ def validate_registration_args(
         raise RegistrationConfigError(
             label("agent_values"), type(agent_values).__name__, "is not a mapping", "give a mapping of Helm values"
         )
+    crd_values = args.get("crd_values", {})
+    if not isinstance(crd_values, Mapping):
+        raise RegistrationConfigError(
+            label("crd_values"), type(crd_values).__name__, "is not a mapping", "give a mapping of Helm values"
+        )
+    if crd_values and generation.crds_chart is None:
+        raise RegistrationConfigError(
+            label("crd_values"),
+            "set",
+            f"has no release to go to: {generation.label} installs no CRDs chart (its agent chart holds the CRDs)",
+            f"remove it (put agent chart values in {label('agent_values')}), or register with a Gloo Platform 2.x "
+            f"management plane ({label('agent_generation')})",
+        )
     telemetry_address = args.get("telemetry_gateway_address")
     if isinstance(telemetry_address, str):
         telemetry_address = check_host_port(label("telemetry_gateway_address"), telemetry_address)
@@ -513,6 +529,7 @@ def validate_registration_args(
         create_remote_namespace=_bool(args, "create_remote_namespace", True, label),
         cluster_domain=cluster_domain,
         agent_values=agent_values,
+        crd_values=crd_values,
         insecure=insecure,
         wait_for_client_cert=wait,
         client_cert_timeout_seconds=timeout,

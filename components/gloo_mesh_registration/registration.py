@@ -324,7 +324,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch,
         version: pulumi.Output[str],
     ) -> k8s.helm.v3.Release | None:
-        """The generation's CRDs chart (2.x: `gloo-platform-crds`) at the agent's version, before the agent.
+        """The generation's CRDs chart (2.x: `gloo-platform-crds`) at the agent's version, before the agent, with the
+        stack's `crd_values` (e.g. `featureGates.ExternalWorkloads: true`, as GitOps setups pass it).
 
         Retained on destroy: deleting it would delete the CRDs and with them every Gloo custom resource on the
         workload cluster (meshctl 1.x's deregister had the same hazard). Pulumi forgets the release instead."""
@@ -339,6 +340,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.chart_repo),
             namespace=s.remote_namespace,
+            # None when none are given: a stack from before crd_values keeps the same inputs (no diff on upgrade).
+            values=dict(s.crd_values) or None,
             create_namespace=False,
             opts=self._opts(
                 remote,

@@ -47,6 +47,7 @@ CLUSTER_KEYS: dict[str, str] = {
     "clusterDomain": "cluster_domain",
     "relayServerAddress": "relay_server_address",
     "agentValues": "agent_values",
+    "crdValues": "crd_values",
     "waitForClientCert": "wait_for_client_cert",
     "clientCertTimeoutSeconds": "client_cert_timeout_seconds",
     "removeBootstrapToken": "remove_bootstrap_token",
