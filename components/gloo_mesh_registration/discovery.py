@@ -32,6 +32,7 @@ from .args import (
 from .lifecycle import (
     FIND_EXISTING,
     READ_RELAY_SECRETS,
+    ExistingObjects,
     existing_objects_step,
     kubectl_environment,
     objects_environment,
@@ -307,9 +308,22 @@ def discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) 
     return found
 
 
-def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) -> AgentGeneration:
+def _look_before_declaring(access: ClusterAccess, refs: list[str]) -> ExistingObjects:
+    """Which of ``refs`` exist, by the find-existing step as a plain (blocking) invoke: it runs before the component
+    exists, so on the default command provider."""
     from pulumi_command import local
 
+    environment = {**kubectl_environment(access), **objects_environment(refs)}
+    ran = local.run(
+        command=FIND_EXISTING,
+        interpreter=existing_objects_step().interpreter,
+        environment=cast("Mapping[str, str]", environment),
+        logging=local.Logging.NONE,
+    )
+    return parse_existing(ran.stdout)
+
+
+def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) -> AgentGeneration:
     servers = {f"deployments/{namespace}/{gen.server_deployment}": gen for gen in GENERATIONS.values()}
     names = " or ".join(f"{gen.server_deployment} ({gen.label})" for gen in GENERATIONS.values())
     fix = f"set {label('agent_generation')} to one of {', '.join(GENERATIONS)}"
@@ -321,14 +335,7 @@ def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel)
             "Output, so kubectl cannot look for the server before resources are declared",
             fix,
         )
-    environment = {**kubectl_environment(mgmt), **objects_environment(list(servers))}
-    ran = local.run(
-        command=FIND_EXISTING,
-        interpreter=existing_objects_step().interpreter,
-        environment=cast("Mapping[str, str]", environment),
-        logging=local.Logging.NONE,
-    )
-    found = parse_existing(ran.stdout)
+    found = _look_before_declaring(mgmt, list(servers))
     if found.unreachable is not None:
         raise DiscoveryError(
             f"the management cluster ({mgmt.describe()}) is not reachable ({found.unreachable}), so the agent "
@@ -365,17 +372,8 @@ def find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str,
 
 
 def _find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str, ...]) -> frozenset[str] | None:
-    from pulumi_command import local
-
     refs = {f"helm-release/{namespace}/{name}": name for name in names}
-    environment = {**kubectl_environment(remote), **objects_environment(list(refs))}
-    ran = local.run(
-        command=FIND_EXISTING,
-        interpreter=existing_objects_step().interpreter,
-        environment=cast("Mapping[str, str]", environment),
-        logging=local.Logging.NONE,
-    )
-    found = parse_existing(ran.stdout)
+    found = _look_before_declaring(remote, list(refs))
     if found.unreachable is not None:
         return None
     return frozenset(refs[ref] for ref in found.refs if ref in refs)

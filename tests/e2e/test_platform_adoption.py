@@ -32,7 +32,7 @@ from .gloo import (
 )
 from .observe import ApiClient, SecretWatch
 from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .registration_checks import cluster_entry, get_json, helm_releases, stack_config
+from .registration_checks import assert_adoption_preview, cluster_entry, get_json, helm_releases, stack_config
 
 CLUSTER = "platform-adopt-e2e"
 NAMESPACE = "platform-adopt-agents"
@@ -147,11 +147,7 @@ def test_named_the_preview_imports_and_creates_or_deletes_none_of_the_registrati
 ) -> None:
     project_copy(ROOT, project.project_dir, STACK, config(planes, chart_repo, adopt=True, agentReleaseName=RELEASE))
     preview = project.run("preview", "--diff").check()
-    for kind in ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret", "kubernetes:helm.sh/v3:Release"):
-        assert f"= {kind}: (import)" in preview.stdout, preview.stdout[-6000:]
-        assert f"+ {kind}: (create)" not in preview.stdout
-    assert "= kubernetes:admin.gloo.solo.io/v2:KubernetesCluster: (import)" in preview.stdout
-    assert "(delete)" not in preview.stdout and "(replace)" not in preview.stdout
+    assert_adoption_preview(preview.stdout, "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster")
 
 
 def test_up_takes_the_agent_release_over_under_its_name(
