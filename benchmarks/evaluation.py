@@ -254,7 +254,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
         certificate = local.run_output(
             command=ENSURE_CERTIFICATE,
             interpreter=client_certificate_step(
-                identity, cluster_name=name, timeout_seconds=300, remove_token=True
+                identity, cluster_name=name, agent_deployment="enterprise-agent", timeout_seconds=300, remove_token=True
             ).interpreter,
             stdin=token_manifest,
             environment=pulumi.Output.all(address).apply(partial(_certificate_environment, context)),

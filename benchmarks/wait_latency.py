@@ -114,7 +114,12 @@ def argv_for(method: str, namespace: str, *, timeout: int, chunk: int) -> list[s
     """The process of one wait method, as pulumi-command would start it."""
     if method == "watch":
         return client_certificate_step(
-            identity(namespace), cluster_name="bench", timeout_seconds=timeout, remove_token=True, chunk_seconds=chunk
+            identity(namespace),
+            cluster_name="bench",
+            agent_deployment="enterprise-agent",
+            timeout_seconds=timeout,
+            remove_token=True,
+            chunk_seconds=chunk,
         ).argv(ENSURE_CERTIFICATE)
     return ["/bin/sh", "-c", _comparison_script(method, namespace, timeout=timeout)]
 

@@ -530,7 +530,7 @@ def test_a_server_image_tag_that_is_not_a_version_is_a_clear_error() -> None:
 
 
 def test_a_value_that_would_conflict_only_with_the_discovered_version_is_refused_before_anything_is_declared() -> None:
-    """Insecure 1.0.x agents read ``relay.insecure`` (``global.insecure`` came in 1.1.0-beta17), so with the version
+    """Insecure 1.0.x agents read ``relay.insecure`` (``global.insecure`` came in 1.1.0-beta20), so with the version
     still to be discovered a ``global.insecure`` may agree with one version's values and collide with the server's
     1.0.9. Found by mutation testing: the check used one placeholder version, so this conflict surfaced only once the
     version was read, after the namespace had been declared. Every range of versions is checked now."""
@@ -987,12 +987,22 @@ def test_a_chart_repository_given_is_where_the_agent_comes_from() -> None:
 @pytest.mark.parametrize(
     ("version", "values"),
     [
-        ("1.1.0-beta16", {"relay": {"insecure": True}}),
-        ("1.1.0-beta17", {"global": {"insecure": True}}),
+        ("1.0.9", {"relay": {"insecure": True}}),
+        ("1.1.0-beta17", {"relay": {"insecure": True}}),
+        ("1.1.0-beta19", {"relay": {"insecure": True}}),
+        ("1.1.0-beta20", {"global": {"insecure": True}}),
+        ("1.1.6", {"global": {"insecure": True}}),
     ],
 )
-def test_the_insecure_flag_moves_at_1_1_0_beta17(version: str, values: dict[str, Any]) -> None:
-    """Agents before 1.1.0-beta17 read ``relay.insecure``; from that release on, ``global.insecure`` only."""
+def test_the_insecure_flag_moves_at_1_1_0_beta20(version: str, values: dict[str, Any]) -> None:
+    """Agents before 1.1.0-beta20 read ``relay.insecure``; from that release on, ``global.insecure`` only.
+
+    Source: solo-io/gloo-mesh ``docs/content/reference/helm/gloo_mesh_enterprise/latest/enterprise_agent.md``, whose
+    git history has ``global.insecure`` first in the reference generated for v1.1.0-beta20 (commit
+    908a260572e28234d2169bfc58507e253f7af6ed), not in those for v1.1.0-beta18 (acfe79712cf2) or v1.1.0-beta19
+    (16daf13b8207); the insecure registration guide (``docs/content/setup/cluster_registration/
+    enterprise_insecure_cluster_registration.md``, commit 8cc2b3ff9d1e) says "v1.1.0-beta20 or above is required".
+    ``v1.1.0-beta17``, the boundary this replaced, is an open-source meshctl tag."""
     release = plain(register(args(insecure=True, agent_version=version)).one(RELEASE).inputs)["values"]
     assert {key: {k: v for k, v in release[key].items() if k == "insecure"} for key in values} == values
     other = "global" if "relay" in values else "relay"

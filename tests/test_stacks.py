@@ -168,6 +168,22 @@ def config(**entries: Any) -> dict[str, Any]:
             r"management.relayServerAddress: 'nope' has no valid port",
         ),
         ({"management": "kind-mgmt"}, r"management: str is not an object"),
+        (
+            {"management": {"context": "m", "agentGeneration": "gloo-platform-2", "agentVersion": "v2.2.6"}},
+            r"management.agentVersion: '2.2.6' is older than 2.3, the first Gloo Platform 2.x version",
+        ),
+        (
+            {"clusters": [{"name": "a", "context": "a", "agentReleaseName": "Agent"}]},
+            r"clusters\[0\].agentReleaseName: 'Agent' is not a Helm release name",
+        ),
+        (
+            {
+                "management": {"context": "m", "agentGeneration": "gloo-mesh-enterprise-1"},
+                "clusters": [{"name": "a", "context": "a", "crdValues": {"featureGates": {"ExternalWorkloads": True}}}],
+            },
+            r"clusters\[0\].crdValues: set has no release to go to: Gloo Mesh Enterprise 1.x installs no CRDs chart.*"
+            r"Fix: remove it \(put agent chart values in gloo-mesh-registration:clusters\[0\].agentValues\)",
+        ),
     ],
 )
 def test_stack_config_errors_name_the_stack_file_key(entries: dict[str, Any], message: str) -> None:
@@ -208,3 +224,19 @@ def test_project_file() -> None:
 
     declared = {key for key in project["config"] if ":" not in key}
     assert declared == set(TOP_LEVEL_KEYS), "every project config key the program reads is declared, and no other"
+
+
+def test_adopting_a_release_under_another_name_fails_on_the_stack_file_key_before_anything_is_declared() -> None:
+    """A 2.x agent installed as `gloo-platform-agent` (solo-io/workshops gloo-mesh/enterprise/2-9/mgmt-as-workload):
+    adoption under the default name would import nothing; the stack file key to set is named."""
+    fake = FakeClusters(platform=True)
+    fake.existing.add("helm-release/gloo-mesh/gloo-platform-agent")
+    entries = {"clusters": [{"name": "a", "context": "a", "adopt": True}]}
+    monitor = RecordingMonitor(fake)
+    with pytest.raises(RegistrationConfigError, match=r"^gloo-mesh-registration:clusters\[0\]\.agentReleaseName: "):
+        run_program(lambda: read_stack_config(PROJECT, config(**entries)), monitor=monitor)
+    assert monitor.records == []
+    named = {"clusters": [{"name": "a", "context": "a", "adopt": True, "agentReleaseName": "gloo-platform-agent"}]}
+    read: list[Any] = []
+    run_program(lambda: read.append(read_stack_config(PROJECT, config(**named))), fake)
+    assert read[0].clusters[0]["agent_release_name"] == "gloo-platform-agent"

@@ -27,8 +27,16 @@ class GenerationName(StrEnum):
     and ``gloo-platform``."""
 
 
-GLOBAL_INSECURE_SINCE = "1.1.0-beta17"
-"""The first 1.x agent that reads ``global.insecure``; earlier ones read ``relay.insecure``."""
+GLOBAL_INSECURE_SINCE = "1.1.0-beta20"
+"""The first 1.x agent that reads ``global.insecure``; earlier ones read ``relay.insecure``.
+
+Source: solo-io/gloo-mesh, ``docs/content/reference/helm/gloo_mesh_enterprise/latest/enterprise_agent.md``: the
+reference generated for v1.1.0-beta20 (commit 908a260572e28234d2169bfc58507e253f7af6ed, its ``_index.md`` titled
+"v1.1.0-beta20") is the first with ``global.insecure``; those generated for v1.1.0-beta18 (acfe79712cf2) and
+v1.1.0-beta19 (16daf13b8207) lack it. The insecure registration guide
+(``docs/content/setup/cluster_registration/enterprise_insecure_cluster_registration.md``, commit
+8cc2b3ff9d1eb1337ce71fa01b860654a7da8fb8) says "v1.1.0-beta20 or above is required". ``v1.1.0-beta17`` is an
+open-source meshctl tag, not an enterprise chart version."""
 
 
 @dataclass(frozen=True)
@@ -40,10 +48,15 @@ class AgentGeneration(ABC):
     chart: str
     chart_repo: str
     release_name: str
+    """The agent release's usual name (the default of ``agent_release_name``)."""
+    release_names_seen: tuple[str, ...]
+    """Names real installations give the agent release (the usual one first): adoption looks for each."""
     crds_chart: str | None
     """A chart with the agent's CRDs, installed (at the same version) before the agent's; None: the agent chart has
     them."""
     default_namespace: str
+    agent_deployment: str
+    """The agent's Deployment on the registered cluster (whose logs say why a client certificate does not come)."""
     server_deployment: str
     server_container_hint: str
     server_service: str
@@ -65,6 +78,18 @@ class AgentGeneration(ABC):
     telemetry_service: str | None
     """The telemetry gateway Service on the management cluster (None: the generation has none)."""
     telemetry_port_name: str | None
+    minimum_version: tuple[int, int] | None = None
+    """The first (major, minor) release whose charts and values are this generation's; None: every version."""
+    minimum_version_reason: str = ""
+    """Why an earlier version cannot be registered as this generation (for the error that refuses it)."""
+
+    def below_minimum(self, version: str) -> bool:
+        """Whether ``version`` (semver, already normalized) is older than :attr:`minimum_version` (prereleases of the
+        minimum release count as that release)."""
+        if self.minimum_version is None:
+            return False
+        parsed = semver.Version.parse(version)
+        return (parsed.major, parsed.minor) < self.minimum_version
 
     @property
     def cluster_resource(self) -> str:
@@ -147,7 +172,7 @@ class EnterpriseAgent1(AgentGeneration):
         relay: dict[str, Any] = {"serverAddress": server_address, "cluster": cluster_name, "authority": authority}
         values: dict[str, Any] = {"relay": relay}
         if insecure:
-            # 1.0.x reads relay.insecure; global.insecure replaced it in 1.1.0-beta17.
+            # Before 1.1.0-beta20 the agent reads relay.insecure; from it on, global.insecure (GLOBAL_INSECURE_SINCE).
             if semver.Version.parse(agent_version) < semver.Version.parse(GLOBAL_INSECURE_SINCE):
                 relay["insecure"] = True
             else:
@@ -220,8 +245,10 @@ GLOO_MESH_ENTERPRISE_1X = EnterpriseAgent1(
     chart="enterprise-agent",
     chart_repo="https://storage.googleapis.com/gloo-mesh-enterprise/enterprise-agent",
     release_name="enterprise-agent",
+    release_names_seen=("enterprise-agent",),
     crds_chart=None,
     default_namespace="gloo-mesh",
+    agent_deployment="enterprise-agent",
     server_deployment="enterprise-networking",
     server_container_hint="networking",
     server_service="enterprise-networking",
@@ -247,8 +274,16 @@ GLOO_PLATFORM_2X = GlooPlatform2(
     chart="gloo-platform",
     chart_repo="https://storage.googleapis.com/gloo-platform/helm-charts",
     release_name="gloo-platform",
+    # solo-io/workshops (01c2f6ee37f6): `helm upgrade --install gloo-platform gloo-platform` in
+    # gloo-mesh/enterprise/2-9/default/README.md, `gloo-platform-agent` in enterprise/2-9/mgmt-as-workload/default/
+    # README.md; `gloo-agent` in public Gloo Platform 2.3/2.4 setup guides (README, "Gloo facts as Solo's sources
+    # state them").
+    release_names_seen=("gloo-platform", "gloo-platform-agent", "gloo-agent"),
     crds_chart="gloo-platform-crds",
     default_namespace="gloo-mesh",
+    # solo-io/workshops gloo-mesh/enterprise/2-9/default/README.md (01c2f6ee37f6): `rollout restart deploy
+    # gloo-mesh-agent`, `scale deployment.apps/gloo-mesh-agent` on a workload cluster.
+    agent_deployment="gloo-mesh-agent",
     server_deployment="gloo-mesh-mgmt-server",
     server_container_hint="mgmt-server",
     server_service="gloo-mesh-mgmt-server",
@@ -267,6 +302,14 @@ GLOO_PLATFORM_2X = GlooPlatform2(
     removes_token_by_default=False,
     telemetry_service="gloo-telemetry-gateway",
     telemetry_port_name="otlp",
+    # solo-io/workshops gloo-mesh/old-versions/gloo-mesh-2-2/default/README.md (01c2f6ee37f6): 2.2.6 installs
+    # `helm upgrade --install gloo-mesh-agent gloo-mesh-agent/gloo-mesh-agent` with `--set cluster=...`,
+    # `relay.serverAddress`, `relay.authority`; gloo-mesh-2-3/default/README.md (2.3.18) is the first with
+    # `gloo-platform-crds` and `gloo-platform`.
+    minimum_version=(2, 3),
+    minimum_version_reason="Gloo Mesh 2.0 to 2.2 ship the agent as one chart, gloo-mesh-agent (repository "
+    "https://storage.googleapis.com/gloo-mesh-enterprise/gloo-mesh-agent), with top-level `cluster` and `relay.*` "
+    "values; the gloo-platform-crds and gloo-platform charts this registration installs start at 2.3",
 )
 
 GENERATIONS: dict[GenerationName, AgentGeneration] = {

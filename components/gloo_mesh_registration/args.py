@@ -75,6 +75,8 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     """DNS suffix of the registered cluster (default `cluster.local`)."""
     agent_values: Mapping[str, Any]
     """Extra Helm values, merged under the registration's own; overriding a registration value is an error."""
+    crd_values: Mapping[str, Any]
+    """Gloo Platform 2.x only: Helm values of the `gloo-platform-crds` release (`featureGates.ExternalWorkloads`)."""
     insecure: bool
     """Register without TLS: no secrets copied, no certificate wait. The management plane must be insecure too."""
     wait_for_client_cert: bool
@@ -87,6 +89,9 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     """Gloo Platform 2.x only: run the agent's telemetry collector, exporting to the management telemetry gateway."""
     adopt: bool
     """Take over a cluster registered before (meshctl, the guide's Helm steps) in place, for one `pulumi up`."""
+    agent_release_name: str
+    """Helm release name of the agent (default: the generation's usual one, `enterprise-agent` or `gloo-platform`);
+    set it to adopt a release installed under another name (`gloo-platform-agent`, `gloo-agent`), and keep it."""
     telemetry_gateway_address: pulumi.Input[str]
     """`host:port` of the telemetry gateway (2.x, implies telemetry); discovered from its LoadBalancer when absent."""
 
@@ -150,6 +155,7 @@ class RegistrationSettings:
     create_remote_namespace: bool
     cluster_domain: str
     agent_values: Mapping[str, Any]
+    crd_values: Mapping[str, Any]
     insecure: bool
     wait_for_client_cert: bool
     client_cert_timeout_seconds: int
@@ -158,6 +164,7 @@ class RegistrationSettings:
     telemetry: bool
     telemetry_gateway_address: pulumi.Input[str] | None
     adopt: bool
+    agent_release_name: str
 
     def helm_values(
         self, *, server_address: str, agent_version: str, telemetry_address: str | None = None
@@ -177,6 +184,9 @@ class RegistrationSettings:
 
 GenerationSource = Callable[[ClusterAccess, str, "FieldLabel"], AgentGeneration]
 """Finds the generation of the management plane reached through an access and namespace (discovery)."""
+
+ReleaseSource = Callable[[ClusterAccess, str, tuple[str, ...]], frozenset[str] | None]
+"""Which of some Helm release names exist in a namespace of a cluster (None: the cluster cannot be asked)."""
 
 
 FieldLabel = Callable[[str], str]
@@ -241,6 +251,28 @@ def normalize_agent_version(label: str, value: str) -> str:
             "give the enterprise-networking version as semver, e.g. '1.1.6' or 'v1.2.0-beta1' "
             "(`meshctl version` shows it), or leave it unset to read it from the management cluster",
         )
+    return version
+
+
+def generation_version_problem(version: str, generation: AgentGeneration) -> tuple[str, str] | None:
+    """Why ``generation`` cannot register an agent of ``version`` (normalized), and the fix; None when it can."""
+    if not generation.below_minimum(version):
+        return None
+    assert generation.minimum_version is not None
+    first = ".".join(map(str, generation.minimum_version))
+    return (
+        f"is older than {first}, the first {generation.label} version this registration can install: "
+        f"{generation.minimum_version_reason}",
+        f"upgrade the management plane to {first} or later, or register this cluster with the charts of its own "
+        "version outside this stack",
+    )
+
+
+def check_generation_version(label: str, version: str, generation: AgentGeneration) -> str:
+    """Return ``version`` (normalized) if ``generation`` can register an agent of that version."""
+    problem = generation_version_problem(version, generation)
+    if problem is not None:
+        raise RegistrationConfigError(label, repr(version), *problem)
     return version
 
 
@@ -316,13 +348,18 @@ def _access(
 
 
 def validate_registration_args(
-    args: Mapping[str, Any], label: FieldLabel = lambda key: key, *, discover: GenerationSource | None = None
+    args: Mapping[str, Any],
+    label: FieldLabel = lambda key: key,
+    *,
+    discover: GenerationSource | None = None,
+    find_releases: ReleaseSource | None = None,
 ) -> RegistrationSettings:
     """Check every argument and fill in defaults; raise :class:`RegistrationConfigError` on the first problem.
 
     The agent generation is ``agent_generation``, else what ``discover`` finds on the management cluster (the
     component and the stack config pass discovery; without it the argument is required). Defaults that differ by
-    generation (authority, chart repository, token removal) follow it."""
+    generation (authority, chart repository, token removal) follow it. With ``adopt``, ``find_releases`` looks for
+    the agent release under each name real installations use (:func:`check_adopted_release`)."""
     if not isinstance(args, Mapping):
         raise RegistrationConfigError(
             "args", type(args).__name__, "is not a mapping", "pass a RemoteClusterRegistrationArgs dict"
@@ -383,6 +420,7 @@ def validate_registration_args(
     version = args.get("agent_version")
     if isinstance(version, str):
         version = normalize_agent_version(label("agent_version"), version)
+        version = check_generation_version(label("agent_version"), version, generation)
     elif version is not None and not isinstance(version, pulumi.Output):
         raise RegistrationConfigError(
             label("agent_version"), repr(version), "is not a string", "give a version such as '1.1.6'"
@@ -423,6 +461,19 @@ def validate_registration_args(
         raise RegistrationConfigError(
             label("agent_values"), type(agent_values).__name__, "is not a mapping", "give a mapping of Helm values"
         )
+    crd_values = args.get("crd_values", {})
+    if not isinstance(crd_values, Mapping):
+        raise RegistrationConfigError(
+            label("crd_values"), type(crd_values).__name__, "is not a mapping", "give a mapping of Helm values"
+        )
+    if crd_values and generation.crds_chart is None:
+        raise RegistrationConfigError(
+            label("crd_values"),
+            "set",
+            f"has no release to go to: {generation.label} installs no CRDs chart (its agent chart holds the CRDs)",
+            f"remove it (put agent chart values in {label('agent_values')}), or register with a Gloo Platform 2.x "
+            f"management plane ({label('agent_generation')})",
+        )
     telemetry_address = args.get("telemetry_gateway_address")
     if isinstance(telemetry_address, str):
         telemetry_address = check_host_port(label("telemetry_gateway_address"), telemetry_address)
@@ -446,6 +497,23 @@ def validate_registration_args(
             f"set {label('telemetry')} to true, or remove {label('telemetry_gateway_address')}",
         )
 
+    release_name = args.get("agent_release_name", generation.release_name)
+    if not isinstance(release_name, str) or len(release_name) > 53 or not is_dns1123_subdomain(release_name):
+        raise RegistrationConfigError(
+            label("agent_release_name"),
+            repr(release_name),
+            "is not a Helm release name (at most 53 characters of a-z, 0-9, '-' and '.', starting and ending with a "
+            "letter or digit)",
+            f"give the agent release's name, e.g. {generation.release_name!r} (the default)",
+        )
+    if release_name == generation.crds_chart:
+        raise RegistrationConfigError(
+            label("agent_release_name"),
+            repr(release_name),
+            "is the name of the CRDs release this registration installs beside the agent",
+            f"give the agent release's own name, e.g. {generation.release_name!r} (the default)",
+        )
+
     settings = RegistrationSettings(
         cluster_name=cluster_name,
         mgmt=mgmt,
@@ -461,6 +529,7 @@ def validate_registration_args(
         create_remote_namespace=_bool(args, "create_remote_namespace", True, label),
         cluster_domain=cluster_domain,
         agent_values=agent_values,
+        crd_values=crd_values,
         insecure=insecure,
         wait_for_client_cert=wait,
         client_cert_timeout_seconds=timeout,
@@ -469,9 +538,39 @@ def validate_registration_args(
         telemetry=telemetry,
         telemetry_gateway_address=telemetry_address,
         adopt=_bool(args, "adopt", False, label),
+        agent_release_name=release_name,
     )
     check_agent_values(settings, label)
+    if settings.adopt and find_releases is not None:
+        check_adopted_release(settings, find_releases, label)
     return settings
+
+
+def check_adopted_release(settings: RegistrationSettings, find_releases: ReleaseSource, label: FieldLabel) -> None:
+    """With ``adopt``: when the agent release is not there under ``agent_release_name`` but is under another name
+    real installations use, say which name to set, before anything is declared. The name cannot simply be taken from
+    the cluster: adoption is for one ``pulumi up``, and a later run under the default name would replace the release.
+    A cluster that cannot be asked, or that holds none of the names, is left to the import (which names the ID)."""
+    remote = settings.remote
+    if remote.context is None and not isinstance(remote.kubeconfig, str):
+        return  # kubectl cannot reach it before anything is declared
+    wanted = settings.agent_release_name
+    names = (wanted, *(n for n in settings.generation.release_names_seen if n != wanted))
+    if len(names) == 1:
+        return  # no other name to look for (1.x: `enterprise-agent` only)
+    found = find_releases(remote, settings.remote_namespace, names)
+    if found is None or wanted in found or not found:
+        return
+    others = [n for n in names if n in found]
+    raise RegistrationConfigError(
+        label("agent_release_name"),
+        repr(wanted),
+        f"names no Helm release in namespace {settings.remote_namespace!r} of the registered cluster "
+        f"({remote.describe()}), so there is no agent to adopt under it; the agent release there is "
+        f"{' and '.join(repr(n) for n in others)}",
+        f"set {label('agent_release_name')} to {others[0]!r} and keep it set after the adoption (a release under "
+        "another name would be a new release)",
+    )
 
 
 def _generation(

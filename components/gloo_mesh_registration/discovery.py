@@ -24,12 +24,15 @@ from .args import (
     RegistrationConfigError,
     RegistrationSettings,
     RelayDiscovery,
+    check_generation_version,
     check_host_port,
+    generation_version_problem,
     normalize_agent_version,
 )
 from .lifecycle import (
     FIND_EXISTING,
     READ_RELAY_SECRETS,
+    ExistingObjects,
     existing_objects_step,
     kubectl_environment,
     objects_environment,
@@ -131,7 +134,12 @@ def _given(value: pulumi.Input[str] | None, check: Callable[[str], str]) -> pulu
 
 def resolve_agent_version(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
     """Step 1: the given version, else the image tag of the server Deployment (as meshctl does)."""
-    given = _given(settings.agent_version, lambda v: normalize_agent_version("agent_version", v))
+    given = _given(
+        settings.agent_version,
+        lambda v: check_generation_version(
+            "agent_version", normalize_agent_version("agent_version", v), settings.generation
+        ),
+    )
     if given is not None:
         return given
     return scope.once(("agent-version", settings.mgmt_namespace), lambda: _discover_agent_version(scope, settings))
@@ -158,12 +166,20 @@ def _discover_agent_version(scope: ReadScope, settings: RegistrationSettings) ->
                 "cannot be read from it. Fix: set agent_version to the enterprise-networking version."
             )
         try:
-            return normalize_agent_version("agent_version", tag)
+            version = normalize_agent_version("agent_version", tag)
         except RegistrationConfigError:
             raise DiscoveryError(
                 f"{where} runs image {container.image!r}, whose tag {tag!r} is not a version (mirrored or re-tagged "
                 "image?). Fix: set agent_version to the enterprise-networking version."
             ) from None
+        refused = generation_version_problem(version, gen)
+        if refused is not None:
+            problem, fix = refused
+            raise DiscoveryError(
+                f"agent_version: {version!r}, the server version discovered from {where} (image "
+                f"{container.image!r}), {problem}. Fix: {fix}"
+            )
+        return version
 
     return deployment.spec.apply(version_from_spec)
 
@@ -292,9 +308,22 @@ def discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) 
     return found
 
 
-def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) -> AgentGeneration:
+def _look_before_declaring(access: ClusterAccess, refs: list[str]) -> ExistingObjects:
+    """Which of ``refs`` exist, by the find-existing step as a plain (blocking) invoke: it runs before the component
+    exists, so on the default command provider."""
     from pulumi_command import local
 
+    environment = {**kubectl_environment(access), **objects_environment(refs)}
+    ran = local.run(
+        command=FIND_EXISTING,
+        interpreter=existing_objects_step().interpreter,
+        environment=cast("Mapping[str, str]", environment),
+        logging=local.Logging.NONE,
+    )
+    return parse_existing(ran.stdout)
+
+
+def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) -> AgentGeneration:
     servers = {f"deployments/{namespace}/{gen.server_deployment}": gen for gen in GENERATIONS.values()}
     names = " or ".join(f"{gen.server_deployment} ({gen.label})" for gen in GENERATIONS.values())
     fix = f"set {label('agent_generation')} to one of {', '.join(GENERATIONS)}"
@@ -306,14 +335,7 @@ def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel)
             "Output, so kubectl cannot look for the server before resources are declared",
             fix,
         )
-    environment = {**kubectl_environment(mgmt), **objects_environment(list(servers))}
-    ran = local.run(
-        command=FIND_EXISTING,
-        interpreter=existing_objects_step().interpreter,
-        environment=cast("Mapping[str, str]", environment),
-        logging=local.Logging.NONE,
-    )
-    found = parse_existing(ran.stdout)
+    found = _look_before_declaring(mgmt, list(servers))
     if found.unreachable is not None:
         raise DiscoveryError(
             f"the management cluster ({mgmt.describe()}) is not reachable ({found.unreachable}), so the agent "
@@ -330,6 +352,31 @@ def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel)
             fix,
         )
     return generations[0]
+
+
+def find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str, ...]) -> frozenset[str] | None:
+    """Which of the Helm releases ``names`` exist in ``namespace`` of the registered cluster (adoption only), or None
+    when the cluster does not answer. A plain (blocking) invoke made before anything is declared, once per cluster,
+    namespace and names in a program run; like :func:`discover_generation`, it uses the default command provider."""
+    key = (
+        remote.context,
+        remote.kubeconfig if isinstance(remote.kubeconfig, str) else id(remote.kubeconfig),
+        namespace,
+        names,
+    )
+    known = run_state("agent-releases")
+    if key not in known:
+        known[key] = _find_agent_releases(remote, namespace, names)
+    found: frozenset[str] | None = known[key]
+    return found
+
+
+def _find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str, ...]) -> frozenset[str] | None:
+    refs = {f"helm-release/{namespace}/{name}": name for name in names}
+    found = _look_before_declaring(remote, list(refs))
+    if found.unreachable is not None:
+        return None
+    return frozenset(refs[ref] for ref in found.refs if ref in refs)
 
 
 def read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[Mapping[str, str]]:

@@ -335,6 +335,7 @@ def client_certificate_step(
     identity: RemoteIdentity,
     *,
     cluster_name: str,
+    agent_deployment: str,
     timeout_seconds: int,
     remove_token: bool,
     chunk_seconds: int = WAIT_CHUNK_SECONDS,
@@ -346,7 +347,8 @@ def client_certificate_step(
     place, the certificate is watched for with progress lines, and the token is removed when the step ends: on
     success only with ``remove_token``, on a failure always, on a kill by the token guard. The relay
     address and authority for the timeout message come from the environment (``GM_RELAY_ADDRESS``,
-    ``GM_RELAY_AUTHORITY``): the address may be discovered, so it is not known when the script text is built.
+    ``GM_RELAY_AUTHORITY``): the address may be discovered, so it is not known when the script text is built. The
+    timeout message names ``agent_deployment``, whose logs say why (the generation's agent Deployment).
     """
     keep = (
         ""
@@ -372,7 +374,8 @@ _gm_on_exit() {{
     )
     program = (
         _names(identity)
-        + f"GM_CLUSTER={shlex.quote(cluster_name)}\nGM_TIMEOUT={int(timeout_seconds)}\nGM_CHUNK={int(chunk_seconds)}\n"
+        + f"GM_CLUSTER={shlex.quote(cluster_name)}\nGM_AGENT_DEPLOYMENT={shlex.quote(agent_deployment)}\n"
+        + f"GM_TIMEOUT={int(timeout_seconds)}\nGM_CHUNK={int(chunk_seconds)}\n"
         + _APPLY_TOKEN
         + _START_GUARD
         + removal
@@ -432,7 +435,7 @@ within ${GM_TIMEOUT}s.
   Usual causes: the relay address is not reachable from the remote cluster (LoadBalancer still pending, wrong port,
   firewall); the authority does not match the relay server certificate; a stale root CA copy; an empty or rotated
   bootstrap token on the management cluster; a sidecar injected into namespace $GM_NAMESPACE; an agent version that
-  differs from the server's. Check: kubectl logs deploy/enterprise-agent -n $GM_NAMESPACE on the remote cluster.
+  differs from the server's. Check: kubectl logs deploy/$GM_AGENT_DEPLOYMENT -n $GM_NAMESPACE on the remote cluster.
   The bootstrap token is removed now; the next pulumi up puts it in place again and retries.
 GM_TIMEOUT_MESSAGE
     exit 1

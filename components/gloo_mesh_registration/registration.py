@@ -27,6 +27,7 @@ from .args import (
 from .discovery import (
     ReadScope,
     discover_generation,
+    find_agent_releases,
     read_relay_secrets,
     resolve_agent_version,
     resolve_relay_address,
@@ -120,7 +121,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: RemoteClusterRegistrationArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        settings = validate_registration_args(args, discover=discover_generation)
+        settings = validate_registration_args(args, discover=discover_generation, find_releases=find_agent_releases)
         CLUSTER_NAME_CLAIMS.claim(settings, name)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
@@ -323,7 +324,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch,
         version: pulumi.Output[str],
     ) -> k8s.helm.v3.Release | None:
-        """The generation's CRDs chart (2.x: `gloo-platform-crds`) at the agent's version, before the agent.
+        """The generation's CRDs chart (2.x: `gloo-platform-crds`) at the agent's version, before the agent, with the
+        stack's `crd_values` (e.g. `featureGates.ExternalWorkloads: true`, as GitOps setups pass it).
 
         Retained on destroy: deleting it would delete the CRDs and with them every Gloo custom resource on the
         workload cluster (meshctl 1.x's deregister had the same hazard). Pulumi forgets the release instead."""
@@ -338,6 +340,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.chart_repo),
             namespace=s.remote_namespace,
+            # None when none are given: a stack from before crd_values keeps the same inputs (no diff on upgrade).
+            values=dict(s.crd_values) or None,
             create_namespace=False,
             opts=self._opts(
                 remote,
@@ -373,7 +377,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         inputs = [address, version] + ([telemetry_address] if telemetry_address is not None else [])
         return k8s.helm.v3.Release(
             f"{self._name}-agent",
-            name=gen.release_name,
+            name=s.agent_release_name,
             chart=gen.chart,
             version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=s.chart_repo),
@@ -383,7 +387,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             opts=self._opts(
                 remote,
                 depends_on=[namespace, *prerequisites],
-                import_=self._adopted(f"{s.remote_namespace}/{gen.release_name}"),
+                import_=self._adopted(f"{s.remote_namespace}/{s.agent_release_name}"),
             ),
         )
 
@@ -440,7 +444,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             ref = f"secret/{ns}/{gen.root_ca_secret}"
             problem = f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, {earlier}"
             remote.append(PlannedObject(root_ca_copy, ref, problem, marked=True))
-        for helm_release, release_name in ((crds, gen.crds_chart), (release, gen.release_name)):
+        for helm_release, release_name in ((crds, gen.crds_chart), (release, s.agent_release_name)):
             if helm_release is not None and release_name is not None:
                 ref = f"helm-release/{ns}/{release_name}"
                 problem = f"Helm release {release_name!r} exists already in namespace {ns!r}, {earlier}"
@@ -484,6 +488,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         step = client_certificate_step(
             self._identity,
             cluster_name=s.cluster_name,
+            agent_deployment=s.generation.agent_deployment,
             timeout_seconds=s.client_cert_timeout_seconds,
             remove_token=s.remove_bootstrap_token,
         )

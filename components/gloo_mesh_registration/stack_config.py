@@ -19,7 +19,7 @@ from .args import (
     check_dns1123_label,
     validate_registration_args,
 )
-from .discovery import discover_generation
+from .discovery import discover_generation, find_agent_releases
 
 MANAGEMENT_KEYS: dict[str, str] = {
     "context": "mgmt_context",
@@ -47,10 +47,12 @@ CLUSTER_KEYS: dict[str, str] = {
     "clusterDomain": "cluster_domain",
     "relayServerAddress": "relay_server_address",
     "agentValues": "agent_values",
+    "crdValues": "crd_values",
     "waitForClientCert": "wait_for_client_cert",
     "clientCertTimeoutSeconds": "client_cert_timeout_seconds",
     "removeBootstrapToken": "remove_bootstrap_token",
     "adopt": "adopt",
+    "agentReleaseName": "agent_release_name",
 }
 """Keys of each ``clusters`` entry: one registered cluster (``relayServerAddress`` overrides the management one)."""
 
@@ -123,7 +125,9 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
                 "give every cluster a unique name",
             )
         seen[name] = index
-        settings = validate_registration_args(args, _labeller(labels), discover=discover_generation)
+        settings = validate_registration_args(
+            args, _labeller(labels), discover=discover_generation, find_releases=find_agent_releases
+        )
         registrations.append(args)  # type: ignore[arg-type]  # validated just above
         management_access = settings.mgmt
     return StackRegistrations(management=management_access, clusters=tuple(registrations))

@@ -191,3 +191,13 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0)
 def up(cli: PulumiProject, *flags: str) -> Result:
     """``pulumi up --yes`` with ``flags`` (a preview first unless ``--skip-preview`` is among them)."""
     return cli.run("up", "--yes", *flags)
+
+
+def assert_adoption_preview(preview_stdout: str, cluster_type: str) -> None:
+    """A ``preview --diff`` of an adoption: the namespace, the CA copy, the release(s) and the KubernetesCluster
+    (``cluster_type``) imported; nothing of the registration created, deleted or replaced."""
+    for kind in ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret", "kubernetes:helm.sh/v3:Release"):
+        assert f"= {kind}: (import)" in preview_stdout, preview_stdout[-6000:]
+        assert f"+ {kind}: (create)" not in preview_stdout
+    assert f"= {cluster_type}: (import)" in preview_stdout
+    assert "(delete)" not in preview_stdout and "(replace)" not in preview_stdout

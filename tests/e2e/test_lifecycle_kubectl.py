@@ -93,7 +93,8 @@ def forget(namespace: str) -> list[str]:
 
 
 def ensure_certificate(namespace: str, **settings: Any) -> list[str]:
-    """The certificate step's process, as pulumi-command's ``local.run`` starts it."""
+    """The certificate step's process, as pulumi-command's ``local.run`` starts it (a 1.x agent unless told)."""
+    settings.setdefault("agent_deployment", "enterprise-agent")
     return client_certificate_step(identity_in(namespace), **settings).argv(ENSURE_CERTIFICATE)
 
 
@@ -502,6 +503,7 @@ def test_wait_times_out_with_the_promised_message_and_leaves_no_token(
     )
     assert "relay server address: 172.18.0.2:32443, authority: enterprise-networking.gloo-mesh" in message
     assert "Usual causes:" in message and "sidecar" in message
+    assert f"Check: kubectl logs deploy/enterprise-agent -n {ns} on the remote cluster." in message
     assert remote.secret_data(ns, TOKEN_SECRET) is None, "a timed-out registration left the token behind"
     assert no_token_in(result.stdout + message)
 
