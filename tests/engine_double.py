@@ -21,6 +21,7 @@ import base64
 import copy
 import json
 import os
+import re
 import runpy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -159,6 +160,50 @@ class CommandFailedError(Exception):
     pulumi/pulumi-command ``provider/pkg/provider/local/commandOutputs.go``)."""
 
 
+def certificate_step_output(args: dict[str, Any]) -> str:
+    """What the client certificate step prints on stderr for an agent that takes 17 s: the lines of
+    ``lifecycle.client_certificate_step`` with its cluster and namespace (read from the script the invoke carries;
+    the script itself runs with the real kubectl in tests/e2e/test_lifecycle_kubectl.py)."""
+    program = str(plain(args).get("interpreter", ["", "", ""])[2])
+    cluster = re.search(r"^GM_CLUSTER=(\S+)$", program, re.MULTILINE)
+    namespace = re.search(r"^GM_NAMESPACE=(\S+)$", program, re.MULTILINE)
+    assert cluster is not None and namespace is not None, "not the client certificate step's script"
+    return (
+        f"cluster {cluster[1]}: waiting for the agent's client certificate (15s of 300s)\n"
+        f"cluster {cluster[1]}: the agent holds its client certificate (after 17s)\n"
+        f"bootstrap token removed from namespace {namespace[1]}"
+    )
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One ``pulumi.log`` message as the engine would receive it."""
+
+    severity: str  # "debug" | "info" | "warning" | "error"
+    message: str
+    urn: str
+    ephemeral: bool
+
+
+LOG_SEVERITIES = {0: "debug", 1: "info", 2: "warning", 3: "error"}
+"""``engine.proto``'s ``LogSeverity`` values."""
+
+
+class RecordingEngine:
+    """The engine's ``Log`` endpoint: records each message with its URN, then hands it to the mock runtime's own
+    engine (which passes it to Python's ``logging``, where tests read it with ``caplog``)."""
+
+    def __init__(self, logs: list[LogRecord], inner: Any) -> None:
+        self.logs = logs
+        self.inner = inner
+
+    def Log(self, request: Any) -> None:  # noqa: N802 (gRPC method name)
+        self.logs.append(
+            LogRecord(LOG_SEVERITIES[int(request.severity)], request.message, request.urn, bool(request.ephemeral))
+        )
+        self.inner.Log(request)
+
+
 class DuplicateURNError(Exception):
     """What the engine reports for a second resource under a URN already used in the deployment."""
 
@@ -195,6 +240,9 @@ class FakeClusters(mocks.Mocks):
         self.mgmt_context = mgmt_context
         self.agent_fails: str | None = None
         """When set, the client certificate step fails with this output (an agent that never connects)."""
+        self.certificate_output: str | None = None
+        """When set, what the client certificate step prints (stderr) when it ends well; else
+        :func:`certificate_step_output`."""
         self.existing: set[str] = set()
         """Objects on the clusters besides the management plane, as the find-existing step names them
         (``namespace/<name>``, ``secret/<ns>/<name>``, ``helm-release/<ns>/<name>``, ``<resource>/<ns>/<name>``,
@@ -226,7 +274,7 @@ class FakeClusters(mocks.Mocks):
         if args.token == LOCAL_RUN and args.args.get("command") == ENSURE_CERTIFICATE:
             if self.agent_fails is not None:
                 raise CommandFailedError(f'exit status 1: running "{ENSURE_CERTIFICATE}":\n{self.agent_fails}')
-            return {"stdout": "", "stderr": "the agent holds its client certificate"}
+            return {"stdout": "", "stderr": self.certificate_output or certificate_step_output(args.args)}
         raise NotImplementedError(f"{args.token} {args.args.get('command')!r}")
 
     def _exists(self, ref: str) -> bool:
@@ -324,6 +372,8 @@ class RecordingMonitor(mocks.MockMonitor):
     fake: FakeClusters
     records: list[Recorded] = field(default_factory=list)
     invocations: list[Invocation] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
+    """What the program logged (``pulumi.log``), in order."""
     registered_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per URN, what a component registered as its outputs (``register_outputs``: the engine stores them in the
     component's state, where ``pulumi stack export`` and a parent's program see them)."""
@@ -411,6 +461,10 @@ class RecordingMonitor(mocks.MockMonitor):
     def reads(self, type_: str | None = None) -> list[Recorded]:
         return [r for r in self.records if r.op == "read" and (type_ is None or r.type == type_)]
 
+    def said(self) -> list[LogRecord]:
+        """What the program logged for users: ``logs`` without debug messages (the SDK's own are debug)."""
+        return [log for log in self.logs if log.severity != "debug"]
+
     def invoked(self, command: str) -> list[Invocation]:
         """The ``command:local:run`` invokes of one step (by its verb)."""
         return [i for i in self.invocations if i.token == LOCAL_RUN and i.command == command]
@@ -485,6 +539,8 @@ def run_program(
     fake.preview = preview
     pulumi.runtime.settings.reset_options(project=project, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(fake, project=project, stack=stack, preview=preview, monitor=monitor)
+    settings = pulumi.runtime.settings.SETTINGS
+    settings.engine = RecordingEngine(monitor.logs, settings.engine)
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def body() -> pulumi.Output[Any]:

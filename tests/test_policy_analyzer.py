@@ -531,7 +531,9 @@ def test_a_resource_without_an_explicit_provider(analyzer: PolicyAnalyzer) -> No
     assert recorded.one(CLUSTER_1X).provider == ""
     violations = analyzer.run(recorded)
     assert names(violations) == {"kubernetes-explicit-provider"}
-    default_name = "default_" + metadata.version("pulumi-kubernetes").replace(".", "_")  # the SDK's, e.g. default_4_25_0
+    default_name = "default_" + metadata.version("pulumi-kubernetes").replace(
+        ".", "_"
+    )  # the SDK's, e.g. default_4_25_0
     assert f"default provider {default_name!r}" in violations[0].message
     # With the project's `pulumi:disable-default-providers: [kubernetes]`, the engine refuses it outright.
     with pytest.raises(AssertionError, match="Default provider for 'kubernetes' disabled"):

@@ -933,7 +933,7 @@ def test_certificate_step_streams_progress_and_knows_the_relay_address_for_its_t
 ) -> None:
     (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
     arguments = plain(wait.args)
-    assert arguments["logging"] == "stderr", "progress lines go to the Pulumi output; stdout is not streamed"
+    assert arguments["logging"] == "stderr", "progress lines go to the progress display; stdout is not streamed"
     assert arguments["environment"]["GM_RELAY_ADDRESS"] == "203.0.113.10:9900"
     assert arguments["environment"]["GM_RELAY_AUTHORITY"] == "enterprise-networking.gloo-mesh"
     assert arguments["environment"]["GM_KUBE_CONTEXT"] == "kind-remote-cluster"

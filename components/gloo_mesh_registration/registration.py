@@ -46,6 +46,7 @@ from .lifecycle import (
 )
 from .preflight import PlannedObject, check_planned_objects
 from .program_run import run_state
+from .step_report import report_certificate_step
 from .values import ValueConflictError
 
 COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
@@ -506,8 +507,15 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             add_previous_output_in_env=False,
             opts=pulumi.InvokeOutputOptions(parent=self, depends_on=after),
         )
-        # Only that it ended well is kept (its progress lines are secret when a kubeconfig's contents are).
-        return pulumi.Output.unsecret(result.stderr).apply(lambda _: True)
+        # pulumi-command shows the step's lines only while it runs (ephemeral status messages); the ones a user must
+        # see after the run are re-issued here (step_report: fixed texts only, though the output is secret when a
+        # kubeconfig's contents are). Then only that it ended well is kept.
+
+        def ended_well(stderr: str) -> bool:
+            report_certificate_step(stderr, self, cluster_name=s.cluster_name, namespace=s.remote_namespace)
+            return True
+
+        return pulumi.Output.unsecret(result.stderr).apply(ended_well)
 
 
 def _unknown_bool() -> pulumi.Output[bool]:

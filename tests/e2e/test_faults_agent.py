@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
+
 from .cluster import ControlPlanes
 from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
 from .pulumi_cli import ROOT, PulumiProject, project_copy
@@ -289,6 +291,22 @@ def timeout_failure(result_output: str, cluster: str, namespace: str, timeout: i
     assert f"relay server address: {address}, authority: {AUTHORITY}" in result_output
 
 
+def final_diagnostics(output: str) -> str:
+    """The "Diagnostics:" section the CLI prints once a run is over, up to the next section (``Outputs:``,
+    ``Resources:``, ``Duration:``). The command provider's ephemeral status messages never reach it (pulumi/pulumi
+    ``pkg/backend/display/progress.go`` ``printDiagnostics`` skips them), so what users must read after the run has to
+    be there: the program's own ``pulumi.log`` messages and its errors."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.rstrip() == "Diagnostics:"]
+    assert starts, f"no Diagnostics section in the output:\n{output[-6000:]}"
+    section: list[str] = []
+    for line in lines[starts[-1] + 1 :]:
+        if re.match(r"(Outputs|Resources|Duration):", line):
+            break
+        section.append(line)
+    return "\n".join(section)
+
+
 def no_pending_operations_nor_lock(reg: Registration) -> None:
     deployment = json.loads(reg.cli.export())["deployment"]
     assert not deployment.get("pending_operations"), deployment.get("pending_operations")
@@ -359,15 +377,19 @@ class TestAgentNeverConnects:
         result = reg.cli.run("up", "--yes", "--skip-preview")
         assert result.returncode != 0, result.output
         assert time.monotonic() - started >= NEVER_TIMEOUT
-        timeout_failure(result.output, NEVER, reg.namespace, NEVER_TIMEOUT, reg.plane.relay_address)
+        # What a user reads once the run is over: the failed step's whole output, in the program's error.
+        diagnostics = final_diagnostics(result.output)
+        timeout_failure(diagnostics, NEVER, reg.namespace, NEVER_TIMEOUT, reg.plane.relay_address)
+        assert f'exit status 1: running "{ENSURE_CERTIFICATE}":' in diagnostics, diagnostics
         assert "The bootstrap token is removed now; the next pulumi up puts it in place again and retries." in (
-            result.output
+            diagnostics
         )
+        assert f"bootstrap token removed from namespace {reg.namespace}" in diagnostics, diagnostics
         progress = re.findall(
             rf"cluster {NEVER}: waiting for the agent's client certificate \((\d+)s of {NEVER_TIMEOUT}s\)",
-            result.output,
+            diagnostics,
         )
-        assert any(int(seconds) < NEVER_TIMEOUT for seconds in progress), result.output[-6000:]
+        assert any(int(seconds) < NEVER_TIMEOUT for seconds in progress), diagnostics
         # The remote cluster: the release and the CA copy, neither the token nor a certificate.
         assert reg.secrets() == {ROOT_CA, RELEASE_V1}
         namespace = get_json(reg.planes, "remote", "namespace", reg.namespace)
@@ -380,7 +402,12 @@ class TestAgentNeverConnects:
     def test_the_next_up_completes_once_the_agent_answers(self, reg: Registration) -> None:
         reg.agent.mode = "answers"
         result = reg.cli.run("up", "--yes", "--skip-preview").check()
-        assert f"cluster {NEVER}: the agent holds its client certificate (after " in result.output
+        # Re-issued by the program (step_report.py): pulumi-command's own lines are gone once the run is over.
+        diagnostics = final_diagnostics(result.output)
+        assert re.search(rf"cluster {NEVER}: the agent holds its client certificate \(after \d+s\)", diagnostics), (
+            diagnostics
+        )
+        assert f"bootstrap token removed from namespace {reg.namespace}" in diagnostics, diagnostics
         reg.assert_registered()
         assert reg.agent.tokens_seen == [reg.plane.token]
 
@@ -553,7 +580,7 @@ class TestRegisteredCluster:
             watch.stop()
         assert result.returncode == 0, result.output[-6000:]
         assert watch.token_events() == [], watch.events
-        assert f"cluster {STEADY}: the agent holds its client certificate" in result.output
+        assert f"cluster {STEADY}: the agent holds its client certificate" in final_diagnostics(result.output)
         reg.assert_registered()
         claims = sorted({line.strip() for line in result.output.splitlines() if "bootstrap token removed" in line})
         if claims:
