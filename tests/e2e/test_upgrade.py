@@ -9,6 +9,8 @@ workflow's checkout has ``fetch-depth: 0``), it does not skip.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,66 @@ def test_an_upgrade_replaces_and_deletes_nothing_on_a_registered_cluster(
     # (discard), and deletes that harmful_steps let through (a shell step with no delete script).
     assert set(report.change_summary) <= HARMLESS_OPS | {"delete"}, report.change_summary
     assert report.change_summary.get("same", 0) > 0, report.change_summary
+
+
+LAST_UNPINNED = "472e38d"
+"""The last commit whose requirements pinned pulumi-kubernetes 4.34.2 (the SDK's newest), not the provider release the
+suite runs (4.25.0, constraints.txt since)."""
+
+
+def venv_with_pins_of(commit: str, folder: Path) -> Path:
+    """A virtualenv with the third-party pins of ``commit``'s requirements.txt, from PyPI: what a user who installed
+    that commit has in the program's ``.venv`` (the component itself comes from the commit's files)."""
+    shown = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{commit}:requirements.txt"], capture_output=True, text=True, check=True
+    )
+    pins = [line.strip() for line in shown.stdout.splitlines() if "==" in line and not line.lstrip().startswith("#")]
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    subprocess.run(
+        [str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
+        check=True,
+        timeout=600,
+    )
+    return folder
+
+
+def test_an_upgrade_from_the_newest_kubernetes_sdk_to_the_pinned_one_updates_only_the_providers(
+    bin_dir: Path,
+    e2e_dir: Path,
+    planes: ControlPlanes,
+    management_plane: ManagementPlane,
+    chart_repo: ChartRepository,
+) -> None:
+    """A stack registered with the SDKs of 472e38d (pulumi-kubernetes 4.34.2: its Providers recorded as version
+    4.34.2), then upgraded to this checkout (4.25.0, the release users now get): the kubernetes Providers are updated
+    in place (their ``version``), nothing is replaced, deleted or created, and the second up changes nothing.
+
+    The old program runs on the v4.25.0 provider build under the SDK's 4.34.2 request (the only build here): what
+    changes between the two runs is what the state records and the program asks for, which is what this checks."""
+    work = e2e_dir / f"upgrade-sdk-{LAST_UNPINNED}"
+    old = program_at(LAST_UNPINNED, work / "old")
+    old_venv = venv_with_pins_of(LAST_UNPINNED, work / "old-venv")
+    assert (
+        "pulumi-kubernetes==4.34.2"
+        in subprocess.run(
+            [str(old_venv / "bin" / "python"), "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    )
+
+    report = check_upgrade(
+        planes,
+        management_plane,
+        chart_repo,
+        bin_dir,
+        work,
+        old,
+        ROOT,
+        cluster=f"upgrade-sdk-{LAST_UNPINNED}",
+        namespace="upgrade-sdk-agents",
+        old_venv=old_venv,
+    )
+
+    assert report.harmful == [], report.harmful
+    assert [urn for op, urn in report.steps if op == "create"] == []
+    providers = {urn: op for op, urn in report.steps if "pulumi:providers:kubernetes::" in urn}
+    assert providers and set(providers.values()) == {"update"}, providers

@@ -110,13 +110,22 @@ def check_upgrade(
     namespace: str = REMOTE_NAMESPACE,
     label: str = "this checkout",
     diff: bool = False,
+    old_venv: Path | None = None,
 ) -> UpgradeReport:
     """Steps 1 to 3 of this module's list, on running servers: the program in ``old`` registers ``cluster``, the one
     in ``new`` previews, then ups twice (the second expecting no changes), then destroys. Fails (an assertion or a
-    failed CLI run) if the cluster is not registered after either up or not clean after the destroy."""
+    failed CLI run) if the cluster is not registered after either up or not clean after the destroy.
+
+    ``old_venv``: the virtualenv the old program runs from (its own SDK versions, as its users had them); by default
+    both programs run from the suite's."""
     agent = SimulatedAgent(planes, "remote", namespace=namespace, cluster_name=cluster).start()
     config = one_cluster_config(planes, charts, name=cluster, namespace=namespace)
     folder = project_copy(old, work / "project", "upgrade", config)
+    venv = folder / ".venv"
+    suite_venv = venv.readlink()
+    if old_venv is not None:
+        venv.unlink()
+        venv.symlink_to(old_venv)
     project = PulumiProject(bin_dir, work / "home", folder, "upgrade")
     use_program(old, project)
     try:
@@ -126,6 +135,8 @@ def check_upgrade(
         assert_registered(planes, "remote", cluster, namespace, plane.agent_version)
 
         use_program(new, project)
+        venv.unlink()
+        venv.symlink_to(suite_venv)
         print(f"== pulumi preview with the program of {label}", flush=True)
         preview = json.loads(project.run("preview", "--json").check().stdout)
         steps = [(step["op"], step["urn"]) for step in preview.get("steps", [])]
