@@ -66,11 +66,11 @@ def plugin_folder(tools_bin: Path, folder: Path, *, providers_on_path: bool = Tr
     user's machine holds them (:meth:`PulumiProject.install_sdk_plugins`); then the CLI prints no such warning.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    providers = folder / "providers"
+    providers = folder if providers_on_path else folder / "providers"
     providers.mkdir(exist_ok=True)
     for tool in tools_bin.iterdir():
         provider = tool.name.startswith(RESOURCE_PLUGIN) and tool.name not in BUNDLED_RESOURCE_PLUGINS
-        link = (folder if providers_on_path or not provider else providers) / tool.name
+        link = (providers if provider else folder) / tool.name
         if tool.name in (LANGUAGE_HOST, "pulumi") or link.exists():
             continue
         link.symlink_to(tool.resolve())
@@ -83,7 +83,7 @@ def plugin_folder(tools_bin: Path, folder: Path, *, providers_on_path: bool = Tr
     e2e = ROOT / "tests" / "e2e"
     # The real host finds pulumi-language-python-exec next to its resolved executable: call it by that path.
     shims = {
-        (folder if providers_on_path else providers) / "pulumi-resource-command": f'"{e2e / "command_provider.py"}"',
+        providers / "pulumi-resource-command": f'"{e2e / "command_provider.py"}"',
         folder / LANGUAGE_HOST: f'"{e2e / "language_host.py"}" "{(tools_bin / LANGUAGE_HOST).resolve()}"',
     }
     for shim, script in shims.items():
