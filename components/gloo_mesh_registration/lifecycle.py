@@ -95,9 +95,12 @@ if [ "$#" -ne 2 ] || [ "$1" -lt 1 ] || {{ [ "$1" -eq 1 ] && [ "$2" -lt {KUBECTL_
   exit 127
 fi
 if [ -n "${{{ENV_KUBECONFIG}:-}}" ]; then
+  # Contents or a path: the rule of ClusterAccess (args.py): contents have a line break, or start with "{{" or
+  # "apiVersion" after leading blanks; anything else is a path (which error messages may name; contents never).
+  _gm_lead=${{{ENV_KUBECONFIG}%%[![:space:]]*}}
   case "${{{ENV_KUBECONFIG}}}" in
     *'
-'*|'{{'*|apiVersion*)
+'*|"$_gm_lead"'{{'*|"$_gm_lead"apiVersion*)
       printf '%s\\n' "${{{ENV_KUBECONFIG}}}" > "$_gm_dir/kubeconfig"
       KUBECONFIG="$_gm_dir/kubeconfig"
       export KUBECONFIG

@@ -43,6 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gloo_mesh_registration.args import ClusterAccess
 from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
@@ -838,6 +839,28 @@ def test_kubeconfig_contents_in_the_environment_reach_the_cluster_and_leave_no_f
     while list(scratch.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list(scratch.iterdir()) == [], "the temporary kubeconfig was left on disk"
+
+
+@pytest.mark.parametrize(
+    ("lead", "readable"), [("  ", True), (" \r", True), ("\t", False)], ids=["spaces", "cr", "tab"]
+)
+def test_one_line_kubeconfig_contents_after_blanks_are_contents_as_the_program_reads_them(
+    steps: Steps, remote: ApiClient, planes: ControlPlanes, ns: str, lead: str, readable: bool
+) -> None:
+    """Path or contents: the program's rule (``ClusterAccess``, args.py) reads a kubeconfig given as one line of JSON
+    after leading blanks as contents, and hands it to the steps as a secret. The steps must read it the same way: before,
+    they took it for a file path, failed with "the kubeconfig file <the kubeconfig itself> does not exist", and that
+    error text (not a secret to the engine) printed the client key in the run's output."""
+    contents = lead + json.dumps(yaml.safe_load(planes.kubeconfig_text("remote", CONTEXT)))
+    access = ClusterAccess("remote", None, contents, None)
+    assert access.describe() == "the given kubeconfig contents"  # the program's reading
+    result = steps.run(forget(ns), kubeconfig=contents)
+    # kubectl itself reads no YAML that starts with a tab ("found character that cannot start any token"): an error,
+    # but one that names no kubeconfig contents.
+    assert (result.returncode == 0) == readable, result.stderr
+    assert "does not exist" not in result.stderr
+    key = json.loads(contents)["users"][0]["user"]["client-key-data"]
+    assert key not in result.stdout + result.stderr
 
 
 def test_the_token_step_leaves_the_token_to_a_registered_agent_and_removes_it_from_an_unregistered_one(
