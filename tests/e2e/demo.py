@@ -58,19 +58,22 @@ def main(argv: list[str]) -> int:
             result = project.run("up", "--yes", "--skip-preview")
             print(result.output, flush=True)
             if result.returncode == 0:
-                kubectl = f"{options.tools / 'kubectl'} --kubeconfig {planes.kubeconfig}"
                 print(
-                    f"""
-== registered {CLUSTER} with the simulated management plane (agent {plane.agent_version}, relay {plane.relay_address})
-Look at it:
-  {kubectl} --context e2e-mgmt get kubernetesclusters -n gloo-mesh
-  {kubectl} --context e2e-remote get secrets,configmaps -n {REMOTE_NAMESPACE}
-  PULUMI_HOME={project.home / "pulumi-home"} PULUMI_BACKEND_URL={(project.home / "state").as_uri()} \\
-    PULUMI_CONFIG_PASSPHRASE=e2e-passphrase-not-a-secret {project.bin_dir / "pulumi"} stack --cwd {project.project_dir}""",
+                    f"\n== registered {CLUSTER} with the simulated management plane (agent {plane.agent_version}, "
+                    f"relay {plane.relay_address})",
                     flush=True,
                 )
                 if not options.once:
-                    print("Ctrl-C here, or scripts/demo.sh --down, destroys the registration and stops the servers.")
+                    kubectl = f"{options.tools / 'kubectl'} --kubeconfig {planes.kubeconfig}"
+                    print(
+                        f"""Look at it:
+  {kubectl} --context e2e-mgmt get kubernetesclusters -n gloo-mesh
+  {kubectl} --context e2e-remote get secrets,configmaps -n {REMOTE_NAMESPACE}
+  PULUMI_HOME={project.home / "pulumi-home"} PULUMI_BACKEND_URL={(project.home / "state").as_uri()} \\
+    PULUMI_CONFIG_PASSPHRASE=e2e-passphrase-not-a-secret {project.bin_dir / "pulumi"} stack --cwd {project.project_dir}
+Ctrl-C here, or scripts/demo.sh --down, destroys the registration and stops the servers.""",
+                        flush=True,
+                    )
                     stop.wait()
             print("== pulumi destroy", flush=True)
             print(project.run("destroy", "--yes", "--skip-preview").output, flush=True)
