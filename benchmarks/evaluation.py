@@ -176,9 +176,13 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     for name in cluster_names(n):
         context = f"ctx-{name}"
         remote = k8s.Provider(f"{name}-remote", context=context, enable_secret_mutable=True)
+        # Not before the version is known and the relay secrets were read (as the component waits for them).
+        labels = pulumi.Output.unsecret(
+            pulumi.Output.all(version, relay_values).apply(lambda _: {"istio-injection": "disabled"})
+        )
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NS, labels={"istio-injection": "disabled"}),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NS, labels=labels),
             opts=pulumi.ResourceOptions(
                 provider=remote, aliases=[pulumi.Alias(type_="kubernetes:core/v1:NamespacePatch")]
             ),

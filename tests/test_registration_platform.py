@@ -252,6 +252,19 @@ def test_a_discovered_server_below_2_3_is_refused_where_a_discovered_version_is_
     assert plain(_releases(register(_server_at("v2.3.0")))["gloo-platform"].inputs)["version"] == "2.3.0"
 
 
+@pytest.mark.parametrize("insecure", [False, True], ids=["secure", "insecure"])
+def test_a_discovered_server_below_2_3_leaves_nothing_on_the_registered_cluster(insecure: bool) -> None:
+    """`pulumi up --skip-preview` against a 2.2 server: the namespace waits for the checked version (as it waits for
+    the relay secrets), so the refusal comes before anything is created on the registered cluster, in insecure mode
+    (no relay secrets to wait for) too."""
+    monitor = RecordingMonitor(_server_at("2.2.6"))
+    args = registration_args("workload-1", "mgmt-platform", "workload-1", insecure=insecure)
+    with pytest.raises(DiscoveryError):
+        run_program(lambda: RemoteClusterRegistration("workload-1", args), monitor=monitor)
+    created = [(r.type, r.name) for r in monitor.registered() if r.type.startswith("kubernetes:")]
+    assert created == [], created
+
+
 def test_a_version_below_2_3_from_another_resource_is_refused_once_it_resolves() -> None:
     # The SDK reports it as the failure of the input that waited for it.
     with pytest.raises(ValueError, match=r"has risen: agent_version: '2\.2\.6' is older than 2\.3"):

@@ -141,9 +141,11 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         telemetry_address = resolve_telemetry_address(reads, settings)
         # ca.crt and the token, read by kubectl (never the rest of those secrets, and nothing into the state).
         relay_secrets = None if settings.insecure else read_relay_secrets(reads, settings)
-        # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent. Not before the relay secrets
-        # were read: a missing or empty one fails the run before anything is created (`up --skip-preview` too).
-        namespace = self._remote_namespace(remote, relay_secrets)
+        # 3. Remote namespace, labelled so Istio never injects a sidecar into the agent. Not before the agent version
+        # was checked and the relay secrets were read: a refused version (a 2.x server below 2.3, a tag that is no
+        # version) or a missing or empty secret fails the run before anything is created (`up --skip-preview` too).
+        known_good = version if relay_secrets is None else pulumi.Output.all(version, relay_secrets)
+        namespace = self._remote_namespace(remote, known_good)
         prerequisites: list[pulumi.Resource] = []
         root_ca_copy: k8s.core.v1.Secret | None = None
         token: pulumi.Output[str] | None = None
@@ -219,7 +221,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
     # -- steps -------------------------------------------------------------------------------------------------
 
     def _remote_namespace(
-        self, remote: k8s.Provider, after: pulumi.Output[Mapping[str, str]] | None
+        self, remote: k8s.Provider, after: pulumi.Output[Any]
     ) -> k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch:
         """A Namespace this registration owns (`create_remote_namespace`), else a label on one it does not own.
 
@@ -231,9 +233,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         s = self._settings
         plain_labels = {"istio-injection": "disabled"}
         # Waits for `after` (its values stay out of it: only that it resolved).
-        labels: pulumi.Input[Mapping[str, str]] = (
-            plain_labels if after is None else pulumi.Output.unsecret(after.apply(lambda _: plain_labels))
-        )
+        labels: pulumi.Input[Mapping[str, str]] = pulumi.Output.unsecret(after.apply(lambda _: plain_labels))
         name = f"{self._name}-namespace"
         if s.create_remote_namespace:
             return k8s.core.v1.Namespace(
