@@ -148,6 +148,11 @@ def project_copy(source: Path, folder: Path, stack: str, config: dict[str, Any])
     return folder
 
 
+def warning_lines(output: str) -> list[str]:
+    """The lines of a run's output that warn (the CLI's ``warning:`` diagnostics, pip's ``WARNING:``)."""
+    return [line for line in output.splitlines() if re.search(r"(?i)\bwarn(ing)?\b", line)]
+
+
 # A `.pth` file runs its `import` lines at every start of the interpreter it belongs to: this one appends which Python
 # ran which script to the file named by GLOO_E2E_INTERPRETERS, when that is set (it reaches the programs and plugins
 # through the CLI and the language host).

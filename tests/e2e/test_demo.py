@@ -12,8 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .pulumi_cli import ROOT
-from .test_main_job import warnings
+from .pulumi_cli import ROOT, warning_lines
 from .test_real_engine import CLUSTER
 
 DEMO_TIMEOUT_SECONDS = 900
@@ -37,4 +36,4 @@ def test_the_demo_registers_and_destroys_with_nothing_to_wonder_about(tools_bin:
     up, destroy = output.split("== pulumi destroy", 1)
     assert "Resources:" in up and "created" in up, up[-6000:]
     assert "deleted" in destroy, destroy[-6000:]
-    assert not warnings(output), output
+    assert not warning_lines(output), output

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -26,7 +25,15 @@ import pytest
 
 from .cluster import ControlPlanes
 from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy, recorded_runs, recording_interpreters
+from .pulumi_cli import (
+    ROOT,
+    PulumiProject,
+    plugin_folder,
+    project_copy,
+    recorded_runs,
+    recording_interpreters,
+    warning_lines,
+)
 from .registration_checks import assert_nothing_registered, assert_registered, wait_until
 from .test_real_engine import one_cluster_config
 
@@ -79,11 +86,6 @@ def user(
     return cli
 
 
-def warnings(output: str) -> list[str]:
-    """The lines of a run's output that warn (the CLI's ``warning:`` diagnostics, pip's ``WARNING:``)."""
-    return [line for line in output.splitlines() if re.search(r"(?i)\bwarn(ing)?\b", line)]
-
-
 def environment(cli: PulumiProject, tmp: Path) -> dict[str, str]:
     # pip's cache stays the machine's own (the home is the test's): `pulumi install` downloads once, not every run.
     return {**cli.env(), "TMPDIR": str(tmp), "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip")}
@@ -111,7 +113,7 @@ def test_up_sh_registers_the_stack_and_leaves_no_kubeconfig_copy_behind(
     assert run.returncode == 0, f"scripts/up.sh exited {run.returncode}:\n{(run.stdout + run.stderr)[-12000:]}"
     assert_registered(planes, "remote", CLUSTER, NAMESPACE, management_plane.agent_version)
     # Nothing a user would have to wonder about: no plugin found in an unexpected place, no version mismatch.
-    assert not warnings(run.stdout + run.stderr), run.stdout + run.stderr
+    assert not warning_lines(run.stdout + run.stderr), run.stdout + run.stderr
     # The token guards may outlive the run by a moment; then the run's folder goes too, and nothing is left.
     wait_until(lambda: not any(tmp.iterdir()), f"{tmp} to be empty", timeout=60)
 
