@@ -75,6 +75,11 @@ def use_program(source: Path, project: PulumiProject) -> None:
         project.extra_env["PYTHONPATH"] = str(folder / "components")
 
 
+def _relink(link: Path, target: Path) -> None:
+    link.unlink()
+    link.symlink_to(target)
+
+
 def harmful_steps(steps: list[tuple[str, str]], state: dict[str, Any]) -> list[tuple[str, str]]:
     """The steps that may change a registered cluster: any replace, and any delete but that of a ``local:Command``
     whose recorded inputs have no ``delete`` script (its delete runs nothing)."""
@@ -124,8 +129,7 @@ def check_upgrade(
     venv = folder / ".venv"
     suite_venv = venv.readlink()
     if old_venv is not None:
-        venv.unlink()
-        venv.symlink_to(old_venv)
+        _relink(venv, old_venv)
     project = PulumiProject(bin_dir, work / "home", folder, "upgrade")
     use_program(old, project)
     try:
@@ -135,8 +139,8 @@ def check_upgrade(
         assert_registered(planes, "remote", cluster, namespace, plane.agent_version)
 
         use_program(new, project)
-        venv.unlink()
-        venv.symlink_to(suite_venv)
+        if old_venv is not None:
+            _relink(venv, suite_venv)
         print(f"== pulumi preview with the program of {label}", flush=True)
         preview = json.loads(project.run("preview", "--json").check().stdout)
         steps = [(step["op"], step["urn"]) for step in preview.get("steps", [])]
