@@ -1,8 +1,9 @@
 """Shared helpers of the benchmark scripts: paths, fresh-subprocess workers, statistics, tables, the test fleet.
 
-Every benchmark measures in fresh subprocesses (``python benchmarks/<script>.py --worker ...``) so that import caches,
-the Pulumi SDK's global state and the memory high-water mark of one measurement never leak into the next. A worker
-prints one line ``BENCH-RESULT <json>``; the parent collects the repeats and prints the median with its spread.
+Every benchmark measures in fresh subprocesses (``python -m benchmarks.<script> --worker ...``, from the repository
+root) so that import caches, the Pulumi SDK's global state and the memory high-water mark of one measurement never
+leak into the next. A worker prints one line ``BENCH-RESULT <json>``; the parent collects the repeats and prints the
+median with its spread.
 """
 
 from __future__ import annotations
@@ -32,14 +33,6 @@ AGENT_VERSION = "1.1.6"
 """What discovery resolves against the test double's management cluster (enterprise-networking image tag)."""
 
 
-def use_project_paths() -> None:
-    """Make ``benchmarks`` (repository root) and the test doubles (``tests/``) importable, as the tests do (the
-    component package, ``gloo_mesh_registration``, is installed in the virtualenv, editable)."""
-    for path in (ROOT / "tests", ROOT):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-
-
 def cluster_names(n: int) -> list[str]:
     return [f"c{i:03d}" for i in range(1, n + 1)]
 
@@ -67,14 +60,15 @@ def emit_result(result: Mapping[str, Any]) -> None:
 
 
 def run_worker(
-    script: Path, args: Sequence[str], *, timeout: float = 600, env: Mapping[str, str] | None = None
+    module: str, args: Sequence[str], *, timeout: float = 600, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """Run ``script --worker args...`` in a fresh interpreter and return the result it emitted.
+    """Run ``python -m module --worker args...`` from the repository root in a fresh interpreter and return the
+    result it emitted.
 
     By default no bytecode is written (nothing lands in the work tree); ``env`` replaces such settings.
     """
     completed = subprocess.run(
-        [sys.executable, str(script), "--worker", *args],
+        [sys.executable, "-m", module, "--worker", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -87,7 +81,7 @@ def run_worker(
             result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             return result
     raise RuntimeError(
-        f"worker {script.name} {' '.join(args)} failed (exit {completed.returncode}):\n"
+        f"worker {module} {' '.join(args)} failed (exit {completed.returncode}):\n"
         f"{completed.stderr[-4000:]}{completed.stdout[-2000:]}"
     )
 

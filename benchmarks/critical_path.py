@@ -1,7 +1,7 @@
 """Critical path: the longest chain of dependent steps in the recorded dependency graph, for fleets of N clusters.
 
 The program runs on the mock runtime (``__main__.py``, a stack of N clusters, version and address discovered) with
-the recording monitor of ``tests/engine_double.py``. Every custom resource the engine would create or read is a
+the recording monitor of ``lab/engine_double.py``. Every custom resource the engine would create or read is a
 step; a step waits on its recorded ``dependencies`` (a component in them stands for its steps) and on its provider.
 The relay secrets read (``ca.crt`` and the token, by kubectl) is an invoke, not a resource, so it is not in the
 recorded graph; the root CA copy and the token placement take their values from it (``discovery.py``), so
@@ -14,8 +14,8 @@ root CA, token, agent install, KubernetesCluster and the wait), so a fleet of N 
 
 The figures are counts (the same on every run), not timings.
 
-    python benchmarks/critical_path.py               # N = 1, 10, 50, 100, 200
-    python benchmarks/critical_path.py --quick       # N = 1 and 2: the smoke test
+    python -m benchmarks.critical_path               # N = 1, 10, 50, 100, 200
+    python -m benchmarks.critical_path --quick       # N = 1 and 2: the smoke test
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
 
 from benchmarks.benchlib import (
     FLEET_STACK_FILE,
@@ -36,11 +33,11 @@ from benchmarks.benchlib import (
     machine_summary,
     print_table,
     run_worker,
-    use_project_paths,
     verdict,
 )
 
-SCRIPT = Path(__file__).resolve()
+MODULE = "benchmarks.critical_path"
+"""What ``run_worker`` starts: this benchmark again, in a fresh interpreter."""
 DEFAULT_SIZES = (1, 10, 50, 100, 200)
 MESHCTL_STEPS_PER_CLUSTER = 7
 COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
@@ -48,8 +45,7 @@ CLUSTER_TYPE = "multicluster.solo.io/v1alpha1:KubernetesCluster"
 
 
 def worker(n: int) -> None:
-    use_project_paths()
-    from engine_double import run_main
+    from lab.engine_double import run_main
 
     monitor = run_main(FLEET_STACK_FILE, config_override=fleet_config(n, discovery=True))
     records = {r.urn: r for r in monitor.records}
@@ -172,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sizes = [1, 2] if args.quick else sorted(set(args.sizes))
     print(machine_summary())
-    results: list[dict[str, Any]] = [run_worker(SCRIPT, [str(n)]) for n in sizes]
+    results: list[dict[str, Any]] = [run_worker(MODULE, [str(n)]) for n in sizes]
     rows = [
         [
             str(r["n"]),

@@ -23,9 +23,9 @@ Wall and CPU time cover the program run until every registration has been answer
 the cyclic garbage collector (``gc.callbacks``); peak memory is the process's maximum RSS (and its growth over the
 state after the imports). The validation of the stack config is also timed on its own.
 
-    python benchmarks/evaluation.py                      # N = 1, 10, 20, 50, 100, 200; 3 runs each (about 2 min)
-    python benchmarks/evaluation.py --quick              # N = 1, one run: the smoke test
-    python benchmarks/evaluation.py --plot benchmarks/evaluation.png --json /tmp/evaluation.json
+    python -m benchmarks.evaluation                      # N = 1, 10, 20, 50, 100, 200; 3 runs each (about 2 min)
+    python -m benchmarks.evaluation --quick              # N = 1, one run: the smoke test
+    python -m benchmarks.evaluation --plot benchmarks/evaluation.png --json /tmp/evaluation.json
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
-
 from benchmarks.benchlib import (
     AGENT_VERSION,
     FLEET_STACK_FILE,
@@ -56,11 +54,11 @@ from benchmarks.benchlib import (
     print_table,
     run_worker,
     summarize,
-    use_project_paths,
     verdict,
 )
 
-SCRIPT = Path(__file__).resolve()
+MODULE = "benchmarks.evaluation"
+"""What ``run_worker`` starts: this benchmark again, in a fresh interpreter."""
 VARIANTS = ("component", "flat+reads", "flat")
 DEFAULT_SIZES = (1, 10, 20, 50, 100, 200)
 RATIO_TARGET = 1.2
@@ -285,7 +283,6 @@ def _certificate_environment(context: str, resolved: list[str]) -> dict[str, str
 
 def _import_everything() -> None:
     """What the programs import, before the clock starts (the import cost is the subject of startup.py)."""
-    import engine_double
     import pulumi
     import pulumi_command.local
     import pulumi_kubernetes.apiextensions
@@ -296,12 +293,13 @@ def _import_everything() -> None:
 
     import gloo_mesh_registration
     import gloo_mesh_registration.stack_config
+    import lab.engine_double
 
-    del pulumi, pulumi_command, pulumi_kubernetes, gloo_mesh_registration, engine_double
+    del pulumi, pulumi_command, pulumi_kubernetes, gloo_mesh_registration, lab
 
 
 def _run(variant: str, n: int, monitor: Any) -> None:
-    from engine_double import run_main, run_program
+    from lab.engine_double import run_main, run_program
 
     if variant == "component":
         run_main(FLEET_STACK_FILE, config_override=fleet_config(n, discovery=True), monitor=monitor)
@@ -331,9 +329,8 @@ class _GcClock:
 
 
 def worker_measure(variant: str, n: int) -> None:
-    use_project_paths()
     _import_everything()
-    from engine_double import FakeClusters, RecordingMonitor
+    from lab.engine_double import FakeClusters, RecordingMonitor
 
     class CountingMonitor(RecordingMonitor):
         """Counts what the engine would receive instead of keeping it (keeping it is the test harness's cost)."""
@@ -387,9 +384,8 @@ def worker_verify(n: int) -> None:
     """Compare what the component program and each flat baseline send the engine, resource by resource: the custom
     resources (provider, inputs, ``depends_on``), the reads (type, provider, parent, ID, secret outputs,
     ``depends_on``) and the invokes (token and arguments)."""
-    use_project_paths()
     _import_everything()
-    from engine_double import FakeClusters, RecordingMonitor, plain
+    from lab.engine_double import FakeClusters, RecordingMonitor, plain
 
     def declared(variant: str) -> tuple[dict[tuple[str, str], Any], dict[str, Any], list[Any]]:
         monitor = RecordingMonitor(FakeClusters())
@@ -477,7 +473,7 @@ def measure(sizes: Sequence[int], repeats: int) -> list[dict[str, Any]]:
         for n in sizes:
             order = VARIANTS if repeat % 2 == 0 else tuple(reversed(VARIANTS))  # no variant always runs first
             for variant in order:
-                result = run_worker(SCRIPT, ["measure", variant, str(n)])
+                result = run_worker(MODULE, ["measure", variant, str(n)])
                 result["repeat"] = repeat
                 runs.append(result)
                 print(
@@ -630,7 +626,7 @@ def plot(runs: list[dict[str, Any]], sizes: Sequence[int], path: Path) -> None:
 
 
 def verify(n: int = 2) -> bool:
-    result = run_worker(SCRIPT, ["verify", str(n)])
+    result = run_worker(MODULE, ["verify", str(n)])
     same = True
     for variant in ("flat", "flat+reads"):
         differences: list[str] = result[variant]["differences"]

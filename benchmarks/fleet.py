@@ -2,7 +2,7 @@
 
 Everything runs on this machine, started by the script: a control plane (``tests/e2e/cluster.control_planes``: one
 etcd, a management kube-apiserver and ``--remotes`` remote kube-apiservers, each with its controller manager), the
-simulated Gloo management plane and the stand-in chart repository of ``tests/e2e/gloo.py``, and one watch-based
+simulated Gloo management plane and the stand-in chart repository of ``lab/gloo.py``, and one watch-based
 simulated agent per remote server (``benchmarks/fleet_agent.py``: it answers every registration at once, with two
 watches per server instead of ``SimulatedAgent``'s kubectl polls). A fleet of N registrations spreads over the remote
 servers (registration i on server i mod R), each in its own agent namespace and under its own cluster name.
@@ -13,27 +13,27 @@ Measured for each N, in each repeat, in this order and on the same servers:
   in one stack of N clusters, through the real CLI: ``pulumi up --skip-preview`` from an empty stack, ``pulumi
   preview --expect-no-changes``, ``pulumi up --skip-preview --expect-no-changes``, ``pulumi destroy --skip-preview``,
   each with the engine's default ``--parallel`` (4 x the cores) unless told;
-* the guide's Helm path as a shell script per cluster (``tests/e2e/test_adoption.GUIDE_STEPS``: create the namespace
+* the guide's Helm path as a shell script per cluster (``lab.guide.GUIDE_STEPS``: create the namespace
   and the two secrets, ``helm install`` at the version, apply the KubernetesCluster, ``kubectl wait`` for the client
   certificate, delete the token), run one cluster after another (``xargs -P 1``, as meshctl registers) and with the
   clusters in parallel (``xargs -P <--xargs-parallel>``); what a script registered is removed afterwards (not timed).
 
 During each no-change preview, the requests served by the management API server (its ``/metrics``, as
-``tests/e2e/observe.py`` reads them), by the remote servers, and by the chart repository are counted. At
+``lab/observe.py`` reads them), by the remote servers, and by the chart repository are counted. At
 ``--breakdown-size`` N, extra ``pulumi up`` runs from empty with ``--otel-traces`` (and their destroys) show where
 the time goes (provider start-up, steps by kind, the certificate wait, checkpoint writes) and a sampler of ``/proc``
 shows which processes used the CPU. ``--variants`` repeats Pulumi runs with a change (``parallel=64@20``: the four
 runs with ``--parallel 64`` at N = 20; ``skip-checkpoints@50``: up and destroy with
 ``PULUMI_SKIP_CHECKPOINTS=true`` at N = 50), in the same repeat as the defaults.
 
-The command provider is ``tests/e2e/command_provider.py`` (the real-engine suite's one double), served as wide as the
+The command provider is ``lab/command_provider.py`` (the real-engine suite's one double), served as wide as the
 real Go provider (``benchmarks/fleet_plugins.py``). Every figure is the median of ``--repeats`` runs with its spread
 (half the range); ratios are taken per repeat, from runs made minutes apart on the same servers. ``--json`` keeps
 every run, the traced runs' work by kind included, so that ``--from-json`` prints the same tables and plot again.
 
-    python benchmarks/fleet.py                       # N = 1, 5, 20, 50, 3 repeats, breakdown at 20 (about an hour)
-    python benchmarks/fleet.py --quick               # N = 1 and 2, one repeat, breakdown at 2: the smoke test
-    python benchmarks/fleet.py --from-json benchmarks/results/fleet.json   # the tables of a saved run, nothing run
+    python -m benchmarks.fleet                       # N = 1, 5, 20, 50, 3 repeats, breakdown at 20 (about an hour)
+    python -m benchmarks.fleet --quick               # N = 1 and 2, one repeat, breakdown at 2: the smoke test
+    python -m benchmarks.fleet --from-json benchmarks/results/fleet.json   # the tables of a saved run, nothing run
 """
 
 from __future__ import annotations
@@ -56,8 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
-
 from benchmarks.benchlib import (
     PROJECT,
     ROOT,
@@ -66,20 +64,15 @@ from benchmarks.benchlib import (
     print_table,
     summarize,
     tools_folder,
-    use_project_paths,
     verdict,
 )
-
-use_project_paths()
-
-from e2e.cluster import ControlPlanes, control_planes  # noqa: E402
-from e2e.gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, install_management_plane  # noqa: E402
-from e2e.observe import ApiClient, RequestCounts  # noqa: E402
-from e2e.pulumi_cli import PulumiProject, project_copy  # noqa: E402
-from e2e.test_adoption import GUIDE_STEPS  # noqa: E402
-
-from benchmarks.fleet_agent import FleetAgent  # noqa: E402
-from benchmarks.fleet_plugins import WORKERS, plugin_folder  # noqa: E402
+from benchmarks.fleet_agent import FleetAgent
+from benchmarks.fleet_plugins import WORKERS, plugin_folder
+from lab.cluster import ControlPlanes, control_planes
+from lab.gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, install_management_plane
+from lab.guide import GUIDE_STEPS
+from lab.observe import ApiClient, RequestCounts
+from lab.pulumi_cli import PulumiProject, project_copy
 
 STACK = "fleet"
 DEFAULT_SIZES = (1, 5, 20, 50)
@@ -261,11 +254,11 @@ def _classify(cmdline: str) -> str:
     text = " ".join(words)
     if "pulumi-resource-kubernetes" in executable:
         return "kubernetes providers (Helm included)"
-    if "fleet_plugins.py" in text or "command_provider.py" in text:
+    if "fleet_plugins" in text or "command_provider" in text:  # a path, or `-m lab.command_provider`
         return "command provider stand-in"
     if "pulumi-language-python-exec" in text:
         return "the program (Python)"
-    if "language_host.py" in text or executable == "pulumi-language-python":
+    if "language_host" in text or executable == "pulumi-language-python":  # `-m lab.language_host`
         return "language host"
     if executable == "pulumi":
         return "pulumi CLI and engine"

@@ -6,7 +6,7 @@ which would load the runner it measures. This agent does what the simulated one 
 server at once, with two watches (secrets and configmaps across all namespaces, over HTTPS from this process):
 
 * it waits until a namespace holds the bootstrap token (``relay-identity-token-secret``) and the release's rendered
-  values (the stand-in chart's ConfigMap ``enterprise-agent-rendered-values``, ``tests/e2e/gloo.py``) name the
+  values (the stand-in chart's ConfigMap ``enterprise-agent-rendered-values``, ``lab/gloo.py``) name the
   cluster expected in that namespace and a relay address, as the real agent needs both at its relay handshake;
 * then it creates ``relay-client-tls-secret`` at once (one POST): the agent "answers at once".
 
@@ -23,24 +23,16 @@ import http.client
 import json
 import socket
 import ssl
-import sys
 import threading
 import time
 from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks`
-
-from benchmarks.benchlib import use_project_paths
-
-use_project_paths()
-
-from e2e.cluster import CertificateAuthority, ControlPlanes  # noqa: E402 (after the path set-up)
-from e2e.gloo import VALUES_CONFIGMAP  # noqa: E402
-from e2e.observe import ApiClient  # noqa: E402
+from lab.cluster import CertificateAuthority, ControlPlanes
+from lab.gloo import VALUES_CONFIGMAP
+from lab.observe import ApiClient
 
 TOKEN_SECRET = "relay-identity-token-secret"
 CERT_SECRET = "relay-client-tls-secret"

@@ -1,6 +1,6 @@
 """The plugin folder of the fleet benchmark: the real-engine suite's, with the command provider stand-in served wider.
 
-``tests/e2e/command_provider.py`` (the one double of the real-engine suite, see its docstring for why) serves gRPC
+``lab/command_provider.py`` (the one double of the real-engine suite, see its docstring for why) serves gRPC
 from a pool of 8 threads. Each ``command:local:Command`` create and each ``command:local:run`` invoke holds one of
 them for as long as its script runs (the certificate wait, for the whole wait), so with more than 8 registrations
 the stand-in would queue scripts that the real provider runs at once: pulumi-command is a Go gRPC server, which
@@ -21,9 +21,8 @@ SHIM = "pulumi-resource-command"
 
 
 def plugin_folder(tools_bin: Path, folder: Path, workers: int = WORKERS) -> Path:
-    """``tests/e2e/pulumi_cli.plugin_folder``, with the command provider stand-in served by ``workers`` threads."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from e2e.pulumi_cli import plugin_folder as suite_plugin_folder
+    """``lab.pulumi_cli.plugin_folder``, with the command provider stand-in served by ``workers`` threads."""
+    from lab.pulumi_cli import plugin_folder as suite_plugin_folder
 
     made = suite_plugin_folder(tools_bin, folder)
     shim = made / SHIM
@@ -34,9 +33,8 @@ def plugin_folder(tools_bin: Path, folder: Path, workers: int = WORKERS) -> Path
 
 
 def serve(workers: int, argv: list[str]) -> None:
-    """``tests/e2e/command_provider.main`` with ``workers`` threads instead of 8."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from e2e.command_provider import main
+    """``lab.command_provider.main`` with ``workers`` threads instead of 8."""
+    from lab.command_provider import main
 
     main([str(Path(__file__)), *argv], workers)
 

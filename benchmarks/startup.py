@@ -4,7 +4,7 @@ Each run is a fresh interpreter. The parent notes the time just before it starts
 notes the time of the first RegisterResource after the stack's own (both ``time.monotonic()``, one clock for every
 process on Linux).
 
-* ``program``: the test harness (``tests/engine_double.py``), then ``__main__.py`` with a one-cluster stack on the mock
+* ``program``: the test harness (``lab/engine_double.py``), then ``__main__.py`` with a one-cluster stack on the mock
   runtime: importing ``gloo_mesh_registration``, reading and validating the stack config, the management Provider.
 * ``baseline``: the same harness, then only an import of every ``pulumi_kubernetes`` / ``pulumi_command`` module that
   the program has loaded by the end of its run (taken from a program run with the same config), then the same first
@@ -17,8 +17,8 @@ project compiled again, as under ``PYTHONDONTWRITEBYTECODE=1``).
 Configurations: ``dev`` (stacks/Pulumi.dev.yaml: version and address discovered through the Istio ingress NodePort,
 so the apps API is needed) and ``given`` (version and address given: no discovery read, no apps API).
 
-    python benchmarks/startup.py              # 9 runs each
-    python benchmarks/startup.py --quick      # one run each: the smoke test
+    python -m benchmarks.startup              # 9 runs each
+    python -m benchmarks.startup --quick      # one run each: the smoke test
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
-
 from benchmarks.benchlib import (
     FLEET_STACK_FILE,
     PROJECT,
@@ -47,18 +45,18 @@ from benchmarks.benchlib import (
     print_table,
     run_worker,
     summarize,
-    use_project_paths,
     verdict,
 )
 
-SCRIPT = Path(__file__).resolve()
+MODULE = "benchmarks.startup"
+"""What ``run_worker`` starts: this benchmark again, in a fresh interpreter."""
 CONFIGS = ("dev", "given")
 TARGET = 1.1
 SDK_PREFIXES = ("pulumi_kubernetes", "pulumi_command")
 
 
 def _first_registration_monitor() -> Any:
-    from engine_double import FakeClusters, RecordingMonitor
+    from lab.engine_double import FakeClusters, RecordingMonitor
 
     class FirstRegistration(RecordingMonitor):
         """Notes when the first resource other than the stack is registered; keeps nothing else."""
@@ -90,8 +88,7 @@ def _api_packages(modules: dict[str, bool]) -> list[str]:
 
 
 def worker_program(config: str) -> None:
-    use_project_paths()
-    from engine_double import run_main
+    from lab.engine_double import run_main
 
     monitor = _first_registration_monitor()
     if config == "dev":
@@ -104,11 +101,11 @@ def worker_program(config: str) -> None:
 
 
 def worker_baseline(modules_file: str) -> None:
-    use_project_paths()
     import importlib
 
     import yaml
-    from engine_double import run_program
+
+    from lab.engine_double import run_program
 
     monitor = _first_registration_monitor()
     # The harness's share of run_main, which the program pays too: the project file and a stack file parsed.
@@ -128,7 +125,7 @@ def worker_baseline(modules_file: str) -> None:
 
 def _timed_worker(args: Sequence[str], env: dict[str, str] | None) -> dict[str, Any]:
     started = time.monotonic()
-    result = run_worker(SCRIPT, args, env=env)
+    result = run_worker(MODULE, args, env=env)
     result["started"] = started
     return result
 
@@ -165,10 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cached, uncached = _bytecode_environments(str(scratch / "pycache"))
     for config in CONFIGS:
         # Which SDK modules the program needs with this config: those it has loaded by the end of a run.
-        probe = run_worker(SCRIPT, ["program", config], env=cached)  # also fills the bytecode cache
+        probe = run_worker(MODULE, ["program", config], env=cached)  # also fills the bytecode cache
         modules_file = scratch / f"modules-{config}.json"
         modules_file.write_text(json.dumps(probe["modules"]))
-        run_worker(SCRIPT, ["baseline", str(modules_file)], env=cached)
+        run_worker(MODULE, ["baseline", str(modules_file)], env=cached)
         program_first, program_done, baseline_first, ratios, cold_first = [], [], [], [], []
         for repeat in range(repeats):
             if repeat % 2:  # alternate which of the two runs first

@@ -14,7 +14,7 @@ a wait script as pulumi-command would (``/bin/sh -c``, the token manifest on std
   requests for secrets in a namespace between the token appearing and the secret being created: GETs, LISTs and
   watches started (a watch is counted when it ends, so those still open are taken from
   ``apiserver_longrunning_requests``). The controller manager's cluster-wide informer requests are not counted;
-  nothing else asks the server for namespaced secrets (see ``tests/e2e/observe.py``).
+  nothing else asks the server for namespaced secrets (see ``lab/observe.py``).
 
 Methods, each putting the token in place first and removing it last:
 
@@ -32,8 +32,8 @@ counts. A second table times the other kubectl step of every preview and up: the
 which runs once per management plane (per management Provider shared by the registrations, as in ``__main__.py``),
 else once per registration.
 
-    python benchmarks/wait_latency.py            # 3 runs per method, 20 s waits, 15 s chunks (about 5 minutes)
-    python benchmarks/wait_latency.py --quick    # 1.5 s waits, 1 s chunks, one run: the smoke test
+    python -m benchmarks.wait_latency            # 3 runs per method, 20 s waits, 15 s chunks (about 5 minutes)
+    python -m benchmarks.wait_latency --quick    # 1.5 s waits, 1 s chunks, one run: the smoke test
 """
 
 from __future__ import annotations
@@ -51,24 +51,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks` (the component: .venv)
-
 from benchmarks.benchlib import (
     machine_summary,
     print_table,
     summarize,
     tools_folder,
-    use_project_paths,
     verdict,
 )
-
-use_project_paths()
-
-from e2e.cluster import control_planes  # noqa: E402 (after the path set-up)
-from e2e.observe import ApiClient, SecretWatch  # noqa: E402
-from engine_double import BOOTSTRAP_TOKEN, b64  # noqa: E402
-
-from gloo_mesh_registration.lifecycle import (  # noqa: E402
+from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
     ENV_KUBECONFIG,
@@ -80,6 +70,9 @@ from gloo_mesh_registration.lifecycle import (  # noqa: E402
     relay_secrets_step,
     secret_manifest,
 )
+from lab.cluster import control_planes
+from lab.engine_double import BOOTSTRAP_TOKEN, b64
+from lab.observe import ApiClient, SecretWatch
 
 TOKEN_SECRET = "relay-identity-token-secret"
 CERT_SECRET = "relay-client-tls-secret"

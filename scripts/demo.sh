@@ -33,4 +33,4 @@ fi
 source scripts/venv.sh
 bin=$(bash scripts/e2e-tools.sh)
 rm -rf "$work"
-exec "$VENV/bin/python" tests/e2e/demo.py --tools "$bin" --work "$work" --pid-file "$pid_file" "${once[@]}"
+exec "$VENV/bin/python" -m lab.demo --tools "$bin" --work "$work" --pid-file "$pid_file" "${once[@]}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real tools of the real-engine suite with `go build` from their published Go modules, pinned by the
-# wrapper modules under e2e/tools/ (go.mod + go.sum), into a cache folder outside the work tree:
+# wrapper modules under toolchain/ (go.mod + go.sum), into a cache folder outside the work tree:
 #   $GLOO_E2E_CACHE (default ~/.cache/gloo-registration-e2e)/<tool>-<hash of its wrapper and the Go version>/
 # A tool is rebuilt only when its wrapper (its pinned versions) or the Go version changes; Go's own module and
 # build caches make a rebuild after a small change quick. Every tool lands in one bin/ folder of symlinks.
@@ -36,13 +36,13 @@ export GOFLAGS=-mod=mod
 
 # key TOOL: the cache folder name for a wrapper, from its pinned module graph and the Go version.
 key() {
-  local dir="e2e/tools/$1"
+  local dir="toolchain/$1"
   local sum
   sum=$( { cat "$dir/go.mod" "$dir/go.sum"; find "$dir" -name '*.go' -print0 | sort -z | xargs -0 cat; echo "$goversion"; } | sha256sum | cut -c1-16)
   echo "$1-$sum"
 }
 
-# build TOOL 'OUTPUTS' CMD...: runs CMD in e2e/tools/TOOL with $out set to the cache folder, unless that folder is
+# build TOOL 'OUTPUTS' CMD...: runs CMD in toolchain/TOOL with $out set to the cache folder, unless that folder is
 # complete; then links each of OUTPUTS into bin/.
 build() {
   local tool=$1 outputs=$2
@@ -59,7 +59,7 @@ build() {
     # from a module not yet downloaded, say) would run on into a confusing compiler error.
     local status=0
     set +e
-    (set -e; cd "e2e/tools/$tool"; out="$out.tmp" "$@") >"$cache/$tool.log" 2>&1
+    (set -e; cd "toolchain/$tool"; out="$out.tmp" "$@") >"$cache/$tool.log" 2>&1
     status=$?
     set -e
     if [ "$status" -ne 0 ]; then
@@ -105,7 +105,7 @@ build_language_nodejs() {
 }
 
 build_language_codegen() {
-  # Only GeneratePackage, for `pulumi package gen-sdk` (see e2e/tools/language-codegen/main.go): the modern Node.js
+  # Only GeneratePackage, for `pulumi package gen-sdk` (see toolchain/language-codegen/main.go): the modern Node.js
   # and Go language hosts are not served by the proxy. The test links it as pulumi-language-nodejs and -go.
   go build -trimpath -ldflags "-s -w -X main.version=$pulumi_version" -o "$out/pulumi-language-codegen" .
 }

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pulumi
-from engine_double import FakeClusters, RecordingMonitor, run_program
 
 from gloo_mesh_registration import RemoteClusterRegistration, RemoteClusterRegistrationArgs
+from lab.engine_double import FakeClusters, RecordingMonitor, run_program
 
 
 def registration_inputs(cluster_name: str, mgmt_context: str, remote_context: str, /, **inputs: Any) -> dict[str, Any]:

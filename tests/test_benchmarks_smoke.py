@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 from benchtables import INTEGER, NUMBER, assert_median_spread, table
-from engine_double import COMPONENT, KUBERNETES_PROVIDER, ROOT
+
+from lab.engine_double import COMPONENT, KUBERNETES_PROVIDER, ROOT
 
 SCRIPTS = {
     "evaluation": ["--quick"],
@@ -31,7 +32,7 @@ FIRST_CLUSTER = {"dev": "remote-cluster", "given": "c001"}
 def outputs() -> Iterator[dict[str, str]]:
     processes = {
         name: subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+            [sys.executable, "-m", f"benchmarks.{name}", *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from builders import registration_args
-from engine_double import FakeClusters, plain, run_program
 
 from gloo_mesh_registration import RemoteClusterRegistration
 from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
+from lab.engine_double import FakeClusters, plain, run_program
 
 KUBECTL_STAND_IN = """\
 #!/bin/sh

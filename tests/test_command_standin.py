@@ -1,4 +1,4 @@
-"""The real-engine suite's pulumi-command stand-in (``tests/e2e/command_provider.py``) against what the real provider's
+"""The real-engine suite's pulumi-command stand-in (``lab/command_provider.py``) against what the real provider's
 sources show, over gRPC, with a recording engine in place of the CLI's.
 
 Sources (each test names the part it checks): pulumi/pulumi-command v1.2.1 (commit 7f3eb6f3b77c)
@@ -21,9 +21,10 @@ from typing import Any
 
 import grpc
 import pytest
-from e2e.command_provider import UNKNOWN, CommandProvider, go_quote, inputs_changed
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
+
+from lab.command_provider import UNKNOWN, CommandProvider, go_quote, inputs_changed
 
 URN = "urn:pulumi:test::project::command:local:Command::step"
 SHELL = "/bin/sh"

@@ -18,7 +18,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from engine_double import (
+from google.protobuf import empty_pb2
+from pulumi.errors import InputPropertyError
+from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from gloo_mesh_registration.args import ARG_KEYS
+from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
+from gloo_mesh_registration.package import COMPONENTS, DISTRIBUTION, PACKAGE_NAME, package_version, render_schema
+from lab.engine_double import (
     CLUSTER_1X,
     COMMAND,
     COMPONENT,
@@ -31,15 +40,6 @@ from engine_double import (
     plain,
     run_program,
 )
-from google.protobuf import empty_pb2
-from pulumi.errors import InputPropertyError
-from pulumi.provider.experimental.component import ComponentProvider
-from pulumi.runtime import rpc
-from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
-
-from gloo_mesh_registration.args import ARG_KEYS
-from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, READ_RELAY_SECRETS
-from gloo_mesh_registration.package import COMPONENTS, DISTRIBUTION, PACKAGE_NAME, package_version, render_schema
 
 SNAPSHOT = ROOT / "provider" / "schema.json"
 

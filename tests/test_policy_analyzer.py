@@ -49,7 +49,13 @@ import pulumi_policy.policy
 import pytest
 import yaml
 from builders import registration_args, run_registrations
-from engine_double import (
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi_command import local
+
+from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X, RemoteClusterRegistration, RemoteClusterRegistrationArgs
+from lab.engine_double import (
     CA_CERT,
     CA_PRIVATE_KEY,
     CLUSTER_1X,
@@ -66,12 +72,6 @@ from engine_double import (
     run_program,
     stack_run,
 )
-from google.protobuf import empty_pb2, json_format, struct_pb2
-from pulumi.runtime import rpc
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
-from pulumi_command import local
-
-from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X, RemoteClusterRegistration, RemoteClusterRegistrationArgs
 from policy import gloo_mesh_policies
 from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY
 

@@ -14,18 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from engine_double import (
-    CA_CERT,
-    CA_PRIVATE_KEY,
-    COMMAND,
-    DEPLOYMENT,
-    KUBERNETES_PROVIDER,
-    NAMESPACE,
-    NAMESPACE_PATCH,
-    RELEASE,
-    SECRET,
-    b64,
-)
 from pulumi_policy import (
     Policy,
     PolicyCustomTimeouts,
@@ -40,6 +28,18 @@ from pulumi_policy import (
 
 from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X as GEN
 from gloo_mesh_registration.registration import COMPONENT_TYPE
+from lab.engine_double import (
+    CA_CERT,
+    CA_PRIVATE_KEY,
+    COMMAND,
+    DEPLOYMENT,
+    KUBERNETES_PROVIDER,
+    NAMESPACE,
+    NAMESPACE_PATCH,
+    RELEASE,
+    SECRET,
+    b64,
+)
 from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY, policies
 
 

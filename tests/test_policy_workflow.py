@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from engine_double import ROOT
+
+from lab.engine_double import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "preview.yml"
 

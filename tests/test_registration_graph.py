@@ -15,7 +15,26 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 from builders import registration_args, run_registrations
-from engine_double import (
+from pulumi.runtime import rpc
+
+from gloo_mesh_registration import (
+    DiscoveryError,
+    RegistrationConfigError,
+    RemoteClusterRegistration,
+    RemoteClusterRegistrationArgs,
+)
+from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
+from gloo_mesh_registration.discovery import image_tag
+from gloo_mesh_registration.lifecycle import (
+    ENSURE_CERTIFICATE,
+    FIND_EXISTING,
+    FORGET_IDENTITY,
+    KEEP_TOKEN,
+    PLACE_TOKEN,
+    READ_RELAY_SECRETS,
+)
+from gloo_mesh_registration.preflight import ConflictError
+from lab.engine_double import (
     BOOTSTRAP_TOKEN,
     CA_CERT,
     CA_PRIVATE_KEY,
@@ -44,25 +63,6 @@ from engine_double import (
     run_program,
     walk,
 )
-from pulumi.runtime import rpc
-
-from gloo_mesh_registration import (
-    DiscoveryError,
-    RegistrationConfigError,
-    RemoteClusterRegistration,
-    RemoteClusterRegistrationArgs,
-)
-from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
-from gloo_mesh_registration.discovery import image_tag
-from gloo_mesh_registration.lifecycle import (
-    ENSURE_CERTIFICATE,
-    FIND_EXISTING,
-    FORGET_IDENTITY,
-    KEEP_TOKEN,
-    PLACE_TOKEN,
-    READ_RELAY_SECRETS,
-)
-from gloo_mesh_registration.preflight import ConflictError
 
 
 def args(**overrides: Any) -> RemoteClusterRegistrationArgs:

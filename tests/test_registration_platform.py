@@ -11,7 +11,11 @@ from typing import Any
 import pulumi
 import pytest
 from builders import registration_args
-from engine_double import (
+from test_registration_graph import destroy_order
+
+from gloo_mesh_registration import DiscoveryError, RegistrationConfigError, RemoteClusterRegistration
+from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
+from lab.engine_double import (
     CA_CERT,
     CLUSTER_2X,
     DEPLOYMENT,
@@ -25,10 +29,6 @@ from engine_double import (
     plain,
     run_program,
 )
-from test_registration_graph import destroy_order
-
-from gloo_mesh_registration import DiscoveryError, RegistrationConfigError, RemoteClusterRegistration
-from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE, FIND_EXISTING
 
 
 def register(fake: FakeClusters | None = None, *, preview: bool = False, **overrides: Any) -> RecordingMonitor:

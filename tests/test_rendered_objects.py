@@ -16,9 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 from builders import registration_args
-from engine_double import CLUSTER_1X, COMMAND, NAMESPACE, SECRET, RecordingMonitor, plain, run_program
 
 from gloo_mesh_registration import RemoteClusterRegistration
+from lab.engine_double import CLUSTER_1X, COMMAND, NAMESPACE, SECRET, RecordingMonitor, plain, run_program
 
 KUBERNETES_VERSION = "1.32.0"
 CRD_FILE = Path(__file__).parent / "data" / "multicluster.solo.io_v1alpha1_crds.yaml"

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
-from engine_double import (
+from pulumi.runtime import rpc
+
+from gloo_mesh_registration import RegistrationConfigError
+from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
+from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
+from gloo_mesh_registration.stack_config import read_stack_config
+from lab.engine_double import (
     COMPONENT,
     KUBECONFIG_CONTENTS,
     KUBERNETES_PROVIDER,
@@ -22,12 +28,6 @@ from engine_double import (
     run_program,
     stack_run,
 )
-from pulumi.runtime import rpc
-
-from gloo_mesh_registration import RegistrationConfigError
-from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
-from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
-from gloo_mesh_registration.stack_config import read_stack_config
 
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
 

@@ -10,10 +10,10 @@ import re
 
 import pulumi
 from builders import registration_args, run_registrations
-from engine_double import COMPONENT, FakeClusters, LogRecord, RecordingMonitor
 
 from gloo_mesh_registration.lifecycle import RemoteIdentity, client_certificate_step
 from gloo_mesh_registration.step_report import ReportedLine, certificate_step_report
+from lab.engine_double import COMPONENT, FakeClusters, LogRecord, RecordingMonitor
 
 CLUSTER = "remote-cluster"
 NAMESPACE = "gloo-mesh"

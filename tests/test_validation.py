@@ -8,10 +8,10 @@ from typing import Any
 import pulumi_kubernetes as k8s
 import pytest
 from builders import registration_inputs
-from engine_double import KUBECONFIG_CONTENTS, FakeClusters, RecordingMonitor, run_program
 
 from gloo_mesh_registration import RegistrationConfigError, RemoteClusterRegistration
 from gloo_mesh_registration.args import validate_registration_args
+from lab.engine_double import KUBECONFIG_CONTENTS, FakeClusters, RecordingMonitor, run_program
 
 
 def base(**overrides: Any) -> dict[str, Any]:

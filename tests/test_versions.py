@@ -2,8 +2,8 @@
 
 ``pulumi install`` gives a user the provider plugins the Python SDKs ask for (each SDK's ``pulumi-plugin.json``), at
 the SDK versions ``constraints.txt`` pins. The real-engine suite runs the kubernetes provider built from the wrapper
-module ``e2e/tools/kubernetes-provider`` (stamped with a release version by ``scripts/e2e-tools.sh``) and the command
-provider stand-in ``tests/e2e/command_provider.py`` (which emulates one release). These tests fail when the two drift
+module ``toolchain/kubernetes-provider`` (stamped with a release version by ``scripts/e2e-tools.sh``) and the command
+provider stand-in ``lab/command_provider.py`` (which emulates one release). These tests fail when the two drift
 apart, in either direction: a bumped SDK pin with an old provider build, or a new provider build with an old pin.
 """
 
@@ -17,12 +17,13 @@ from importlib import metadata, resources
 from pathlib import Path
 
 import pytest
-from e2e.command_provider import VERSION as COMMAND_STAND_IN_VERSION
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from lab.command_provider import VERSION as COMMAND_STAND_IN_VERSION
+
 ROOT = Path(__file__).resolve().parents[1]
-KUBERNETES_WRAPPER = ROOT / "e2e" / "tools" / "kubernetes-provider" / "go.mod"
+KUBERNETES_WRAPPER = ROOT / "toolchain" / "kubernetes-provider" / "go.mod"
 PROVIDER_MODULE = "github.com/pulumi/pulumi-kubernetes/provider/v4"
 
 

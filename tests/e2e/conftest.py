@@ -1,4 +1,5 @@
-"""Session fixtures of the real-engine suite: the built tools, two real control planes, the simulated Gloo pieces.
+"""Fixtures of the real-engine suite: the built tools, real control planes, the simulated Gloo pieces (the session's),
+and the agent of a module's cluster.
 
 The tools come from ``scripts/e2e-tools.sh`` (``GLOO_E2E_BIN_DIR`` names a folder it printed, to skip the call).
 A missing tool fails the suite; nothing here skips.
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import ControlPlanes, control_planes
-from .gloo import ChartRepository, ManagementPlane, install_management_plane
-from .pulumi_cli import ROOT, component_provider_copy, plugin_folder
+from lab.cluster import ControlPlanes, control_planes
+from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent, install_management_plane
+from lab.pulumi_cli import ROOT, component_provider_copy, plugin_folder
+from lab.scenarios import CLUSTER, REMOTE_NAMESPACE, Lab
 
 _failed: list[str] = []
 
@@ -75,3 +77,19 @@ def chart_repo(tools_bin: Path, e2e_dir: Path) -> Iterator[ChartRepository]:
     repository.start()
     yield repository
     repository.stop()
+
+
+@pytest.fixture(scope="session")
+def lab(bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, chart_repo: ChartRepository) -> Lab:
+    """The session's lab in one object: stack files on its servers, projects of this program, agents."""
+    return Lab(bin_dir, e2e_dir, planes, chart_repo)
+
+
+@pytest.fixture(scope="module")
+def agent(request: pytest.FixtureRequest, lab: Lab) -> Iterator[SimulatedAgent]:
+    """The simulated agent of the module's one registered cluster, for the whole module: the module's ``CLUSTER``
+    in its agent namespace ``NAMESPACE`` on the ``remote`` server (lab.scenarios' defaults where it names none)."""
+    cluster = getattr(request.module, "CLUSTER", CLUSTER)
+    namespace = getattr(request.module, "NAMESPACE", REMOTE_NAMESPACE)
+    with lab.agent(cluster, namespace) as started:
+        yield started

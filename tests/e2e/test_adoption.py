@@ -11,94 +11,32 @@ next preview shows no change.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
-from .observe import ApiClient, SecretWatch
-from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .registration_checks import assert_adoption_preview, get_json
-from .test_real_engine import one_cluster_config
+from lab.cluster import ControlPlanes
+from lab.gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
+from lab.guide import GUIDE_STEPS, register_by_hand
+from lab.observe import ApiClient, SecretWatch
+from lab.pulumi_cli import ROOT, PulumiProject, project_copy
+from lab.registration_checks import assert_adoption_preview, get_json
+from lab.scenarios import Lab, one_cluster_config
 
 CLUSTER = "adopt-e2e"
 NAMESPACE = "adopt-agents"
 STACK = "adopt"
 CLUSTERS_PATH = f"/apis/multicluster.solo.io/v1alpha1/namespaces/{MGMT_NAMESPACE}/kubernetesclusters"
 
-GUIDE_STEPS = """\
-set -eu
-k_mgmt() { kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$MGMT" "$@"; }
-k_remote() { kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$REMOTE" "$@"; }
-k_remote create namespace "$NS"
-k_mgmt get secret relay-root-tls-secret -n gloo-mesh -o jsonpath='{.data.ca\\.crt}' | base64 -d > "$WORK/ca.crt"
-k_remote create secret generic relay-root-tls-secret -n "$NS" --from-file=ca.crt="$WORK/ca.crt"
-k_mgmt get secret relay-identity-token-secret -n gloo-mesh -o jsonpath='{.data.token}' | base64 -d > "$WORK/token"
-k_remote create secret generic relay-identity-token-secret -n "$NS" --from-file=token="$WORK/token"
-helm --kubeconfig "$KUBECONFIG_FILE" --kube-context "$REMOTE" install enterprise-agent enterprise-agent \\
-  --repo "$REPO" --version "$VERSION" -n "$NS" \\
-  --set relay.serverAddress="$RELAY" --set relay.authority=enterprise-networking.gloo-mesh \\
-  --set relay.cluster="$CLUSTER" --set relay.rootTlsSecret.name=relay-root-tls-secret \\
-  --set relay.tokenSecret.name=relay-identity-token-secret
-k_mgmt apply -f - <<EOF
-apiVersion: multicluster.solo.io/v1alpha1
-kind: KubernetesCluster
-metadata:
-  name: $CLUSTER
-  namespace: gloo-mesh
-spec:
-  clusterDomain: cluster.local
-EOF
-k_remote wait --for=create secret/relay-client-tls-secret -n "$NS" --timeout=120s
-k_remote delete secret relay-identity-token-secret -n "$NS"
-"""
-
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
-
-
-@pytest.fixture(scope="module")
-def registered_by_hand(
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
-    e2e_dir: Path,
-) -> None:
-    work = e2e_dir / "guide-steps"
-    work.mkdir(parents=True, exist_ok=True)
-    environment = {
-        "PATH": f"{planes.bin_dir}:/usr/bin:/bin",
-        "KUBECONFIG_FILE": str(planes.kubeconfig),
-        "MGMT": planes.clusters["mgmt"].context,
-        "REMOTE": planes.clusters["remote"].context,
-        "NS": NAMESPACE,
-        "CLUSTER": CLUSTER,
-        "REPO": chart_repo.url,
-        "VERSION": management_plane.agent_version,
-        "RELAY": management_plane.relay_address,
-        "WORK": str(work),
-        "HOME": str(work),
-    }
-    done = subprocess.run(["/bin/sh", "-c", GUIDE_STEPS], env=environment, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+def registered_by_hand(lab: Lab, management_plane: ManagementPlane, agent: SimulatedAgent) -> None:
+    planes = lab.planes
+    register_by_hand(lab, GUIDE_STEPS, "guide-steps", cluster=CLUSTER, namespace=NAMESPACE, plane=management_plane)
     assert get_json(planes, "remote", "secret", "relay-client-tls-secret", "-n", NAMESPACE) is not None
 
 
 @pytest.fixture(scope="module")
-def project(
-    bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, chart_repo: ChartRepository, registered_by_hand: None
-) -> PulumiProject:
-    config = one_cluster_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE, adopt=True)
-    cli = PulumiProject.create(bin_dir, e2e_dir, STACK, config)
-    return cli
+def project(lab: Lab, registered_by_hand: None) -> PulumiProject:
+    return lab.project(STACK, lab.one_cluster_config(name=CLUSTER, namespace=NAMESPACE, adopt=True))
 
 
 def test_the_preview_of_an_adoption_imports_and_creates_or_deletes_none_of_the_registration(

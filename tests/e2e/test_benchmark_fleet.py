@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchtables import INTEGER, assert_median_spread, table
 
-from .pulumi_cli import ROOT
+from lab.pulumi_cli import ROOT
 
 
 def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
@@ -24,7 +24,8 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "fleet.py"),
+            "-m",
+            "benchmarks.fleet",
             "--quick",
             "--variants",
             "parallel=4",
@@ -72,7 +73,8 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
     again = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "fleet.py"),
+            "-m",
+            "benchmarks.fleet",
             "--from-json",
             str(saved),
         ],

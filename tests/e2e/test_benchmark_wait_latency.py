@@ -15,12 +15,12 @@ from pathlib import Path
 
 from benchtables import assert_median_spread, table
 
-from .pulumi_cli import ROOT
+from lab.pulumi_cli import ROOT
 
 
 def test_wait_latency_quick_prints_its_tables(tools_bin: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "wait_latency.py"), "--quick", "--bin-dir", str(tools_bin)],
+        [sys.executable, "-m", "benchmarks.wait_latency", "--quick", "--bin-dir", str(tools_bin)],
         cwd=ROOT,
         capture_output=True,
         text=True,

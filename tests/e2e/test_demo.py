@@ -12,8 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from .pulumi_cli import ROOT, warning_lines
-from .test_real_engine import CLUSTER
+from lab.pulumi_cli import ROOT, warning_lines
+from lab.scenarios import CLUSTER
 
 DEMO_TIMEOUT_SECONDS = 900
 

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .cluster import CertificateAuthority, ControlPlanes
-from .gloo import VALUES_CONFIGMAP, ChartRepository, ManagementPlane, SimulatedAgent, root_ca_crt, set_root_ca_crt
-from .pulumi_cli import PulumiProject, Result
-from .registration_checks import (
+from lab.cluster import CertificateAuthority, ControlPlanes
+from lab.gloo import VALUES_CONFIGMAP, ManagementPlane, SimulatedAgent, root_ca_crt, set_root_ca_crt
+from lab.pulumi_cli import PulumiProject, Result
+from lab.registration_checks import (
     CLIENT_CERT,
     ROOT_CA,
     TOKEN,
     assert_registered,
-    cluster_entry,
     get_json,
     has_secret,
     helm_releases,
@@ -33,9 +31,9 @@ from .registration_checks import (
     kubernetes_cluster,
     planned_steps,
     secret,
-    stack_config,
     up,
 )
+from lab.scenarios import Lab
 
 CLUSTER = "drift-e2e"
 NAMESPACE = "drift-agents"
@@ -44,26 +42,8 @@ STACK = "drift"
 
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
-
-
-@pytest.fixture(scope="module")
-def project(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
-) -> PulumiProject:
-    config = stack_config(
-        planes, chart_repo, [cluster_entry(planes, "remote", CLUSTER, NAMESPACE, clusterDomain=CLUSTER_DOMAIN)]
-    )
-    cli = PulumiProject.create(bin_dir, e2e_dir, STACK, config)
-    return cli
+def project(lab: Lab, management_plane: ManagementPlane, agent: SimulatedAgent) -> PulumiProject:
+    return lab.project(STACK, lab.stack_config([lab.cluster_entry(CLUSTER, NAMESPACE, clusterDomain=CLUSTER_DOMAIN)]))
 
 
 def _registered(planes: ControlPlanes, plane: ManagementPlane) -> None:

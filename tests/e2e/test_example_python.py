@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .registration_checks import assert_no_secret_in, get_json
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import ROOT, PulumiProject, project_copy
+from lab.registration_checks import assert_no_secret_in, get_json
 
 CLUSTERS = {"eu-west-1-a": "remote", "eu-west-1-b": "remote-b"}
 NAMESPACE = "gloo-mesh"  # the component's default

@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 import yaml
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, recorded_runs, recording_interpreters
-from .registration_checks import assert_no_secret_in, assert_nothing_registered, assert_registered
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import ROOT, PulumiProject, recorded_runs, recording_interpreters
+from lab.registration_checks import assert_no_secret_in, assert_nothing_registered, assert_registered
 
 SERVER = "remote"
 STACK = "yaml"

@@ -5,42 +5,23 @@ The program labels the namespace by server-side apply and must leave it, and wha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import PulumiProject
-from .registration_checks import get_json
-from .test_real_engine import one_cluster_config
+from lab.cluster import ControlPlanes
+from lab.gloo import ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import PulumiProject
+from lab.registration_checks import get_json
+from lab.scenarios import Lab
 
 CLUSTER = "existing-ns-e2e"
 NAMESPACE = "platform-agents"
 
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
-
-
-@pytest.fixture(scope="module")
-def project(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
-) -> PulumiProject:
-    planes.kubectl("remote", "create", "namespace", NAMESPACE)
-    planes.kubectl("remote", "create", "configmap", "owned-by-someone-else", "-n", NAMESPACE, "--from-literal=a=b")
-    config = one_cluster_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE, createNamespace=False)
-    cli = PulumiProject.create(bin_dir, e2e_dir, "existing", config)
-    return cli
+def project(lab: Lab, management_plane: ManagementPlane, agent: SimulatedAgent) -> PulumiProject:
+    lab.planes.kubectl("remote", "create", "namespace", NAMESPACE)
+    lab.planes.kubectl("remote", "create", "configmap", "owned-by-someone-else", "-n", NAMESPACE, "--from-literal=a=b")
+    return lab.project("existing", lab.one_cluster_config(name=CLUSTER, namespace=NAMESPACE, createNamespace=False))
 
 
 def test_up_labels_the_existing_namespace_by_server_side_apply(project: PulumiProject, planes: ControlPlanes) -> None:

@@ -29,12 +29,11 @@ from typing import Any
 import pytest
 
 from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
-
-from .cluster import ControlPlanes
-from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .registration_checks import get_json
-from .test_real_engine import one_cluster_config
+from lab.cluster import ControlPlanes
+from lab.gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import ROOT, PulumiProject, project_copy
+from lab.registration_checks import get_json
+from lab.scenarios import one_cluster_config
 
 TOKEN = "relay-identity-token-secret"
 CLIENT_CERT = "relay-client-tls-secret"

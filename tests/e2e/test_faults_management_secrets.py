@@ -16,20 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane, install_second_management_plane
-from .pulumi_cli import PulumiProject, Result
-from .registration_checks import (
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane, install_second_management_plane
+from lab.pulumi_cli import PulumiProject, Result
+from lab.registration_checks import (
     ROOT_CA,
     TOKEN,
     assert_nothing_registered,
-    cluster_entry,
     error_lines,
     has_secret,
     kubernetes_cluster,
-    stack_config,
     up,
 )
+from lab.scenarios import cluster_entry, stack_config
 
 
 @dataclass(frozen=True)

@@ -17,22 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import ControlPlanes, extra_servers, server_is_running, start_server, stop_server
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import PulumiProject
-from .registration_checks import (
+from lab.cluster import ControlPlanes, extra_servers, server_is_running, start_server, stop_server
+from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import PulumiProject
+from lab.registration_checks import (
     TOKEN,
     assert_nothing_registered,
     assert_registered,
-    cluster_entry,
     error_lines,
     has_secret,
     in_background,
     kubernetes_cluster,
-    stack_config,
     up,
     wait_until,
 )
+from lab.scenarios import cluster_entry, stack_config
 
 FAULTS = "faults"  # this module's own API server
 DOWN = ("down-e2e", "down-agents")  # scenario 2a: the server is down before `pulumi up`

@@ -4,7 +4,7 @@ type-checked against the generated SDK with the real TypeScript compiler (strict
 What runs: the real CLI (v3.274.1) reads the component's schema from the real component provider (``provider/``,
 started through the Python language host and its glue, ``language_host.py``) after installing the plugin's
 ``requirements.txt`` as it does for any Python plugin folder; the code generators are pkg/v3 v3.274.1's
-(``codegen/nodejs``, ``codegen/go``), reached through ``e2e/tools/language-codegen``, a host that answers only
+(``codegen/nodejs``, ``codegen/go``), reached through ``toolchain/language-codegen``, a host that answers only
 ``GeneratePackage`` (the CLI generates each SDK through the language host of that language, and the real Node.js and
 Go hosts are not served by the Go module proxy here; see its main.go). The kubernetes schema the generators resolve
 ``k8s.Provider`` against comes from the kubernetes provider build (v4.25.0, the release the pinned SDK asks for).
@@ -30,10 +30,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, Result, codegen_folder
-from .registration_checks import assert_no_secret_in, assert_nothing_registered, assert_registered
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import ROOT, PulumiProject, Result, codegen_folder
+from lab.registration_checks import assert_no_secret_in, assert_nothing_registered, assert_registered
 
 TROUBLE = re.compile(r"(?i)\b(warn\w*|error\w*|deprecat\w*|fail\w*)\b")
 NPM_TIMEOUT_SECONDS = 600
@@ -212,7 +212,7 @@ def typescript_stack(
     component_provider: Path,
 ) -> Iterator[PulumiProject]:
     """The type-checked program as a stack, run by the real Node.js language host (sdk v3.68.0, see
-    e2e/tools/language-nodejs) with the program's own @pulumi/pulumi from npm; the management cluster through the
+    toolchain/language-nodejs) with the program's own @pulumi/pulumi from npm; the management cluster through the
     ambient kubeconfig's context, the workload kubeconfig as secret config (through stdin)."""
     agent = SimulatedAgent(planes, SERVER, namespace=NAMESPACE, cluster_name=CLUSTER).start()
     management_kubeconfig = e2e_dir / "typescript-management.kubeconfig"

@@ -60,9 +60,8 @@ from gloo_mesh_registration.lifecycle import (
     secret_manifest,
     token_step,
 )
-
-from .cluster import ControlPlanes
-from .observe import ApiClient, RequestCounts, SecretWatch, WatchEvent
+from lab.cluster import ControlPlanes
+from lab.observe import ApiClient, RequestCounts, SecretWatch, WatchEvent
 
 BOOTSTRAP_TOKEN = "lifecycle-e2e-bootstrap-token-5f1c9a"
 TOKEN_SECRET = "relay-identity-token-secret"

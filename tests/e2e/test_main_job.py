@@ -18,14 +18,13 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import (
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import (
     ROOT,
     PulumiProject,
     plugin_folder,
@@ -34,19 +33,12 @@ from .pulumi_cli import (
     recording_interpreters,
     warning_lines,
 )
-from .registration_checks import assert_nothing_registered, assert_registered, wait_until
-from .test_real_engine import one_cluster_config
+from lab.registration_checks import assert_nothing_registered, assert_registered, wait_until
+from lab.scenarios import one_cluster_config
 
 STACK = "main-job"
 CLUSTER = "main-job-e2e"
 NAMESPACE = "gm-main-job"
-
-
-@pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
 
 
 @pytest.fixture(scope="module")

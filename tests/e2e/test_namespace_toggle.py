@@ -9,28 +9,20 @@ agent in it, and be deleted by ``destroy`` only when the program owns it again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .registration_checks import get_json
-from .test_real_engine import one_cluster_config
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import ROOT, PulumiProject, project_copy
+from lab.registration_checks import get_json
+from lab.scenarios import Lab, one_cluster_config
 
 CLUSTER = "toggle-e2e"
 NAMESPACE = "toggle-agents"
 STACK = "toggle"
-
-
-@pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
 
 
 class Toggle:
@@ -55,17 +47,9 @@ class Toggle:
 
 
 @pytest.fixture(scope="module")
-def toggle(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
-) -> Toggle:
-    config = one_cluster_config(planes, chart_repo, name=CLUSTER, namespace=NAMESPACE)
-    cli = PulumiProject.create(bin_dir, e2e_dir, STACK, config)
-    return Toggle(cli, cli.project_dir, planes, chart_repo)
+def toggle(lab: Lab, management_plane: ManagementPlane, agent: SimulatedAgent) -> Toggle:
+    cli = lab.project(STACK, lab.one_cluster_config(name=CLUSTER, namespace=NAMESPACE))
+    return Toggle(cli, cli.project_dir, lab.planes, lab.chart_repo)
 
 
 def _agent_is_in_place(toggle: Toggle) -> None:

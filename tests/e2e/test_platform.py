@@ -18,14 +18,13 @@ import base64
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import (
+from lab.cluster import ControlPlanes
+from lab.gloo import (
     PLATFORM_CLUSTER_CRD,
     PLATFORM_CRDS_CHART_CRD,
     VALUES_CONFIGMAP,
@@ -34,18 +33,10 @@ from .gloo import (
     SimulatedAgent,
     install_platform_management_plane,
 )
-from .pulumi_cli import ROOT, PulumiProject, Result
-from .registration_checks import (
-    assert_no_secret_in,
-    cluster_entry,
-    error_lines,
-    get_json,
-    helm_releases,
-    planned_steps,
-    stack_config,
-    wait_until,
-)
-from .test_policy_pack import PACK, assert_pack_ran_clean, copy_policy_pack, violation
+from lab.policy_pack import PACK, assert_pack_ran_clean, copy_policy_pack, violation
+from lab.pulumi_cli import ROOT, PulumiProject, Result
+from lab.registration_checks import assert_no_secret_in, error_lines, get_json, helm_releases, planned_steps, wait_until
+from lab.scenarios import Lab
 
 CLUSTER = "platform-e2e"
 NAMESPACE = "gloo-platform-agents"
@@ -95,41 +86,17 @@ def observed() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
-
-
-@pytest.fixture(scope="module")
-def project(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    platform_plane: PlatformManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
-) -> PulumiProject:
+def project(lab: Lab, platform_plane: PlatformManagementPlane, agent: SimulatedAgent) -> PulumiProject:
     # No agentGeneration, no telemetryGatewayAddress: both are discovered from the management cluster.
-    entry = cluster_entry(
-        planes, "remote", CLUSTER, NAMESPACE, clusterDomain=CLUSTER_DOMAIN, clientCertTimeoutSeconds=90
-    )
-    config = stack_config(planes, chart_repo, [entry], namespace=platform_plane.namespace, telemetry=True)
-    return PulumiProject.create(bin_dir, e2e_dir, STACK, config)
+    entry = lab.cluster_entry(CLUSTER, NAMESPACE, clusterDomain=CLUSTER_DOMAIN, clientCertTimeoutSeconds=90)
+    return lab.project(STACK, lab.stack_config([entry], namespace=platform_plane.namespace, telemetry=True))
 
 
 @pytest.fixture(scope="module")
-def other_stack(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    platform_plane: PlatformManagementPlane,
-    chart_repo: ChartRepository,
-) -> PulumiProject:
+def other_stack(lab: Lab, platform_plane: PlatformManagementPlane) -> PulumiProject:
     """Another registration of the same workload cluster (``remote``), into another agent namespace."""
-    entry = cluster_entry(planes, "remote", OTHER_CLUSTER, OTHER_NAMESPACE, clientCertTimeoutSeconds=20)
-    config = stack_config(planes, chart_repo, [entry], namespace=platform_plane.namespace, telemetry=True)
-    return PulumiProject.create(bin_dir, e2e_dir, f"{STACK}-other", config)
+    entry = lab.cluster_entry(OTHER_CLUSTER, OTHER_NAMESPACE, clientCertTimeoutSeconds=20)
+    return lab.project(f"{STACK}-other", lab.stack_config([entry], namespace=platform_plane.namespace, telemetry=True))
 
 
 @pytest.fixture(scope="module")

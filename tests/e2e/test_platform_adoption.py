@@ -15,14 +15,12 @@ management namespace of its own here, and the stand-in charts). Like test_platfo
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import (
+from lab.cluster import ControlPlanes
+from lab.gloo import (
     PLATFORM_CLUSTER_CRD,
     PLATFORM_CRDS_CHART_CRD,
     ChartRepository,
@@ -30,9 +28,11 @@ from .gloo import (
     SimulatedAgent,
     install_platform_management_plane,
 )
-from .observe import ApiClient, SecretWatch
-from .pulumi_cli import ROOT, PulumiProject, project_copy
-from .registration_checks import assert_adoption_preview, cluster_entry, get_json, helm_releases, stack_config
+from lab.guide import PLATFORM_STEPS, register_by_hand
+from lab.observe import ApiClient, SecretWatch
+from lab.pulumi_cli import ROOT, PulumiProject, project_copy
+from lab.registration_checks import assert_adoption_preview, get_json, helm_releases
+from lab.scenarios import Lab, cluster_entry, stack_config
 
 CLUSTER = "platform-adopt-e2e"
 NAMESPACE = "platform-adopt-agents"
@@ -42,34 +42,6 @@ STACK = "platform-adopt"
 RELEASE = "gloo-platform-agent"
 CRDS_RELEASE = "gloo-platform-crds"
 
-BY_HAND = """\
-set -eu
-k_mgmt() { kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$MGMT" "$@"; }
-k_remote() { kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$REMOTE" "$@"; }
-h_remote() { helm --kubeconfig "$KUBECONFIG_FILE" --kube-context "$REMOTE" "$@"; }
-k_remote create namespace "$NS"
-k_mgmt get secret relay-root-tls-secret -n "$MGMT_NS" -o jsonpath='{.data.ca\\.crt}' | base64 -d > "$WORK/ca.crt"
-k_remote create secret generic relay-root-tls-secret -n "$NS" --from-file=ca.crt="$WORK/ca.crt"
-k_mgmt get secret relay-identity-token-secret -n "$MGMT_NS" -o jsonpath='{.data.token}' | base64 -d > "$WORK/token"
-k_remote create secret generic relay-identity-token-secret -n "$NS" --from-file=token="$WORK/token"
-h_remote install gloo-platform-crds gloo-platform-crds --repo "$REPO" --version "$VERSION" -n "$NS"
-h_remote install gloo-platform-agent gloo-platform --repo "$REPO" --version "$VERSION" -n "$NS" \\
-  --set common.cluster="$CLUSTER" --set glooAgent.enabled=true \\
-  --set glooAgent.relay.serverAddress="$RELAY" --set glooAgent.relay.authority=gloo-mesh-mgmt-server.gloo-mesh \\
-  --set glooAgent.relay.rootTlsSecret.name=relay-root-tls-secret \\
-  --set glooAgent.relay.tokenSecret.name=relay-identity-token-secret
-k_mgmt apply -f - <<EOF
-apiVersion: admin.gloo.solo.io/v2
-kind: KubernetesCluster
-metadata:
-  name: $CLUSTER
-  namespace: $MGMT_NS
-spec:
-  clusterDomain: cluster.local
-EOF
-k_remote wait --for=create secret/relay-client-tls-secret -n "$NS" --timeout=120s
-"""
-
 
 @pytest.fixture(scope="module")
 def platform_plane(planes: ControlPlanes) -> PlatformManagementPlane:
@@ -77,38 +49,17 @@ def platform_plane(planes: ControlPlanes) -> PlatformManagementPlane:
 
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
-
-
-@pytest.fixture(scope="module")
-def registered_by_hand(
-    planes: ControlPlanes,
-    platform_plane: PlatformManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
-    e2e_dir: Path,
-) -> Iterator[None]:
-    work = e2e_dir / "platform-by-hand"
-    work.mkdir(parents=True, exist_ok=True)
-    environment = {
-        "PATH": f"{planes.bin_dir}:/usr/bin:/bin",
-        "KUBECONFIG_FILE": str(planes.kubeconfig),
-        "MGMT": planes.clusters["mgmt"].context,
-        "REMOTE": planes.clusters["remote"].context,
-        "MGMT_NS": platform_plane.namespace,
-        "NS": NAMESPACE,
-        "CLUSTER": CLUSTER,
-        "REPO": chart_repo.url,
-        "VERSION": platform_plane.agent_version,
-        "RELAY": platform_plane.relay_address,
-        "WORK": str(work),
-        "HOME": str(work),
-    }
-    done = subprocess.run(["/bin/sh", "-c", BY_HAND], env=environment, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+def registered_by_hand(lab: Lab, platform_plane: PlatformManagementPlane, agent: SimulatedAgent) -> Iterator[None]:
+    planes = lab.planes
+    register_by_hand(
+        lab,
+        PLATFORM_STEPS,
+        "platform-by-hand",
+        cluster=CLUSTER,
+        namespace=NAMESPACE,
+        plane=platform_plane,
+        mgmt_ns=platform_plane.namespace,
+    )
     assert get_json(planes, "remote", "secret", "relay-client-tls-secret", "-n", NAMESPACE) is not None
     yield
     # The CRDs release is retained by design (README); later modules install the stand-in CRDs chart afresh.
@@ -121,10 +72,8 @@ def config(planes: ControlPlanes, chart_repo: ChartRepository, **settings: objec
 
 
 @pytest.fixture(scope="module")
-def project(
-    bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, chart_repo: ChartRepository, registered_by_hand: None
-) -> PulumiProject:
-    return PulumiProject.create(bin_dir, e2e_dir, STACK, config(planes, chart_repo, adopt=True))
+def project(lab: Lab, registered_by_hand: None) -> PulumiProject:
+    return lab.project(STACK, config(lab.planes, lab.chart_repo, adopt=True))
 
 
 def test_adopting_under_the_default_name_fails_the_preview_with_the_name_to_set(

@@ -10,36 +10,24 @@ A clean stack passes and registers; a stack breaking a mandatory policy (a resou
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import ROOT, PulumiProject, Result, project_copy
-from .registration_checks import PROJECT, assert_no_secret_in, get_json
-from .test_real_engine import one_cluster_config
+from lab.cluster import ControlPlanes
+from lab.gloo import MGMT_NAMESPACE, ManagementPlane, SimulatedAgent
+from lab.policy_pack import assert_pack_ran_clean, copy_policy_pack, violation
+from lab.pulumi_cli import ROOT, PulumiProject, project_copy
+from lab.registration_checks import assert_no_secret_in, get_json
+from lab.scenarios import PROJECT, Lab
 
-PACK = "gloo-mesh-relay-guardrails"  # policy/gloo_mesh_policies.py PACK_NAME
-PACK_VERSION = "0.1.0"  # policy/PulumiPolicy.yaml
 CLUSTER = "policy-e2e"
 NAMESPACE = "policy-agents"
 
 NewStack = Callable[[str, str, str, dict[str, Any]], PulumiProject]
 """(stack, cluster name, agent namespace, management settings) -> an initialised stack of the pack's project copy"""
-
-
-def copy_policy_pack(folder: Path) -> Path:
-    """A copy of ``policy/`` in ``folder`` whose ``.venv`` (PulumiPolicy.yaml's ``virtualenv``) is the suite's
-    interpreter."""
-    shutil.copytree(ROOT / "policy", folder, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
-    (folder / ".venv").symlink_to(Path(sys.executable).parent.parent)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +37,14 @@ def pack(e2e_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
-
-
-@pytest.fixture(scope="module")
-def new_stack(
-    bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, management_plane: ManagementPlane, chart_repo: ChartRepository
-) -> NewStack:
+def new_stack(lab: Lab, management_plane: ManagementPlane) -> NewStack:
     """Stacks of one project copy (one state folder), each with its own cluster name and agent namespace."""
 
     def create(stack: str, name: str, namespace: str, management: dict[str, Any]) -> PulumiProject:
-        config = one_cluster_config(planes, chart_repo, name=name, namespace=namespace)
+        config = lab.one_cluster_config(name=name, namespace=namespace)
         config[f"{PROJECT}:management"].update(management)
-        folder = project_copy(ROOT, e2e_dir / "project-policy", stack, config)
-        cli = PulumiProject(bin_dir, e2e_dir / "home-policy", folder, stack)
+        folder = project_copy(ROOT, lab.work / "project-policy", stack, config)
+        cli = PulumiProject(lab.bin_dir, lab.work / "home-policy", folder, stack)
         cli.init()
         return cli
 
@@ -75,19 +54,6 @@ def new_stack(
 @pytest.fixture(scope="module")
 def project(new_stack: NewStack, agent: SimulatedAgent) -> PulumiProject:
     return new_stack("policy", CLUSTER, NAMESPACE, {})
-
-
-def assert_pack_ran_clean(result: Result) -> None:
-    # `preview --diff` lists "Policy Packs run:" with "<name>|local|<path>  <version>"; without --diff the CLI
-    # prints "Policies:" and "✅ <name>@v<version> (local: <path>)" for a pack with no violation.
-    assert f"{PACK}|local|" in result.stdout or f"✅ {PACK}@v{PACK_VERSION}" in result.stdout, result.output
-    assert "[mandatory]" not in result.output and "[advisory]" not in result.output, result.output
-
-
-def violation(level: str, policy: str, release: str) -> re.Pattern[str]:
-    """One reported violation: its level, the policy and the Release on one line (``preview`` prints
-    ``- [level]  policy  (type: name)``, ``preview --diff`` ``pack@vX [level] [severity: s]  policy  (type: name)``)."""
-    return re.compile(rf"\[{level}\].*  {re.escape(policy)}  \(kubernetes:helm\.sh/v3:Release: {re.escape(release)}\)")
 
 
 def nothing_registered(planes: ControlPlanes, name: str, namespace: str) -> bool:

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import PulumiProject
-from .registration_checks import get_json
-from .test_real_engine import one_cluster_config
+from lab.cluster import ControlPlanes
+from lab.gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import PulumiProject
+from lab.registration_checks import get_json
+from lab.scenarios import one_cluster_config
 
 LEFTOVER_NAMESPACE = "leftover-ns"
 LEFTOVER_RELEASE_NAMESPACE = "leftover-release"

@@ -10,55 +10,19 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import MGMT_NAMESPACE, VALUES_CONFIGMAP, ChartRepository, ManagementPlane, SimulatedAgent
-from .pulumi_cli import PulumiProject
-from .registration_checks import assert_no_secret_in, cluster_entry, get_json
-from .registration_checks import stack_config as fleet_config
-
-CLUSTER = "remote-e2e"
-REMOTE_NAMESPACE = "gloo-mesh-agent"
-CLUSTER_DOMAIN = "remote.e2e.local"
-
-
-def one_cluster_config(
-    planes: ControlPlanes,
-    chart_repo: ChartRepository,
-    *,
-    name: str = CLUSTER,
-    namespace: str = REMOTE_NAMESPACE,
-    **cluster_settings: Any,
-) -> dict[str, Any]:
-    """A stack file's config: the management plane on ``mgmt``, one cluster on ``remote`` (more keys as given)."""
-    entry = cluster_entry(planes, "remote", name, namespace, **{"clientCertTimeoutSeconds": 60, **cluster_settings})
-    return fleet_config(planes, chart_repo, [entry])
+from lab.cluster import ControlPlanes
+from lab.gloo import MGMT_NAMESPACE, VALUES_CONFIGMAP, ChartRepository, ManagementPlane, SimulatedAgent
+from lab.pulumi_cli import PulumiProject
+from lab.registration_checks import assert_no_secret_in, get_json
+from lab.scenarios import CLUSTER, CLUSTER_DOMAIN, REMOTE_NAMESPACE, Lab
 
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(planes, "remote", namespace=REMOTE_NAMESPACE, cluster_name=CLUSTER).start()
-    yield simulated
-    simulated.stop()
-
-
-@pytest.fixture(scope="module")
-def project(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
-) -> PulumiProject:
-    return PulumiProject.create(
-        bin_dir, e2e_dir, "e2e", one_cluster_config(planes, chart_repo, clusterDomain=CLUSTER_DOMAIN)
-    )
+def project(lab: Lab, management_plane: ManagementPlane, agent: SimulatedAgent) -> PulumiProject:
+    return lab.project("e2e", lab.one_cluster_config(clusterDomain=CLUSTER_DOMAIN))
 
 
 def test_preview_on_an_empty_stack_shows_the_discovered_plan_and_creates_nothing(

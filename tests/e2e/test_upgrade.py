@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, ManagementPlane
-from .pulumi_cli import ROOT
-from .upgrade_check import HARMLESS_OPS, check_upgrade, program_at
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane
+from lab.pulumi_cli import ROOT
+from lab.upgrade_check import HARMLESS_OPS, check_upgrade, program_at
 
 BASELINES = {
     "e40d9b1": "the last release before the real-engine fixes: its management reads leave the state and its old "

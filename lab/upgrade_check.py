@@ -12,7 +12,7 @@ identity)? This script answers it with the real CLI and providers on two local A
 
 It needs the repository's git history (a full clone) and the tools of ``scripts/e2e-tools.sh``:
 
-    .venv/bin/python tests/e2e/upgrade_check.py --tools "$(bash scripts/e2e-tools.sh --print-bin-dir)" --from e40d9b1
+    .venv/bin/python -m lab.upgrade_check --tools "$(bash scripts/e2e-tools.sh --print-bin-dir)" --from e40d9b1
 """
 
 from __future__ import annotations
@@ -29,14 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: import the suite's package from tests/
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from e2e.cluster import ControlPlanes, control_planes
-from e2e.gloo import ChartRepository, ManagementPlane, SimulatedAgent, install_management_plane
-from e2e.pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
-from e2e.registration_checks import assert_nothing_registered, assert_registered
-from e2e.test_real_engine import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
+from .cluster import ControlPlanes, control_planes
+from .gloo import ChartRepository, ManagementPlane, SimulatedAgent, install_management_plane
+from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
+from .registration_checks import assert_nothing_registered, assert_registered
+from .scenarios import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
 
 PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
 HARMLESS_OPS = frozenset({"same", "update", "read", "discard", "create"})
@@ -95,7 +92,8 @@ def harmful_steps(steps: list[tuple[str, str]], state: dict[str, Any]) -> list[t
 @dataclass(frozen=True)
 class UpgradeReport:
     """What the first preview after the upgrade planned: its steps (``op``, URN; the JSON lists no ``same`` step but
-    the stack's), those that may change a cluster, the count of each kind of step (``changeSummary``, sames included)."""
+    the stack's), those that may change a cluster, the count of each kind of step (``changeSummary``, sames
+    included)."""
 
     steps: list[tuple[str, str]]
     harmful: list[tuple[str, str]]
@@ -199,7 +197,8 @@ def main(argv: list[str]) -> int:
             charts.stop()
     if report.harmful:
         print(
-            f"FAILED: the upgrade from {options.old} plans {len(report.harmful)} replace/delete step(s): {report.harmful}"
+            f"FAILED: the upgrade from {options.old} plans {len(report.harmful)} replace/delete step(s): "
+            f"{report.harmful}"
         )
         return 1
     print(f"passed: the upgrade from {options.old} replaces nothing and deletes nothing on a cluster")

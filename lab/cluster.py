@@ -1,4 +1,4 @@
-"""Two real Kubernetes control planes on 127.0.0.1: one etcd, and per cluster a kube-apiserver and its controller manager.
+"""Real Kubernetes control planes on 127.0.0.1: one etcd, and per cluster a kube-apiserver and its controller manager.
 
 The binaries are the real ones, built from their Go modules by ``scripts/e2e-tools.sh``. The flags follow
 controller-runtime's envtest (``pkg/internal/testing/controlplane/apiserver.go``: serving certificates from a tiny CA,

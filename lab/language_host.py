@@ -1,6 +1,6 @@
 """Glue in front of the real Python language host: everything is the real v3.68 host except ``RunPlugin``.
 
-Why: the only Python language host that builds here is sdk v3.68.0's (see e2e/tools/language-python/go.mod). Its
+Why: the only Python language host that builds here is sdk v3.68.0's (see toolchain/language-python/go.mod). Its
 ``RunPlugin`` runs ``python <req.program> <args>`` in ``req.pwd``, but CLI 3.274 no longer sets ``program``: it sends
 ``info`` (a ProgramInfo: root and program directory, runtime options) and ``kind``. So ``pulumi preview --policy-pack``
 made the old host run ``python ''`` in the project folder, i.e. the project's program instead of the pack, and a
@@ -93,7 +93,8 @@ def serve(handler: Any, workers: int) -> tuple[Any, int]:
 
 
 def relay_service(service: Any, channel_of: ChannelSource, own: Mapping[str, Any]) -> Any:
-    """A handler for every method of ``service``: ``own[name]`` if given, else a relay to ``channel_of(method, request)``."""
+    """A handler for every method of ``service``: ``own[name]`` if given, else a relay to
+    ``channel_of(method, request)``."""
     handlers = {
         method.name: own.get(method.name) or relay_method(f"/{service.full_name}/{method.name}", method, channel_of)
         for method in service.methods

@@ -49,9 +49,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from .cluster import CertificateAuthority, ControlPlanes
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "tests" / "data" / "multicluster.solo.io_v1alpha1_crds.yaml"
 AGENT_VERSION = "1.1.6"
+ENTERPRISE_NETWORKING_IMAGE = f"gcr.io/gloo-mesh/enterprise-networking:{AGENT_VERSION}"
 RELAY_ADDRESS = "127.0.0.1:9900"
 MGMT_NAMESPACE = "gloo-mesh"
 VALUES_CONFIGMAP = "enterprise-agent-rendered-values"
@@ -83,6 +84,54 @@ class ManagementPlane:
 
 def _b64(text: str) -> str:
     return b64encode(text.encode()).decode()
+
+
+def _load_balancer_service(namespace: str, name: str, ports: list[tuple[str, int]]) -> dict[str, Any]:
+    """A LoadBalancer Service ``name`` selecting ``app: name``, each named port to the same target port."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name},
+            "ports": [{"name": n, "port": port, "targetPort": port, "protocol": "TCP"} for n, port in ports],
+        },
+    }
+
+
+def _management_server(namespace: str, name: str, image: str, ports: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """The management server as the chart of either generation leaves it: a Deployment ``name`` of one container
+    (``image``, whose tag discovery reads as the agent version) and its LoadBalancer Service (no pod runs)."""
+    labels = {"app": name}
+    container = {"name": name, "image": image, "ports": [{"name": n, "containerPort": port} for n, port in ports]}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    return [deployment, _load_balancer_service(namespace, name, ports)]
+
+
+def _secret(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: _b64(value) for key, value in data.items()},
+    }
+
+
+def _relay_secrets(plane: ManagementPlane) -> dict[str, dict[str, str]]:
+    """The two relay secrets a management plane holds: the root CA (with the server's certificate) and the token."""
+    return {
+        "relay-root-tls-secret": {"ca.crt": plane.ca_crt, "tls.crt": plane.tls_crt, "tls.key": plane.ca_key},
+        "relay-identity-token-secret": {"token": plane.token},
+    }
 
 
 def crd_v1(path: Path) -> dict[str, Any]:
@@ -123,63 +172,11 @@ def install_management_plane(planes: ControlPlanes, cluster: str = "mgmt") -> Ma
     planes.kubectl(cluster, "wait", "--for=condition=Established", "crd/kubernetesclusters.multicluster.solo.io")
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MGMT_NAMESPACE}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "enterprise-networking", "namespace": MGMT_NAMESPACE},
-            "spec": {
-                "selector": {"matchLabels": {"app": "enterprise-networking"}},
-                "template": {
-                    "metadata": {"labels": {"app": "enterprise-networking"}},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "enterprise-networking",
-                                "image": f"gcr.io/gloo-mesh/enterprise-networking:{AGENT_VERSION}",
-                                "ports": [{"name": "grpc", "containerPort": 9900}],
-                            }
-                        ]
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "enterprise-networking", "namespace": MGMT_NAMESPACE},
-            "spec": {
-                "type": "LoadBalancer",
-                "selector": {"app": "enterprise-networking"},
-                "ports": [{"name": "grpc", "port": 9900, "targetPort": 9900, "protocol": "TCP"}],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "relay-root-tls-secret", "namespace": MGMT_NAMESPACE},
-            "data": {"ca.crt": _b64(plane.ca_crt), "tls.crt": _b64(plane.tls_crt), "tls.key": _b64(plane.ca_key)},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "relay-identity-token-secret", "namespace": MGMT_NAMESPACE},
-            "data": {"token": _b64(plane.token)},
-        },
+        *_management_server(MGMT_NAMESPACE, "enterprise-networking", ENTERPRISE_NETWORKING_IMAGE, [("grpc", 9900)]),
+        *(_secret(MGMT_NAMESPACE, name, data) for name, data in _relay_secrets(plane).items()),
     ]
     planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
-    host = RELAY_ADDRESS.split(":")[0]
-    planes.kubectl(
-        cluster,
-        "patch",
-        "service",
-        "enterprise-networking",
-        "-n",
-        MGMT_NAMESPACE,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": host}]}}}),
-    )
+    _set_load_balancer_ingress(planes, cluster, MGMT_NAMESPACE, "enterprise-networking", RELAY_ADDRESS.split(":")[0])
     return plane
 
 
@@ -317,6 +314,12 @@ class SimulatedAgent:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def __enter__(self) -> SimulatedAgent:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def _get(self, kind: str, name: str) -> dict[str, Any] | None:
         out = self._planes.kubectl(
             self._cluster, "get", kind, name, "-n", self.namespace, "-o", "json", "--ignore-not-found"
@@ -383,69 +386,16 @@ def install_second_management_plane(
         relay_address=RELAY_ADDRESS,
         agent_version=AGENT_VERSION,
     )
-    secrets: dict[str, dict[str, str]] = {
-        "relay-root-tls-secret": {"ca.crt": plane.ca_crt, "tls.crt": plane.tls_crt, "tls.key": plane.ca_key},
-        "relay-identity-token-secret": {"token": plane.token},
-    }
+    secrets = _relay_secrets(plane)
     for secret, key in empty_keys:
         secrets[secret][key] = ""
-    labels = {"app": "enterprise-networking"}
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "enterprise-networking", "namespace": namespace},
-            "spec": {
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "enterprise-networking",
-                                "image": f"gcr.io/gloo-mesh/enterprise-networking:{AGENT_VERSION}",
-                                "ports": [{"name": "grpc", "containerPort": 9900}],
-                            }
-                        ]
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "enterprise-networking", "namespace": namespace},
-            "spec": {
-                "type": "LoadBalancer",
-                "selector": labels,
-                "ports": [{"name": "grpc", "port": 9900, "targetPort": 9900, "protocol": "TCP"}],
-            },
-        },
-    ]
-    objects += [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": {key: _b64(value) for key, value in data.items()},
-        }
-        for name, data in secrets.items()
-        if name not in missing_secrets
+        *_management_server(namespace, "enterprise-networking", ENTERPRISE_NETWORKING_IMAGE, [("grpc", 9900)]),
+        *(_secret(namespace, name, data) for name, data in secrets.items() if name not in missing_secrets),
     ]
     planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
-    planes.kubectl(
-        cluster,
-        "patch",
-        "service",
-        "enterprise-networking",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": RELAY_ADDRESS.split(":")[0]}]}}}),
-    )
+    _set_load_balancer_ingress(planes, cluster, namespace, "enterprise-networking", RELAY_ADDRESS.split(":")[0])
     return plane
 
 
@@ -562,71 +512,15 @@ def install_platform_management_plane(
     )
     planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(platform_cluster_crd()))
     planes.kubectl(cluster, "wait", "--for=condition=Established", f"crd/{PLATFORM_CLUSTER_CRD}")
-    server = {"app": "gloo-mesh-mgmt-server"}
-    gateway = {"app": "gloo-telemetry-gateway"}
     relay_port = int(PLATFORM_RELAY_ADDRESS.rsplit(":", 1)[1])
     otlp_port = int(PLATFORM_TELEMETRY_ADDRESS.rsplit(":", 1)[1])
+    image = f"gcr.io/gloo-mesh/gloo-mesh-mgmt-server:{PLATFORM_VERSION}"
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "gloo-mesh-mgmt-server", "namespace": namespace},
-            "spec": {
-                "selector": {"matchLabels": server},
-                "template": {
-                    "metadata": {"labels": server},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "gloo-mesh-mgmt-server",
-                                "image": f"gcr.io/gloo-mesh/gloo-mesh-mgmt-server:{PLATFORM_VERSION}",
-                                "ports": [
-                                    {"name": "healthcheck", "containerPort": 8090},
-                                    {"name": "grpc", "containerPort": relay_port},
-                                ],
-                            }
-                        ]
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "gloo-mesh-mgmt-server", "namespace": namespace},
-            "spec": {
-                "type": "LoadBalancer",
-                "selector": server,
-                # healthcheck first: the relay port must be found by its name, not its position.
-                "ports": [
-                    {"name": "healthcheck", "port": 8090, "targetPort": 8090, "protocol": "TCP"},
-                    {"name": "grpc", "port": relay_port, "targetPort": relay_port, "protocol": "TCP"},
-                ],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "gloo-telemetry-gateway", "namespace": namespace},
-            "spec": {
-                "type": "LoadBalancer",
-                "selector": gateway,
-                "ports": [{"name": "otlp", "port": otlp_port, "targetPort": otlp_port, "protocol": "TCP"}],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "relay-root-tls-secret", "namespace": namespace},
-            "data": {"ca.crt": _b64(plane.ca_crt), "tls.crt": _b64(plane.tls_crt), "tls.key": _b64(plane.ca_key)},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "relay-identity-token-secret", "namespace": namespace},
-            "data": {"token": _b64(plane.token)},
-        },
+        # healthcheck first: the relay port must be found by its name, not its position.
+        *_management_server(namespace, "gloo-mesh-mgmt-server", image, [("healthcheck", 8090), ("grpc", relay_port)]),
+        _load_balancer_service(namespace, "gloo-telemetry-gateway", [("otlp", otlp_port)]),
+        *(_secret(namespace, name, data) for name, data in _relay_secrets(plane).items()),
     ]
     planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
     for service, address in (

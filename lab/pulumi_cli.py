@@ -3,8 +3,9 @@
 Plugins come from one folder on PATH, laid out as a Pulumi installation (:func:`plugin_folder`: the language hosts
 beside the CLI; the providers ``pulumi-resource-kubernetes`` and ``pulumi-resource-command`` there as ambient plugins,
 or installed into the plugin cache as a user's machine holds them); automatic plugin downloads and update checks are
-off, so a missing plugin is an error rather than a download attempt. ``pulumi-language-python`` there is the real v3.68 host
-behind ``language_host.py``, which gives it the ``RunPlugin`` of the modern host (policy packs, Python plugins).
+off, so a missing plugin is an error rather than a download attempt. ``pulumi-language-python`` there is the real
+v3.68 host behind ``language_host.py``, which gives it the ``RunPlugin`` of the modern host (policy packs, Python
+plugins).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import IO, Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 COMMAND_TIMEOUT_SECONDS = 900
 LANGUAGE_HOST = "pulumi-language-python"
@@ -80,11 +81,10 @@ def plugin_folder(tools_bin: Path, folder: Path, *, providers_on_path: bool = Tr
             os.link((tools_bin / "pulumi").resolve(), cli)
         except OSError:  # another file system
             shutil.copy2((tools_bin / "pulumi").resolve(), cli)
-    e2e = ROOT / "tests" / "e2e"
     # The real host finds pulumi-language-python-exec next to its resolved executable: call it by that path.
     shims = {
-        providers / "pulumi-resource-command": f'"{e2e / "command_provider.py"}"',
-        folder / LANGUAGE_HOST: f'"{e2e / "language_host.py"}" "{(tools_bin / LANGUAGE_HOST).resolve()}"',
+        providers / "pulumi-resource-command": "-m lab.command_provider",
+        folder / LANGUAGE_HOST: f'-m lab.language_host "{(tools_bin / LANGUAGE_HOST).resolve()}"',
     }
     for shim, script in shims.items():
         shim.unlink(missing_ok=True)  # never write through a link into a real tool
@@ -98,7 +98,7 @@ CODEGEN_HOST = "pulumi-language-codegen"
 
 def codegen_folder(tools_bin: Path, folder: Path) -> Path:
     """:func:`plugin_folder` plus ``pulumi-language-nodejs`` and ``pulumi-language-go``: links to the codegen-only host
-    (``e2e/tools/language-codegen``), which answers ``GeneratePackage`` with pkg/v3's code generators and nothing else
+    (``toolchain/language-codegen``), which answers ``GeneratePackage`` with pkg/v3's code generators and nothing else
     (the real Node.js and Go hosts are not served by the Go module proxy; see its main.go). Only for ``gen-sdk``. The
     providers are not on PATH: install them with :meth:`PulumiProject.install_sdk_plugins`."""
     plugin_folder(tools_bin, folder, providers_on_path=False)
@@ -131,8 +131,8 @@ def project_copy(source: Path, folder: Path, stack: str, config: dict[str, Any])
 
     ``Pulumi.yaml`` and the program are copied, the virtualenv ``.venv`` is linked to the suite's (the component
     package is installed in it, editable, from this checkout; the language host runs the program with its
-    ``bin/python``, see language_host.py), and ``stacks/`` is the copy's own: ``pulumi stack init`` writes the passphrase
-    salt there, never into the work tree.
+    ``bin/python``, see language_host.py), and ``stacks/`` is the copy's own: ``pulumi stack init`` writes the
+    passphrase salt there, never into the work tree.
     """
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("Pulumi.yaml", "__main__.py", "requirements.txt", "constraints.txt"):
@@ -282,9 +282,9 @@ class PulumiProject:
         self.run("stack", "init", self.stack, stack=False).check()
 
     def install_sdk_plugins(self) -> None:
-        """The provider plugins the Python SDKs ask for (``kubernetes``, ``command``), installed under the SDKs' versions
-        from the local builds, as an offline user would (get.pulumi.com is out of reach here); the CLI asks for them
-        when it installs a Python plugin's dependencies (``provider/requirements.txt``) or a program's."""
+        """The provider plugins the Python SDKs ask for (``kubernetes``, ``command``), installed under the SDKs'
+        versions from the local builds, as an offline user would (get.pulumi.com is out of reach here); the CLI asks for
+        them when it installs a Python plugin's dependencies (``provider/requirements.txt``) or a program's."""
         for package in ("kubernetes", "command"):
             version = importlib.metadata.version(f"pulumi-{package}")
             name = f"{RESOURCE_PLUGIN}{package}"

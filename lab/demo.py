@@ -1,6 +1,6 @@
 """The main job, for real, on this machine: ``scripts/demo.sh`` runs this (see README, "Demo").
 
-Starts two real API servers with the simulated Gloo management plane (tests/e2e/gloo.py), runs the real
+Starts two real API servers with the simulated Gloo management plane (lab/gloo.py), runs the real
 ``pulumi up`` of a local stack of this project, prints what was registered and how to look at it, then waits.
 Ctrl-C (or ``scripts/demo.sh --down`` from another shell) runs ``pulumi destroy`` and stops the servers.
 """
@@ -14,13 +14,10 @@ import sys
 import threading
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script by scripts/demo.sh: import the suite's package from tests/
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from e2e.cluster import control_planes
-from e2e.gloo import ChartRepository, SimulatedAgent, install_management_plane
-from e2e.pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
-from e2e.test_real_engine import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
+from .cluster import control_planes
+from .gloo import ChartRepository, SimulatedAgent, install_management_plane
+from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
+from .scenarios import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""What the real-engine modules share: stack files for any set of clusters, questions to the servers about one
+"""What the real-engine modules ask about a registration: questions to the servers about one
 registration (is it complete, is nothing of it there, is a token left behind), and the check that no secret value
 leaks into an output.
 """
@@ -15,10 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .cluster import ControlPlanes
-from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane
+from .gloo import MGMT_NAMESPACE, ManagementPlane
 from .pulumi_cli import PulumiProject, Result
 
-PROJECT = "gloo-mesh-registration"
 KUBERNETES_CLUSTERS = "kubernetesclusters.multicluster.solo.io"
 TOKEN = "relay-identity-token-secret"
 CLIENT_CERT = "relay-client-tls-secret"
@@ -40,33 +39,6 @@ def assert_no_secret_in(text: str, plane: ManagementPlane, where: str) -> None:
 def get_json(planes: ControlPlanes, cluster: str, *args: str) -> dict[str, Any] | None:
     out = planes.kubectl(cluster, "get", *args, "-o", "json", "--ignore-not-found")
     return json.loads(out) if out.strip() else None
-
-
-def cluster_entry(planes: ControlPlanes, server: str, name: str, namespace: str, **settings: Any) -> dict[str, Any]:
-    """One ``clusters`` entry: cluster ``name`` on API server ``server``, agent namespace ``namespace``."""
-    return {
-        "name": name,
-        "kubeconfig": str(planes.kubeconfig),
-        "context": planes.clusters[server].context,
-        "namespace": namespace,
-        "clientCertTimeoutSeconds": 20,
-        **settings,
-    }
-
-
-def stack_config(
-    planes: ControlPlanes, chart_repo: ChartRepository, clusters: list[dict[str, Any]], **management: Any
-) -> dict[str, Any]:
-    """A stack file's config: the management plane on ``mgmt`` (more keys as given), and ``clusters``."""
-    return {
-        f"{PROJECT}:management": {
-            "kubeconfig": str(planes.kubeconfig),
-            "context": planes.clusters["mgmt"].context,
-            "chartRepo": chart_repo.url,
-            **management,
-        },
-        f"{PROJECT}:clusters": clusters,
-    }
 
 
 def helm_releases(planes: ControlPlanes, server: str, namespace: str) -> list[tuple[str, str, str]]:
