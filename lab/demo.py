@@ -14,10 +14,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .cluster import control_planes
-from .gloo import ChartRepository, SimulatedAgent, install_management_plane
-from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
-from .scenarios import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
+from .pulumi_cli import ROOT, PulumiProject, project_copy
+from .scenarios import CLUSTER, REMOTE_NAMESPACE, standalone_lab
 
 
 def main(argv: list[str]) -> int:
@@ -35,18 +33,11 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     print("== starting two API servers (management: e2e-mgmt, remote: e2e-remote)", flush=True)
-    with control_planes(options.tools, work / "clusters") as planes:
-        plane = install_management_plane(planes)
-        charts = ChartRepository(work / "charts", options.tools / "helm")
-        charts.build()
-        charts.start()
-        agent = SimulatedAgent(planes, "remote", namespace=REMOTE_NAMESPACE, cluster_name=CLUSTER).start()
+    with standalone_lab(options.tools, work, providers_on_path=False) as (lab, plane), lab.agent():
         # Pulumi as a user's machine holds it: the language hosts beside the CLI, the providers in the plugin cache.
+        config = lab.one_cluster_config()
         project = PulumiProject(
-            plugin_folder(options.tools, work / "bin", providers_on_path=False),
-            work / "home",
-            project_copy(ROOT, work / "project", "demo", one_cluster_config(planes, charts)),
-            "demo",
+            lab.bin_dir, work / "home", project_copy(ROOT, work / "project", "demo", config), "demo"
         )
         try:
             project.install_sdk_plugins()
@@ -61,7 +52,7 @@ def main(argv: list[str]) -> int:
                     flush=True,
                 )
                 if not options.once:
-                    kubectl = f"{options.tools / 'kubectl'} --kubeconfig {planes.kubeconfig}"
+                    kubectl = f"{options.tools / 'kubectl'} --kubeconfig {lab.planes.kubeconfig}"
                     print(
                         f"""Look at it:
   {kubectl} --context e2e-mgmt get kubernetesclusters -n gloo-mesh
@@ -76,8 +67,6 @@ Ctrl-C here, or scripts/demo.sh --down, destroys the registration and stops the 
             print(project.run("destroy", "--yes", "--skip-preview").output, flush=True)
             return result.returncode
         finally:
-            agent.stop()
-            charts.stop()
             options.pid_file.unlink(missing_ok=True)
 
 

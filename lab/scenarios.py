@@ -8,13 +8,15 @@ agent of its cluster (``agent``); the demo and the upgrade check build theirs th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .cluster import ControlPlanes
-from .gloo import ChartRepository, SimulatedAgent
-from .pulumi_cli import PulumiProject
+from .cluster import ControlPlanes, control_planes
+from .gloo import ChartRepository, ManagementPlane, SimulatedAgent, install_management_plane
+from .pulumi_cli import PulumiProject, plugin_folder
 
 PROJECT = "gloo-mesh-registration"
 CLUSTER = "remote-e2e"
@@ -71,6 +73,10 @@ class Lab:
     planes: ControlPlanes
     chart_repo: ChartRepository
 
+    def at(self, work: Path) -> Lab:
+        """The same lab with another work folder (projects and homes of their own)."""
+        return replace(self, work=work)
+
     def one_cluster_config(self, **settings: Any) -> dict[str, Any]:
         """:func:`one_cluster_config` on this lab's servers."""
         return one_cluster_config(self.planes, self.chart_repo, **settings)
@@ -92,3 +98,20 @@ class Lab:
     ) -> SimulatedAgent:
         """The simulated agent of ``cluster`` (not started: use it as a context manager, or start it)."""
         return SimulatedAgent(self.planes, server, namespace=namespace, cluster_name=cluster, **options)
+
+
+@contextmanager
+def standalone_lab(tools: Path, work: Path, *, providers_on_path: bool = True) -> Iterator[tuple[Lab, ManagementPlane]]:
+    """A lab outside pytest (the demo, the upgrade check), in ``work``: API servers ``mgmt`` and ``remote`` with the
+    1.x management plane, the chart repository, and the CLI's plugin folder (providers on PATH, or installed into
+    each project's plugin cache as a user's machine holds them). Everything stops on exit."""
+    with control_planes(tools, work / "clusters") as planes:
+        plane = install_management_plane(planes)
+        charts = ChartRepository(work / "charts", tools / "helm")
+        charts.build()
+        charts.start()
+        try:
+            bin_dir = plugin_folder(tools, work / "bin", providers_on_path=providers_on_path)
+            yield Lab(bin_dir, work, planes, charts), plane
+        finally:
+            charts.stop()

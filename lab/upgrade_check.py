@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cluster import ControlPlanes, control_planes
-from .gloo import ChartRepository, ManagementPlane, SimulatedAgent, install_management_plane
-from .pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy
+from .gloo import ManagementPlane
+from .pulumi_cli import ROOT, PulumiProject, project_copy
 from .registration_checks import assert_nothing_registered, assert_registered
-from .scenarios import CLUSTER, REMOTE_NAMESPACE, one_cluster_config
+from .scenarios import CLUSTER, REMOTE_NAMESPACE, Lab, standalone_lab
 
 PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
 HARMLESS_OPS = frozenset({"same", "update", "read", "discard", "create"})
@@ -101,11 +100,8 @@ class UpgradeReport:
 
 
 def check_upgrade(
-    planes: ControlPlanes,
+    lab: Lab,
     plane: ManagementPlane,
-    charts: ChartRepository,
-    bin_dir: Path,
-    work: Path,
     old: Path,
     new: Path,
     *,
@@ -121,14 +117,15 @@ def check_upgrade(
 
     ``old_venv``: the virtualenv the old program runs from (its own SDK versions, as its users had them); by default
     both programs run from the suite's."""
-    agent = SimulatedAgent(planes, "remote", namespace=namespace, cluster_name=cluster).start()
-    config = one_cluster_config(planes, charts, name=cluster, namespace=namespace)
+    planes, work = lab.planes, lab.work
+    agent = lab.agent(cluster, namespace).start()
+    config = lab.one_cluster_config(name=cluster, namespace=namespace)
     folder = project_copy(old, work / "project", "upgrade", config)
     venv = folder / ".venv"
     suite_venv = venv.readlink()
     if old_venv is not None:
         _relink(venv, old_venv)
-    project = PulumiProject(bin_dir, work / "home", folder, "upgrade")
+    project = PulumiProject(lab.bin_dir, work / "home", folder, "upgrade")
     use_program(old, project)
     try:
         project.init()
@@ -185,16 +182,8 @@ def main(argv: list[str]) -> int:
         ).stdout.strip()
         label = f"this checkout ({head}, with its uncommitted changes)"
     print(f"the old program: {options.old}", flush=True)
-    with control_planes(options.tools, work / "clusters") as planes:
-        plane = install_management_plane(planes)
-        charts = ChartRepository(work / "charts", options.tools / "helm")
-        charts.build()
-        charts.start()
-        try:
-            bin_dir = plugin_folder(options.tools, work / "bin")
-            report = check_upgrade(planes, plane, charts, bin_dir, work, old, new, label=label, diff=options.diff)
-        finally:
-            charts.stop()
+    with standalone_lab(options.tools, work) as (lab, plane):
+        report = check_upgrade(lab, plane, old, new, label=label, diff=options.diff)
     if report.harmful:
         print(
             f"FAILED: the upgrade from {options.old} plans {len(report.harmful)} replace/delete step(s): "

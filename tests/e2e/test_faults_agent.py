@@ -33,7 +33,7 @@ from lab.cluster import ControlPlanes
 from lab.gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
 from lab.pulumi_cli import ROOT, PulumiProject, project_copy
 from lab.registration_checks import get_json
-from lab.scenarios import one_cluster_config
+from lab.scenarios import Lab, one_cluster_config
 
 TOKEN = "relay-identity-token-secret"
 CLIENT_CERT = "relay-client-tls-secret"
@@ -258,23 +258,13 @@ class Registration:
 
 @contextmanager
 def registration(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    plane: ManagementPlane,
-    chart_repo: ChartRepository,
-    cluster: str,
-    *,
-    mode: str,
-    destroy_at_end: bool = True,
-    **settings: Any,
+    lab: Lab, plane: ManagementPlane, cluster: str, *, mode: str, destroy_at_end: bool = True, **settings: Any
 ) -> Iterator[Registration]:
-    agent = SimulatedAgent(planes, "remote", namespace=cluster, cluster_name=cluster, mode=mode, delay_seconds=0.5)
-    config = one_cluster_config(planes, chart_repo, name=cluster, namespace=cluster, **settings)
-    cli = PulumiProject.create(bin_dir, e2e_dir, cluster, config)
+    agent = lab.agent(cluster, cluster, mode=mode, delay_seconds=0.5)
+    cli = lab.project(cluster, lab.one_cluster_config(name=cluster, namespace=cluster, **settings))
     agent.start()
     try:
-        yield Registration(cli, cli.project_dir, planes, chart_repo, plane, agent, cluster, dict(settings))
+        yield Registration(cli, cli.project_dir, lab.planes, lab.chart_repo, plane, agent, cluster, dict(settings))
         if destroy_at_end:
             cli.run("destroy", "--yes", "--skip-preview").check()
     finally:
@@ -346,19 +336,10 @@ NEVER_TIMEOUT = 20
 
 
 @pytest.fixture(scope="class")
-def never_reg(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-) -> Iterator[Registration]:
+def never_reg(lab: Lab, management_plane: ManagementPlane) -> Iterator[Registration]:
     with registration(
-        bin_dir,
-        e2e_dir,
-        planes,
+        lab,
         management_plane,
-        chart_repo,
         NEVER,
         mode="never",
         clientCertTimeoutSeconds=NEVER_TIMEOUT,
@@ -418,14 +399,12 @@ HALF_TIMEOUT = 5
 
 
 def test_destroy_after_a_failed_first_up_leaves_nothing_of_the_registration(
-    bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, management_plane: ManagementPlane, chart_repo: ChartRepository
+    lab: Lab, management_plane: ManagementPlane
 ) -> None:
+    planes = lab.planes
     with registration(
-        bin_dir,
-        e2e_dir,
-        planes,
+        lab,
         management_plane,
-        chart_repo,
         HALF,
         mode="never",
         destroy_at_end=False,
@@ -457,19 +436,10 @@ INTERRUPT = "faults-interrupt"
 
 
 @pytest.fixture(scope="class")
-def interrupt_reg(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-) -> Iterator[Registration]:
+def interrupt_reg(lab: Lab, management_plane: ManagementPlane) -> Iterator[Registration]:
     with registration(
-        bin_dir,
-        e2e_dir,
-        planes,
+        lab,
         management_plane,
-        chart_repo,
         INTERRUPT,
         mode="never",
         clientCertTimeoutSeconds=120,
@@ -544,19 +514,10 @@ STEADY = "faults-steady"
 
 
 @pytest.fixture(scope="class")
-def steady_reg(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-) -> Iterator[Registration]:
+def steady_reg(lab: Lab, management_plane: ManagementPlane) -> Iterator[Registration]:
     with registration(
-        bin_dir,
-        e2e_dir,
-        planes,
+        lab,
         management_plane,
-        chart_repo,
         STEADY,
         mode="answers",
         clientCertTimeoutSeconds=60,

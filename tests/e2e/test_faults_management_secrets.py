@@ -12,12 +12,11 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from lab.cluster import ControlPlanes
-from lab.gloo import ChartRepository, ManagementPlane, install_second_management_plane
+from lab.gloo import ManagementPlane, install_second_management_plane
 from lab.pulumi_cli import PulumiProject, Result
 from lab.registration_checks import (
     ROOT_CA,
@@ -28,7 +27,7 @@ from lab.registration_checks import (
     kubernetes_cluster,
     up,
 )
-from lab.scenarios import cluster_entry, stack_config
+from lab.scenarios import Lab
 
 
 @dataclass(frozen=True)
@@ -82,18 +81,9 @@ def broken_planes(planes: ControlPlanes, management_plane: ManagementPlane) -> I
         planes.kubectl("mgmt", "delete", "namespace", fault.mgmt_namespace, "--wait=false", check=False)
 
 
-def _project(
-    bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, chart_repo: ChartRepository, fault: Fault, suffix: str = ""
-) -> PulumiProject:
-    stack = f"{fault.case}{suffix}"
-    config = stack_config(
-        planes,
-        chart_repo,
-        [cluster_entry(planes, "remote", fault.cluster + suffix, fault.namespace + suffix)],
-        namespace=fault.mgmt_namespace,
-    )
-    cli = PulumiProject.create(bin_dir, e2e_dir, stack, config)
-    return cli
+def _project(lab: Lab, fault: Fault, suffix: str = "") -> PulumiProject:
+    entry = lab.cluster_entry(fault.cluster + suffix, fault.namespace + suffix)
+    return lab.project(f"{fault.case}{suffix}", lab.stack_config([entry], namespace=fault.mgmt_namespace))
 
 
 def _assert_fails_naming_the_secret(result: Result, fault: Fault, planes: ControlPlanes) -> None:
@@ -112,14 +102,9 @@ def _assert_nothing_registered(planes: ControlPlanes, fault: Fault, suffix: str 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.case for f in FAULTS])
 def test_preview_and_up_fail_naming_the_secret_namespace_and_context_and_create_nothing(
-    fault: Fault,
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    chart_repo: ChartRepository,
-    broken_planes: dict[str, ManagementPlane],
+    fault: Fault, lab: Lab, planes: ControlPlanes, broken_planes: dict[str, ManagementPlane]
 ) -> None:
-    cli = _project(bin_dir, e2e_dir, planes, chart_repo, fault)
+    cli = _project(lab, fault)
     _assert_fails_naming_the_secret(cli.run("preview", "--diff"), fault, planes)
     _assert_nothing_registered(planes, fault)
     # `pulumi up` previews first: the same read fails it before any step runs.
@@ -139,22 +124,18 @@ exec "{kubectl}" "$@"
 
 
 def test_up_without_preview_creates_nothing_either(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    chart_repo: ChartRepository,
-    broken_planes: dict[str, ManagementPlane],
+    lab: Lab, planes: ControlPlanes, broken_planes: dict[str, ManagementPlane]
 ) -> None:
     """Without a preview the read fails during the update. The shell steps honour ``KUBECTL``; a kubectl that answers
     the management cluster's secret reads 3 s late makes the outcome the same on every run (with the local servers'
     speed the namespace is created in most runs, not all)."""
     fault = FAULTS[0]
-    slow = e2e_dir / "slow-management-kubectl"
+    slow = lab.work / "slow-management-kubectl"
     slow.write_text(
         SLOW_MANAGEMENT_KUBECTL.format(context=planes.clusters["mgmt"].context, kubectl=planes.bin_dir / "kubectl")
     )
     slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
-    cli = _project(bin_dir, e2e_dir, planes, chart_repo, fault, suffix="-skip")
+    cli = _project(lab, fault, suffix="-skip")
     cli.extra_env["KUBECTL"] = str(slow)
     try:
         _assert_fails_naming_the_secret(up(cli, "--skip-preview"), fault, planes)

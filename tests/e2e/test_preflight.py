@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,19 +19,15 @@ from lab.cluster import ControlPlanes
 from lab.gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane, SimulatedAgent
 from lab.pulumi_cli import PulumiProject
 from lab.registration_checks import get_json
-from lab.scenarios import one_cluster_config
+from lab.scenarios import Lab
 
 LEFTOVER_NAMESPACE = "leftover-ns"
 LEFTOVER_RELEASE_NAMESPACE = "leftover-release"
 FOREIGN_LABEL_NAMESPACE = "foreign-label"
 
 
-def _project(
-    bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, chart_repo: ChartRepository, name: str, **settings: Any
-) -> PulumiProject:
-    config = one_cluster_config(planes, chart_repo, name=name, **settings)
-    cli = PulumiProject.create(bin_dir, e2e_dir, name, config)
-    return cli
+def _project(lab: Lab, name: str, **settings: Any) -> PulumiProject:
+    return lab.project(name, lab.one_cluster_config(name=name, **settings))
 
 
 def _nothing_created(planes: ControlPlanes, cluster: str, namespace: str) -> None:
@@ -42,10 +37,10 @@ def _nothing_created(planes: ControlPlanes, cluster: str, namespace: str) -> Non
 
 
 def test_a_leftover_namespace_fails_the_preview_and_up_before_anything_is_created(
-    bin_dir: Path, e2e_dir: Path, planes: ControlPlanes, management_plane: ManagementPlane, chart_repo: ChartRepository
+    lab: Lab, planes: ControlPlanes, management_plane: ManagementPlane
 ) -> None:
     planes.kubectl("remote", "create", "namespace", LEFTOVER_NAMESPACE)
-    cli = _project(bin_dir, e2e_dir, planes, chart_repo, "leftover-ns-e2e", namespace=LEFTOVER_NAMESPACE)
+    cli = _project(lab, "leftover-ns-e2e", namespace=LEFTOVER_NAMESPACE)
     for command in (("preview", "--diff"), ("up", "--yes")):
         result = cli.run(*command)
         assert result.returncode != 0, result.output
@@ -56,11 +51,7 @@ def test_a_leftover_namespace_fails_the_preview_and_up_before_anything_is_create
 
 
 def test_a_leftover_agent_release_fails_the_preview(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
+    lab: Lab, planes: ControlPlanes, management_plane: ManagementPlane, chart_repo: ChartRepository
 ) -> None:
     planes.kubectl("remote", "create", "namespace", LEFTOVER_RELEASE_NAMESPACE)
     helm = [str(planes.bin_dir / "helm"), "--kubeconfig", str(planes.kubeconfig)]
@@ -83,10 +74,7 @@ def test_a_leftover_agent_release_fails_the_preview(
         capture_output=True,
     )
     cli = _project(
-        bin_dir,
-        e2e_dir,
-        planes,
-        chart_repo,
+        lab,
         "leftover-release-e2e",
         namespace=LEFTOVER_RELEASE_NAMESPACE,
         createNamespace=False,
@@ -101,21 +89,13 @@ def test_a_leftover_agent_release_fails_the_preview(
 
 
 @pytest.fixture(scope="module")
-def agent(planes: ControlPlanes) -> Iterator[SimulatedAgent]:
-    simulated = SimulatedAgent(
-        planes, "remote", namespace=FOREIGN_LABEL_NAMESPACE, cluster_name="foreign-label-e2e"
-    ).start()
-    yield simulated
-    simulated.stop()
+def agent(lab: Lab) -> Iterator[SimulatedAgent]:
+    with lab.agent("foreign-label-e2e", FOREIGN_LABEL_NAMESPACE) as started:
+        yield started
 
 
 def test_a_label_owned_by_another_field_manager_is_taken_over(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
-    agent: SimulatedAgent,
+    lab: Lab, planes: ControlPlanes, management_plane: ManagementPlane, agent: SimulatedAgent
 ) -> None:
     manifest = (
         "apiVersion: v1\nkind: Namespace\nmetadata:\n"
@@ -123,10 +103,7 @@ def test_a_label_owned_by_another_field_manager_is_taken_over(
     )
     planes.kubectl("remote", "apply", "--server-side", "--field-manager=platform-team", "-f", "-", input=manifest)
     cli = _project(
-        bin_dir,
-        e2e_dir,
-        planes,
-        chart_repo,
+        lab,
         "foreign-label-e2e",
         namespace=FOREIGN_LABEL_NAMESPACE,
         createNamespace=False,

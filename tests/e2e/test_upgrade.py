@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.cluster import ControlPlanes
-from lab.gloo import ChartRepository, ManagementPlane
+from lab.gloo import ManagementPlane
 from lab.pulumi_cli import ROOT
+from lab.scenarios import Lab
 from lab.upgrade_check import HARMLESS_OPS, check_upgrade, program_at
 
 BASELINES = {
@@ -29,23 +29,15 @@ BASELINES = {
 
 @pytest.mark.parametrize("baseline", sorted(BASELINES))
 def test_an_upgrade_replaces_and_deletes_nothing_on_a_registered_cluster(
-    baseline: str,
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
+    baseline: str, lab: Lab, management_plane: ManagementPlane
 ) -> None:
-    work = e2e_dir / f"upgrade-{baseline}"
+    work = lab.work / f"upgrade-{baseline}"
     old = program_at(baseline, work / "old")
     assert not (old / "components" / "gloo_mesh_registration").exists(), "the baseline is meant to predate the rename"
 
     report = check_upgrade(
-        planes,
+        lab.at(work),
         management_plane,
-        chart_repo,
-        bin_dir,
-        work,
         old,
         ROOT,
         cluster=f"upgrade-{baseline}",
@@ -85,11 +77,7 @@ def venv_with_pins_of(commit: str, folder: Path) -> Path:
 
 
 def test_an_upgrade_from_the_newest_kubernetes_sdk_to_the_pinned_one_updates_only_the_providers(
-    bin_dir: Path,
-    e2e_dir: Path,
-    planes: ControlPlanes,
-    management_plane: ManagementPlane,
-    chart_repo: ChartRepository,
+    lab: Lab, management_plane: ManagementPlane
 ) -> None:
     """A stack registered with the SDKs of 472e38d (pulumi-kubernetes 4.34.2: its Providers recorded as version
     4.34.2), then upgraded to this checkout (4.25.0, the release users now get): the kubernetes Providers are updated
@@ -97,7 +85,7 @@ def test_an_upgrade_from_the_newest_kubernetes_sdk_to_the_pinned_one_updates_onl
 
     The old program runs on the v4.25.0 provider build under the SDK's 4.34.2 request (the only build here): what
     changes between the two runs is what the state records and the program asks for, which is what this checks."""
-    work = e2e_dir / f"upgrade-sdk-{LAST_UNPINNED}"
+    work = lab.work / f"upgrade-sdk-{LAST_UNPINNED}"
     old = program_at(LAST_UNPINNED, work / "old")
     old_venv = venv_with_pins_of(LAST_UNPINNED, work / "old-venv")
     probe = "import importlib.metadata as m; print(m.version('pulumi-kubernetes'))"
@@ -105,11 +93,8 @@ def test_an_upgrade_from_the_newest_kubernetes_sdk_to_the_pinned_one_updates_onl
     assert installed.stdout.strip() == "4.34.2", installed.stderr
 
     report = check_upgrade(
-        planes,
+        lab.at(work),
         management_plane,
-        chart_repo,
-        bin_dir,
-        work,
         old,
         ROOT,
         cluster=f"upgrade-sdk-{LAST_UNPINNED}",
