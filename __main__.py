@@ -1,7 +1,7 @@
 """Registers the stack's clusters with its Gloo Mesh Enterprise management plane (see README.md).
 
 Thin on purpose: read and validate the stack config, declare one management Provider and one
-RemoteClusterRegistration per cluster, export what each registration resolved.
+RemoteClusterRegistration per cluster (from the settings the read validated), export what each registration resolved.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ management = k8s.Provider(
     "management", context=stack.management.context, kubeconfig=stack.management.kubeconfig_input()
 )
 
+# Each cluster's settings were validated by the read: the component takes them as they are.
 registrations = {
-    args["cluster_name"]: RemoteClusterRegistration(args["cluster_name"], {**args, "mgmt_provider": management})
-    for args in stack.clusters
+    settings.cluster_name: RemoteClusterRegistration.from_settings(
+        settings.cluster_name, settings.with_management_provider(management)
+    )
+    for settings in stack.clusters
 }
 
 pulumi.export(

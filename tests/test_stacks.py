@@ -239,4 +239,4 @@ def test_adopting_a_release_under_another_name_fails_on_the_stack_file_key_befor
     named = {"clusters": [{"name": "a", "context": "a", "adopt": True, "agentReleaseName": "gloo-platform-agent"}]}
     read: list[Any] = []
     run_program(lambda: read.append(read_stack_config(PROJECT, config(**named))), fake)
-    assert read[0].clusters[0]["agent_release_name"] == "gloo-platform-agent"
+    assert read[0].clusters[0].agent_release_name == "gloo-platform-agent"

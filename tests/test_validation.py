@@ -10,7 +10,7 @@ import pytest
 from builders import registration_inputs
 
 from gloo_mesh_registration import RegistrationConfigError, RemoteClusterRegistration
-from gloo_mesh_registration.args import validate_registration_args
+from gloo_mesh_registration.validation import validate_registration_args
 from lab.engine_double import KUBECONFIG_CONTENTS, FakeClusters, RecordingMonitor, run_program
 
 

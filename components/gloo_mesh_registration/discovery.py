@@ -24,10 +24,7 @@ from .args import (
     RegistrationConfigError,
     RegistrationSettings,
     RelayDiscovery,
-    check_generation_version,
     check_host_port,
-    generation_version_problem,
-    normalize_agent_version,
 )
 from .lifecycle import (
     FIND_EXISTING,
@@ -42,6 +39,7 @@ from .lifecycle import (
     relay_secrets_step,
 )
 from .program_run import run_state
+from .validation import check_generation_version, generation_version_problem, normalize_agent_version
 
 
 class DiscoveryError(pulumi.RunError):

@@ -6,7 +6,8 @@ root CA copy or an agent release left behind by meshctl, the guide's Helm steps 
 and fails `pulumi up` half way, after other steps have run. So, in a preview, every object this registration is about
 to create (its ID is still unknown: the engine knows the IDs of what the stack already manages) is looked up with
 kubectl; one that exists fails the preview with a message that names it and the fix. The same goes for a namespace
-that `create_remote_namespace: false` expects but that is not there.
+that `create_remote_namespace: false` expects but that is not there. The messages of those failures (the preview's
+catalogue) are written here too, beside the check that raises them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import cast
 
 import pulumi
 
+from .agent_generation import AgentGeneration
 from .args import ClusterAccess, RegistrationSettings
 from .lifecycle import (
     FIND_EXISTING,
@@ -49,6 +51,103 @@ class PlannedObject:
     @property
     def lookup(self) -> str:
         return f"{self.ref}@owned" if self.marked else self.ref
+
+
+@dataclass(frozen=True)
+class RegistrationResources:
+    """The resources of one registration that create (or, for a namespace it does not own, expect) an object; None:
+    a step the registration does not take (the CA copy in insecure mode, the CRDs release of 1.x)."""
+
+    namespace: pulumi.CustomResource
+    root_ca_copy: pulumi.CustomResource | None
+    crds: pulumi.CustomResource | None
+    release: pulumi.CustomResource
+    cluster: pulumi.CustomResource
+
+
+_LEFT_BY_AN_EARLIER_REGISTRATION = (
+    "left by an earlier registration (meshctl, the guide's Helm steps, another stack, or a `pulumi up` of this "
+    "stack that was terminated). Fix: take it over in place with adopt: true for one pulumi up (README, "
+    "Adopting a registered cluster), or deregister that registration first."
+)
+
+
+def check_registration_preview(
+    settings: RegistrationSettings, resources: RegistrationResources, owner_label: str, parent: pulumi.Resource
+) -> pulumi.Output[bool]:
+    """In a preview, fail where `pulumi up` would: an object of ``resources`` about to be created exists already
+    (with ``adopt``, only a namespace that must exist is looked at: what exists is what is imported)."""
+    remote = [_namespace_object(settings, resources.namespace), *_remote_objects(settings, resources)]
+    management = [_cluster_object(settings, resources.cluster)]
+    if settings.adopt:
+        remote = [p for p in remote if p.must_exist]
+        management = []
+    return check_planned_objects(settings, owner_label, remote, management, parent)
+
+
+def _namespace_object(settings: RegistrationSettings, namespace: pulumi.CustomResource) -> PlannedObject:
+    ns = settings.remote_namespace
+    return PlannedObject(
+        namespace,
+        f"namespace/{ns}",
+        f"namespace {ns!r} exists already and this stack does not manage it. Fix: set createNamespace: false "
+        "(create_remote_namespace=False) to use it as it is, or delete it."
+        if settings.create_remote_namespace
+        else f"namespace {ns!r} does not exist, and createNamespace is false. Fix: create it, or set "
+        "createNamespace: true.",
+        must_exist=not settings.create_remote_namespace,
+    )
+
+
+def _remote_objects(settings: RegistrationSettings, resources: RegistrationResources) -> list[PlannedObject]:
+    """The CA copy, the CRDs release and the agent release on the registered cluster (and CRDs owned elsewhere)."""
+    gen = settings.generation
+    ns = settings.remote_namespace
+    planned: list[PlannedObject] = []
+    if resources.root_ca_copy is not None:
+        ref = f"secret/{ns}/{gen.root_ca_secret}"
+        problem = (
+            f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, {_LEFT_BY_AN_EARLIER_REGISTRATION}"
+        )
+        planned.append(PlannedObject(resources.root_ca_copy, ref, problem, marked=True))
+    for helm_release, release_name in (
+        (resources.crds, gen.crds_chart),
+        (resources.release, settings.agent_release_name),
+    ):
+        if helm_release is not None and release_name is not None:
+            ref = f"helm-release/{ns}/{release_name}"
+            problem = (
+                f"Helm release {release_name!r} exists already in namespace {ns!r}, {_LEFT_BY_AN_EARLIER_REGISTRATION}"
+            )
+            planned.append(PlannedObject(helm_release, ref, problem))
+    if resources.crds is not None and gen.crds_chart is not None:
+        planned.append(_crds_owned_elsewhere(resources.crds, gen, ns))
+    return planned
+
+
+def _crds_owned_elsewhere(crds: pulumi.CustomResource, gen: AgentGeneration, ns: str) -> PlannedObject:
+    """A destroyed registration into another namespace leaves its CRDs (retained) owned by a release there."""
+    assert gen.crds_chart is not None
+    return PlannedObject(
+        crds,
+        f"helm-crds/{ns}/{gen.crds_chart}",
+        f"the CRDs of chart {gen.crds_chart!r} exist already, installed by a Helm release "
+        f"{gen.crds_chart!r} in another namespace, and Helm will not take them over into namespace "
+        f"{ns!r}. Fix: register the cluster into that namespace; or, if that registration is gone (its "
+        f"namespace deleted by pulumi destroy), hand the CRDs over: kubectl annotate crd <each CRD found> "
+        f"meta.helm.sh/release-namespace={ns} --overwrite.",
+    )
+
+
+def _cluster_object(settings: RegistrationSettings, cluster: pulumi.CustomResource) -> PlannedObject:
+    gen = settings.generation
+    return PlannedObject(
+        cluster,
+        f"{gen.cluster_resource}/{settings.mgmt_namespace}/{settings.cluster_name}",
+        f"{gen.cluster_kind} {settings.cluster_name!r} exists already in namespace {settings.mgmt_namespace!r} of the "
+        f"management cluster: the name is registered with this management plane, {_LEFT_BY_AN_EARLIER_REGISTRATION}",
+        marked=True,
+    )
 
 
 def check_planned_objects(

@@ -1,4 +1,4 @@
-"""Stack configuration (``stacks/Pulumi.<stack>.yaml``) to registration arguments.
+"""Stack configuration (``stacks/Pulumi.<stack>.yaml``) to validated registration settings.
 
 The stack file speaks Pulumi's camelCase; the component speaks snake_case. This module is the only translation,
 and it rejects unknown keys with the list of known ones, so a typo (``relayAdress``) fails before anything is
@@ -15,45 +15,19 @@ from typing import Any
 from .args import (
     ClusterAccess,
     RegistrationConfigError,
-    RemoteClusterRegistrationArgs,
+    RegistrationSettings,
+    StackObject,
     check_dns1123_label,
-    validate_registration_args,
+    stack_keys,
 )
 from .discovery import discover_generation, find_agent_releases
+from .validation import validate_registration_args
 
-MANAGEMENT_KEYS: dict[str, str] = {
-    "context": "mgmt_context",
-    "kubeconfig": "mgmt_kubeconfig",
-    "namespace": "mgmt_namespace",
-    "relayServerAddress": "relay_server_address",
-    "relayDiscovery": "relay_discovery",
-    "relayNodeName": "relay_node_name",
-    "relayAuthority": "relay_authority",
-    "agentVersion": "agent_version",
-    "chartRepo": "chart_repo",
-    "insecure": "insecure",
-    "agentGeneration": "agent_generation",
-    "telemetry": "telemetry",
-    "telemetryGatewayAddress": "telemetry_gateway_address",
-}
-"""Keys of the ``management`` object: the management plane, shared by every cluster of the stack."""
+MANAGEMENT_KEYS: dict[str, str] = stack_keys(StackObject.MANAGEMENT)
+"""Keys of the ``management`` object: the management plane, shared by every cluster of the stack (from
+:data:`gloo_mesh_registration.args.ARGUMENTS`)."""
 
-CLUSTER_KEYS: dict[str, str] = {
-    "name": "cluster_name",
-    "context": "remote_context",
-    "kubeconfig": "remote_kubeconfig",
-    "namespace": "remote_namespace",
-    "createNamespace": "create_remote_namespace",
-    "clusterDomain": "cluster_domain",
-    "relayServerAddress": "relay_server_address",
-    "agentValues": "agent_values",
-    "crdValues": "crd_values",
-    "waitForClientCert": "wait_for_client_cert",
-    "clientCertTimeoutSeconds": "client_cert_timeout_seconds",
-    "removeBootstrapToken": "remove_bootstrap_token",
-    "adopt": "adopt",
-    "agentReleaseName": "agent_release_name",
-}
+CLUSTER_KEYS: dict[str, str] = stack_keys(StackObject.CLUSTER)
 """Keys of each ``clusters`` entry: one registered cluster (``relayServerAddress`` overrides the management one)."""
 
 TOP_LEVEL_KEYS = ("management", "clusters")
@@ -61,11 +35,13 @@ TOP_LEVEL_KEYS = ("management", "clusters")
 
 @dataclass(frozen=True)
 class StackRegistrations:
-    """What one stack registers: the management plane's access and one argument set per cluster."""
+    """What one stack registers: the management plane's access and each cluster's validated settings."""
 
     management: ClusterAccess
     """How to reach the management cluster (validated; a kubeconfig path expanded)."""
-    clusters: tuple[RemoteClusterRegistrationArgs, ...]
+    clusters: tuple[RegistrationSettings, ...]
+    """One per ``clusters`` entry, in order: give each to ``RemoteClusterRegistration.from_settings``, which does not
+    validate them again."""
 
 
 def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrations:
@@ -85,6 +61,14 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
                 "is not a key of this project",
                 f"use {' and '.join(prefix + k for k in TOP_LEVEL_KEYS)}",
             )
+    management, clusters = _management_and_clusters(own, prefix)
+    mgmt_args = _translate(management, MANAGEMENT_KEYS, f"{prefix}management")
+    seen: dict[str, int] = {}
+    registrations = tuple(_read_cluster(entry, index, mgmt_args, prefix, seen) for index, entry in enumerate(clusters))
+    return StackRegistrations(management=registrations[-1].mgmt, clusters=registrations)
+
+
+def _management_and_clusters(own: Mapping[str, Any], prefix: str) -> tuple[Mapping[str, Any], list[Any]]:
     management = own.get("management")
     if not isinstance(management, Mapping):
         raise RegistrationConfigError(
@@ -101,36 +85,37 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
             "is not a non-empty list",
             "list the clusters to register, each with at least `name` and `context`",
         )
-    mgmt_args = _translate(management, MANAGEMENT_KEYS, f"{prefix}management")
-    seen: dict[str, int] = {}
-    registrations: list[RemoteClusterRegistrationArgs] = []
-    for index, entry in enumerate(clusters):
-        where = f"{prefix}clusters[{index}]"
-        if not isinstance(entry, Mapping):
-            raise RegistrationConfigError(
-                where, type(entry).__name__, "is not an object", "give an object with `name` and `context`"
-            )
-        cluster_args = _translate(entry, CLUSTER_KEYS, where)
-        args: dict[str, Any] = {**mgmt_args, **cluster_args}
-        labels = {arg: f"{where}.{key}" for key, arg in CLUSTER_KEYS.items()} | {
-            arg: f"{prefix}management.{key}" for key, arg in MANAGEMENT_KEYS.items() if arg not in cluster_args
-        }
-        name = check_dns1123_label(labels["cluster_name"], args.get("cluster_name"), "cluster name")
-        if name in seen:
-            raise RegistrationConfigError(
-                labels["cluster_name"],
-                repr(name),
-                f"is also the name of {prefix}clusters[{seen[name]}]; two agents under one name claim each other's "
-                "relay identity",
-                "give every cluster a unique name",
-            )
-        seen[name] = index
-        settings = validate_registration_args(
-            args, _labeller(labels), discover=discover_generation, find_releases=find_agent_releases
+    return management, clusters
+
+
+def _read_cluster(
+    entry: object, index: int, mgmt_args: Mapping[str, Any], prefix: str, seen: dict[str, int]
+) -> RegistrationSettings:
+    """One ``clusters`` entry over the management object, validated with its stack-file keys as field names;
+    ``seen`` (cluster name to entry index) catches a name given twice."""
+    where = f"{prefix}clusters[{index}]"
+    if not isinstance(entry, Mapping):
+        raise RegistrationConfigError(
+            where, type(entry).__name__, "is not an object", "give an object with `name` and `context`"
         )
-        registrations.append(args)  # type: ignore[arg-type]  # validated just above
-        management_access = settings.mgmt
-    return StackRegistrations(management=management_access, clusters=tuple(registrations))
+    cluster_args = _translate(entry, CLUSTER_KEYS, where)
+    args: dict[str, Any] = {**mgmt_args, **cluster_args}
+    labels = {arg: f"{where}.{key}" for key, arg in CLUSTER_KEYS.items()} | {
+        arg: f"{prefix}management.{key}" for key, arg in MANAGEMENT_KEYS.items() if arg not in cluster_args
+    }
+    name = check_dns1123_label(labels["cluster_name"], args.get("cluster_name"), "cluster name")
+    if name in seen:
+        raise RegistrationConfigError(
+            labels["cluster_name"],
+            repr(name),
+            f"is also the name of {prefix}clusters[{seen[name]}]; two agents under one name claim each other's "
+            "relay identity",
+            "give every cluster a unique name",
+        )
+    seen[name] = index
+    return validate_registration_args(
+        args, _labeller(labels), discover=discover_generation, find_releases=find_agent_releases
+    )
 
 
 def _labeller(labels: Mapping[str, str]) -> Callable[[str], str]:
