@@ -240,3 +240,83 @@ def test_adopting_a_release_under_another_name_fails_on_the_stack_file_key_befor
     read: list[Any] = []
     run_program(lambda: read.append(read_stack_config(PROJECT, config(**named))), fake)
     assert read[0].clusters[0].agent_release_name == "gloo-platform-agent"
+
+
+def test_a_stack_validates_each_cluster_once_and_the_component_takes_the_settings_as_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``__main__.py`` reads the stack (every cluster validated there, with its stack-file keys) and gives each
+    cluster's settings to ``RemoteClusterRegistration.from_settings``: no second validation, so no second discovery
+    or adoption look either; what the component declares is what the settings say."""
+    from gloo_mesh_registration import registration, stack_config
+    from gloo_mesh_registration.validation import validate_registration_args as validate
+
+    validated: list[str] = []
+
+    def counting(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        validated.append(args["cluster_name"])
+        return validate(args, *rest, **kwargs)
+
+    monkeypatch.setattr(stack_config, "validate_registration_args", counting)
+    monkeypatch.setattr(registration, "validate_registration_args", counting)
+    stack_file = ROOT / "stacks" / "Pulumi.fleet-example.yaml"
+    recorded = run_main(stack_file)
+    clusters = [c["name"] for c in yaml.safe_load(stack_file.read_text())["config"][f"{PROJECT}:clusters"]]
+    assert validated == clusters
+    assert sorted(c.name for c in recorded.registered(COMPONENT)) == sorted(clusters)
+    # The shared management Provider reached the settings: one provider for the management cluster, reads shared.
+    assert sorted(p.name for p in recorded.registered(KUBERNETES_PROVIDER)) == sorted(
+        ["management"] + [f"{name}-remote" for name in clusters]
+    )
+
+
+def test_the_stack_file_keys_are_derived_from_the_argument_table() -> None:
+    """One row per argument (args.ARGUMENTS) gives the stack-file keys: the maps are what the stack files use."""
+    from gloo_mesh_registration.args import ARGUMENTS, RemoteClusterRegistrationArgs
+    from gloo_mesh_registration.stack_config import CLUSTER_KEYS, MANAGEMENT_KEYS
+
+    assert [a.name for a in ARGUMENTS] == list(RemoteClusterRegistrationArgs.__annotations__)
+    assert MANAGEMENT_KEYS == {
+        "context": "mgmt_context",
+        "kubeconfig": "mgmt_kubeconfig",
+        "namespace": "mgmt_namespace",
+        "relayServerAddress": "relay_server_address",
+        "relayDiscovery": "relay_discovery",
+        "relayNodeName": "relay_node_name",
+        "relayAuthority": "relay_authority",
+        "agentVersion": "agent_version",
+        "chartRepo": "chart_repo",
+        "insecure": "insecure",
+        "agentGeneration": "agent_generation",
+        "telemetry": "telemetry",
+        "telemetryGatewayAddress": "telemetry_gateway_address",
+    }
+    assert CLUSTER_KEYS == {
+        "name": "cluster_name",
+        "context": "remote_context",
+        "kubeconfig": "remote_kubeconfig",
+        "namespace": "remote_namespace",
+        "createNamespace": "create_remote_namespace",
+        "clusterDomain": "cluster_domain",
+        "relayServerAddress": "relay_server_address",
+        "agentValues": "agent_values",
+        "crdValues": "crd_values",
+        "waitForClientCert": "wait_for_client_cert",
+        "clientCertTimeoutSeconds": "client_cert_timeout_seconds",
+        "removeBootstrapToken": "remove_bootstrap_token",
+        "adopt": "adopt",
+        "agentReleaseName": "agent_release_name",
+    }
+    assert {a.name for a in ARGUMENTS if a.secret} == {"mgmt_kubeconfig", "remote_kubeconfig"}
+    assert {a.name for a in ARGUMENTS if not a.stack_objects} == {"mgmt_provider", "remote_provider"}
+
+
+def test_validated_settings_never_show_kubeconfig_contents() -> None:
+    """Settings are values a program may print or a test may show on failure: the kubeconfig (a secret argument) is
+    left out of their text."""
+    read: list[Any] = []
+    entries = {"clusters": [{"name": "a", "context": "a", "kubeconfig": KUBECONFIG_CONTENTS}]}
+    run_program(lambda: read.append(read_stack_config(PROJECT, config(**entries))))
+    settings = read[0].clusters[0]
+    assert settings.remote.kubeconfig == KUBECONFIG_CONTENTS
+    assert KUBECONFIG_CONTENTS not in repr(settings) and "kubeconfig-bearer-9d1e" not in repr(settings)
