@@ -1,11 +1,27 @@
-"""Discovery from the management cluster: agent version, relay address, and the two relay secret values.
+"""Discovery from the management cluster: agent version, relay address, the two relay secret values, and the
+agent generation.
 
-Everything here reads live state, which the engine also does during ``pulumi preview``, so a preview shows the
-version and address the registration will use. Version and address come from reads through the management provider
-(``X.get``); the relay secrets through kubectl (:func:`read_relay_secrets`), so that only ``ca.crt`` and the token,
-not the whole secrets, reach Pulumi. API modules are
-imported where they are used: ``pulumi_kubernetes.apps.v1`` costs start-up time and is needed only when the
-version must be discovered.
+**One regime for discovered facts: Outputs.** The agent version, the relay address, the telemetry gateway and the
+relay secrets are read as Pulumi Outputs (``X.get`` reads through the management Provider; the secrets by a
+``command:local:run`` invoke), whatever the caller gave. Why Outputs: a registration imported into a larger program may
+reach its management cluster through a kubeconfig that is an unknown Output during preview (a cluster created by the
+same program) or through a Provider object alone; only reads the engine makes through that Provider work there. They
+also run in ``pulumi preview``, so a preview shows what ``pulumi up`` will use. Bad discovered input is still refused
+before anything is created on the registered cluster: the first resource there (the namespace) waits on the checked
+version and on the secrets read, so a refused version fails the run before it.
+
+**The one exception: facts that decide what is declared** are read by a plain (blocking) kubectl run before the
+first resource: the agent generation (:func:`discover_generation`: the KubernetesCluster's apiVersion, the charts and
+which releases exist depend on it, and a resource's type must be known when it is declared) and, with ``adopt``, the
+agent release's name (:func:`find_agent_releases`: an import of the wrong name cannot be undone by the Output that
+would find it). They need kubectl access that is known now (a context or a kubeconfig string); without it the
+generation must be given (``agent_generation``), and the message says so.
+
+What both share: one cache per program run (:func:`_once`, keyed by what is read and how the cluster is reached, so a
+fleet reads each management object once), and one way of reporting: :class:`DiscoveryError` when the cluster does not
+answer what is needed, :class:`RegistrationConfigError` when an argument must be set instead; each names the object,
+the cluster access and the fix. API modules are imported where they are used: ``pulumi_kubernetes.apps.v1`` costs
+start-up time and is needed only when the version must be discovered.
 """
 
 from __future__ import annotations
@@ -61,6 +77,21 @@ def image_tag(image: str) -> str | None:
 T = TypeVar("T")
 
 
+def _once(key: tuple[object, ...], make: Callable[[], T]) -> T:
+    """``make()`` once per program run and ``key``: the one cache of discovered facts (a later run in this process
+    reads afresh)."""
+    facts = run_state("discovered-facts")
+    if key not in facts:
+        facts[key] = make()
+    made: T = facts[key]
+    return made
+
+
+def _access_key(access: ClusterAccess) -> tuple[object, ...]:
+    """How a cluster is reached, as part of a cache key (an Output kubeconfig by identity: its value is not known)."""
+    return (access.context, access.kubeconfig if isinstance(access.kubeconfig, str) else id(access.kubeconfig))
+
+
 @dataclass(frozen=True)
 class ReadScope:
     """Where a registration's reads of the management cluster live, and whether they are shared.
@@ -99,12 +130,7 @@ class ReadScope:
         """``make()`` once per shared scope and ``what``; every call in an unshared scope."""
         if self.shared_key is None:
             return make()
-        key = (*self.shared_key, *what)
-        shared = run_state("management-reads")  # per program run: a later run in this process reads afresh
-        if key not in shared:
-            shared[key] = make()
-        made: T = shared[key]
-        return made
+        return _once((*self.shared_key, *what), make)
 
     def opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(provider=self.provider, parent=self.parent, **kwargs)
@@ -298,12 +324,9 @@ def discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel) 
     """The generation whose server Deployment runs in ``namespace`` of the management cluster (one kubectl run per
     management plane and program run; it runs in preview too). Resources are declared by generation, so this is a
     plain (blocking) invoke, made before anything is declared."""
-    key = (mgmt.context, mgmt.kubeconfig if isinstance(mgmt.kubeconfig, str) else id(mgmt.kubeconfig), namespace)
-    known = run_state("agent-generations")
-    if key not in known:
-        known[key] = _discover_generation(mgmt, namespace, label)
-    found: AgentGeneration = known[key]
-    return found
+    return _once(
+        ("agent-generation", *_access_key(mgmt), namespace), lambda: _discover_generation(mgmt, namespace, label)
+    )
 
 
 def _look_before_declaring(access: ClusterAccess, refs: list[str]) -> ExistingObjects:
@@ -356,17 +379,10 @@ def find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str,
     """Which of the Helm releases ``names`` exist in ``namespace`` of the registered cluster (adoption only), or None
     when the cluster does not answer. A plain (blocking) invoke made before anything is declared, once per cluster,
     namespace and names in a program run; like :func:`discover_generation`, it uses the default command provider."""
-    key = (
-        remote.context,
-        remote.kubeconfig if isinstance(remote.kubeconfig, str) else id(remote.kubeconfig),
-        namespace,
-        names,
+    return _once(
+        ("agent-releases", *_access_key(remote), namespace, names),
+        lambda: _find_agent_releases(remote, namespace, names),
     )
-    known = run_state("agent-releases")
-    if key not in known:
-        known[key] = _find_agent_releases(remote, namespace, names)
-    found: frozenset[str] | None = known[key]
-    return found
 
 
 def _find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str, ...]) -> frozenset[str] | None:
@@ -386,10 +402,8 @@ def read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulu
     engine checkpoints. Invokes also run during ``pulumi preview``, so a missing or empty relay secret fails the
     preview, with a message naming the secret, the namespace and the context.
     """
-    access = settings.mgmt
-    kubeconfig_key = access.kubeconfig if isinstance(access.kubeconfig, str) else id(access.kubeconfig)
     return scope.once(
-        ("relay-secrets", settings.mgmt_namespace, access.context, kubeconfig_key),
+        ("relay-secrets", settings.mgmt_namespace, *_access_key(settings.mgmt)),
         lambda: _read_relay_secrets(scope, settings),
     )
 
