@@ -8,10 +8,11 @@ the stack with its outputs, parent, provider and dependencies at the end of a pr
 ``pulumi up`` previews first, so a mandatory stack violation stops it before anything is applied (unless it is run
 with ``--skip-preview``). Policies see secret values unwrapped; no message here ever repeats a value of a secret.
 
-Every name the policies check (charts, secrets, value paths, the cluster resource, the component's type) comes from
-``gloo_mesh_registration`` (``agent_generation`` and ``registration``), installed into the pack's environment as the
-``gloo-mesh-registration`` package (``policy/requirements.txt``), so the pack and the component cannot disagree. Each
-policy checks the resources of every agent generation, each by its own names.
+Every name and rule the policies check (charts, secrets, value paths, the cluster resource, the component's type,
+DNS-1123 names, image tags) comes from ``gloo_mesh_registration.facts``, installed into the pack's environment as the
+``gloo-mesh-registration`` package (``policy/requirements.txt``), so the pack and the component cannot disagree. That
+module imports no provider SDK: the pack's process never loads pulumi_kubernetes or pulumi_command. Each policy checks
+the resources of every agent generation, each by its own names.
 """
 
 from __future__ import annotations
@@ -43,13 +44,25 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from gloo_mesh_registration.agent_generation import GENERATIONS, AgentGeneration
-from gloo_mesh_registration.args import RegistrationConfigError, check_dns1123_label, is_dns1123_subdomain
-from gloo_mesh_registration.discovery import image_tag
-from gloo_mesh_registration.registration import COMPONENT_TYPE
-from gloo_mesh_registration.stack_config import configured_management_namespace
+from gloo_mesh_registration.facts import (
+    COMPONENT_TYPE,
+    GENERATIONS,
+    AgentGeneration,
+    RegistrationConfigError,
+    check_dns1123_label,
+    configured_management_namespace,
+    image_tag,
+    is_dns1123_subdomain,
+)
 
 PACK_NAME = "gloo-mesh-relay-guardrails"
+PACK_DESCRIPTION = (
+    "Guardrails for Gloo relay registrations (RemoteClusterRegistration), Gloo Mesh Enterprise 1.x and Gloo Platform "
+    "2.x: explicit providers, one agent chart version equal to the server's, cluster names and domains, a root CA copy "
+    "without the private key, the agent namespace without Istio injection, independent registrations, the relay "
+    "authority, no insecure relay unless allowed, and the registration steps' order."
+)
+"""What the pack checks, as the engine shows it; ``PulumiPolicy.yaml`` says the same (a test holds them equal)."""
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
@@ -774,6 +787,6 @@ def serve() -> None:
         name=PACK_NAME,
         policies=policies(),
         enforcement_level=EnforcementLevel.ADVISORY,
-        description="Guardrails for Gloo relay registrations, 1.x and 2.x (RemoteClusterRegistration).",
+        description=PACK_DESCRIPTION,
         display_name="Gloo Mesh relay registration guardrails",
     )

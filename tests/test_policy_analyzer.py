@@ -73,7 +73,7 @@ from lab.engine_double import (
     stack_run,
 )
 from policy import gloo_mesh_policies
-from policy.gloo_mesh_policies import STACK_ALLOW_INSECURE_KEY
+from policy.gloo_mesh_policies import PACK_DESCRIPTION, STACK_ALLOW_INSECURE_KEY
 
 POLICY_DIR = ROOT / "policy"
 PROJECT_FILE = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
@@ -388,6 +388,7 @@ def test_the_pack_starts_as_the_cli_starts_it() -> None:
 def test_the_pack_folder_is_a_pulumi_policy_pack() -> None:
     project = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
     assert project["runtime"] == {"name": "python", "options": {"virtualenv": ".venv"}}
+    assert project["description"] == PACK_DESCRIPTION  # the same text as the engine gets from the pack
     requirements = (POLICY_DIR / "requirements.txt").read_text().splitlines()
     assert f"pulumi-policy=={metadata.version('pulumi-policy')}" in requirements
     dev_requirements = (ROOT / "requirements-dev.txt").read_text().splitlines()

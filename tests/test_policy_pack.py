@@ -27,7 +27,7 @@ from pulumi_policy import (
 )
 
 from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X as GEN
-from gloo_mesh_registration.registration import COMPONENT_TYPE
+from gloo_mesh_registration.facts import COMPONENT_TYPE
 from lab.engine_double import (
     CA_CERT,
     CA_PRIVATE_KEY,

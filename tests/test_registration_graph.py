@@ -24,7 +24,7 @@ from gloo_mesh_registration import (
     RemoteClusterRegistrationArgs,
 )
 from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
-from gloo_mesh_registration.discovery import image_tag
+from gloo_mesh_registration.facts import image_tag
 from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     FIND_EXISTING,

@@ -195,7 +195,7 @@ def test_stack_config_errors_name_the_stack_file_key(entries: dict[str, Any], me
 
 def test_the_management_namespace_of_a_stack_file_is_a_non_empty_string_or_none() -> None:
     """What the policy pack reads of a stack file: its ``management.namespace``, where the stack sets one."""
-    from gloo_mesh_registration.stack_config import configured_management_namespace
+    from gloo_mesh_registration.facts import configured_management_namespace
 
     def management(value: Any) -> dict[str, Any]:
         return {f"{PROJECT}:management": json.dumps(value)}

@@ -18,6 +18,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .agent_generation import AgentGeneration, GenerationName
+from .facts import RegistrationConfigError as RegistrationConfigError  # re-exported: importers of args use it from here
+from .facts import check_dns1123_label as check_dns1123_label
+from .facts import is_dns1123_subdomain as is_dns1123_subdomain
 from .values import merge_values
 
 
@@ -192,15 +195,6 @@ def stack_keys(stack_object: StackObject) -> dict[str, str]:
     return {a.stack_key: a.name for a in ARGUMENTS if stack_object in a.stack_objects}
 
 
-class RegistrationConfigError(pulumi.RunError, ValueError):
-    """Bad input for a registration: names the field, the value and the fix."""
-
-    def __init__(self, field_name: str, value: str, problem: str, fix: str) -> None:
-        self.field_name = field_name
-        self.value = value
-        super().__init__(f"{field_name}: {value} {problem}. Fix: {fix}")
-
-
 @dataclass(frozen=True)
 class ClusterAccess:
     """How the program reaches one cluster role (management or remote)."""
@@ -296,32 +290,7 @@ def looks_like_path(kubeconfig: str) -> bool:
     return "\n" not in kubeconfig and not kubeconfig.lstrip().startswith(("{", "apiVersion"))
 
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
-
-
-def is_dns1123_subdomain(value: object) -> bool:
-    """Whether `value` is a DNS-1123 subdomain, as Kubernetes checks DNS names (at most 253 characters)."""
-    return isinstance(value, str) and len(value) <= 253 and _DNS1123_SUBDOMAIN.match(value) is not None
-
-
-def check_dns1123_label(label: str, value: object, what: str) -> str:
-    """Return `value` if it is a DNS-1123 label (what Kubernetes accepts as a namespace or cluster name)."""
-    if not isinstance(value, str) or not value or len(value) > 63 or not _DNS1123_LABEL.match(value):
-        raise RegistrationConfigError(
-            label,
-            repr(value),
-            f"is not a valid {what}: it must be a DNS-1123 label (1 to 63 characters of a-z, 0-9 and '-', "
-            "starting and ending with a letter or digit)",
-            f"use a name such as {_suggest_label(value)!r}",
-        )
-    return value
-
-
-def _suggest_label(value: object) -> str:
-    text = re.sub(r"[^a-z0-9-]+", "-", str(value).lower()).strip("-")[:63].strip("-")
-    return text or "remote-cluster"
 
 
 def check_host_port(label: str, value: str) -> str:

@@ -42,6 +42,7 @@ from .args import (
     RelayDiscovery,
     check_host_port,
 )
+from .facts import image_tag
 from .lifecycle import (
     FIND_EXISTING,
     READ_RELAY_SECRETS,
@@ -60,18 +61,6 @@ from .validation import check_generation_version, generation_version_problem, no
 
 class DiscoveryError(pulumi.RunError):
     """The management cluster does not answer what the registration needs; the message says what to set."""
-
-
-def image_tag(image: str) -> str | None:
-    """The tag of an image reference, or None for a digest-only or untagged reference.
-
-    ``registry:5000/repo/name:1.1.6`` -> ``1.1.6``; ``repo/name@sha256:...`` -> None. A registry port is not a tag.
-    """
-    without_digest = image.split("@", 1)[0]
-    last_segment = without_digest.rsplit("/", 1)[-1]
-    if ":" not in last_segment:
-        return None
-    return last_segment.rsplit(":", 1)[1] or None
 
 
 T = TypeVar("T")

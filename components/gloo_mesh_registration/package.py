@@ -11,7 +11,8 @@ from typing import Any
 
 import pulumi
 
-from .registration import COMPONENT_TYPE, RemoteClusterRegistration
+from .facts import COMPONENT_TYPE
+from .registration import RemoteClusterRegistration
 
 DISTRIBUTION = "gloo-mesh-registration"
 """The Python distribution (pip) name."""

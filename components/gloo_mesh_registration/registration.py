@@ -25,14 +25,13 @@ from .discovery import (
     resolve_relay_address,
     resolve_telemetry_address,
 )
+from .facts import COMPONENT_TYPE
 from .lifecycle import ENSURE_CERTIFICATE, RemoteIdentity, client_certificate_step, kubectl_environment
 from .preflight import RegistrationResources, check_registration_preview
 from .program_run import run_state
 from .step_report import report_certificate_step
 from .steps import STACK_LABEL, RegistrationSteps, stack_label_value
 from .validation import validate_registration_args
-
-COMPONENT_TYPE = "gloo-mesh-relay:index:RemoteClusterRegistration"
 
 
 class _ClusterNameClaims:

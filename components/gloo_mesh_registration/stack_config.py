@@ -7,7 +7,6 @@ declared instead of silently registering with a default.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from .args import (
     stack_keys,
 )
 from .discovery import discover_generation, find_agent_releases
+from .facts import decode_config_value
 from .validation import validate_registration_args
 
 MANAGEMENT_KEYS: dict[str, str] = stack_keys(StackObject.MANAGEMENT)
@@ -52,7 +52,7 @@ def read_stack_config(project: str, config: Mapping[str, Any]) -> StackRegistrat
     cluster is asked which server it runs (once per management plane), so this runs inside a Pulumi program.
     """
     prefix = f"{project}:"
-    own = {key[len(prefix) :]: _decoded(value) for key, value in config.items() if key.startswith(prefix)}
+    own = {key[len(prefix) :]: decode_config_value(value) for key, value in config.items() if key.startswith(prefix)}
     for key in sorted(own):
         if key not in TOP_LEVEL_KEYS:
             raise RegistrationConfigError(
@@ -128,26 +128,6 @@ def current_config() -> dict[str, Any]:
     from pulumi.runtime import config as runtime_config
 
     return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-
-
-def configured_management_namespace(project: str, config: Mapping[str, Any]) -> str | None:
-    """``management.namespace`` of a stack file laid out for :func:`read_stack_config`, or None when it sets none.
-
-    The policy pack reads it (from the engine's ``PULUMI_CONFIG``) to know where the stack's cluster objects belong,
-    so a stack whose management plane is not in the default namespace needs no policy config for that."""
-    management = _decoded(config.get(f"{project}:management"))
-    namespace = management.get("namespace") if isinstance(management, Mapping) else None
-    return namespace if isinstance(namespace, str) and namespace else None
-
-
-def _decoded(value: Any) -> Any:
-    """Pulumi hands structured config to the program as JSON text (``Config.get_object`` decodes it the same way)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def _translate(raw: Mapping[str, Any], keys: Mapping[str, str], where: str) -> dict[str, Any]:
