@@ -56,6 +56,7 @@ from .lifecycle import (
     relay_secrets_step,
 )
 from .program_run import run_state
+from .sdk_internals import hosting_component_provider
 from .validation import check_generation_version, generation_version_problem, normalize_agent_version
 
 
@@ -104,7 +105,7 @@ class ReadScope:
     def of(name: str, settings: RegistrationSettings, provider: k8s.Provider, component: pulumi.Resource) -> ReadScope:
         if settings.mgmt.provider is None or _served_to_other_languages():
             return ReadScope(prefix=name, parent=component, provider=provider, shared_key=None)
-        provider_name = str(getattr(provider, "_name", "management"))  # the SDK keeps the logical name in `_name`
+        provider_name = provider.pulumi_resource_name
         return ReadScope(prefix=provider_name, parent=provider, provider=provider, shared_key=(id(provider),))
 
     def name(self, kind: str, ref: str) -> str:
@@ -130,9 +131,7 @@ def _served_to_other_languages() -> bool:
     registration, each with fresh runtime settings and its own copy of the Provider reference (pulumi/pulumi
     sdk/python/lib/pulumi/provider/server.py, `_construct`), so reads cannot be shared across registrations there:
     shared names would be declared twice."""
-    from pulumi.provider.experimental import host
-
-    return bool(host.is_hosting)
+    return hosting_component_provider()
 
 
 def _given(value: pulumi.Input[str] | None, check: Callable[[str], str]) -> pulumi.Output[str] | None:

@@ -13,6 +13,7 @@ import pulumi
 
 from .facts import COMPONENT_TYPE
 from .registration import RemoteClusterRegistration
+from .sdk_internals import mark_hosting_component_provider
 
 DISTRIBUTION = "gloo-mesh-registration"
 """The Python distribution (pip) name."""
@@ -67,9 +68,8 @@ def component_provider() -> Any:
 def serve(args: list[str]) -> None:
     """Serve the package to the engine as ``component_provider_host`` does (which cannot adjust the schema)."""
     from pulumi.provider import main
-    from pulumi.provider.experimental import host
 
-    host.is_hosting = True  # what component_provider_host sets; discovery reads it (one Construct per registration)
+    mark_hosting_component_provider()  # what component_provider_host does; discovery reads it (one Construct each)
     main(component_provider(), args)
 
 

@@ -27,6 +27,7 @@ from .lifecycle import (
     objects_environment,
     parse_existing,
 )
+from .sdk_internals import is_known
 
 
 class ConflictError(pulumi.RunError):
@@ -181,8 +182,8 @@ def _check(
 
     async def to_create() -> list[PlannedObject]:
         # The engine answers a preview's registration with the IDs of what the stack manages already, and an unknown
-        # ID for what it is about to create (or replace). `_is_known` is the SDK's own (kept for generated SDKs).
-        return [p for p in planned if not await p.resource.id._is_known]
+        # ID for what it is about to create (or replace).
+        return [p for p in planned if not await is_known(p.resource.id)]
 
     def look(creating: list[PlannedObject]) -> pulumi.Output[bool] | bool:
         if not creating:

@@ -8,14 +8,14 @@ inline programs), so the state is keyed by the run's resource monitor and forgot
 import weakref
 from typing import Any
 
-import pulumi
+from .sdk_internals import current_monitor
 
 _RUNS: dict[int, dict[str, dict[Any, Any]]] = {}
 
 
 def run_state(kind: str) -> dict[Any, Any]:
     """The current run's store for `kind`, created on first use."""
-    monitor = pulumi.runtime.settings.get_monitor()
+    monitor = current_monitor()
     if monitor is None:
         raise RuntimeError("a RemoteClusterRegistration must be created inside a Pulumi program")
     key = id(monitor)

@@ -29,6 +29,7 @@ from .facts import COMPONENT_TYPE
 from .lifecycle import ENSURE_CERTIFICATE, RemoteIdentity, client_certificate_step, kubectl_environment
 from .preflight import RegistrationResources, check_registration_preview
 from .program_run import run_state
+from .sdk_internals import unknown_output
 from .step_report import report_certificate_step
 from .steps import STACK_LABEL, RegistrationSteps, stack_label_value
 from .validation import validate_registration_args
@@ -113,7 +114,6 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         """meshctl's registration steps, in order, from validated settings."""
         CLUSTER_NAME_CLAIMS.claim(settings, name)
         super().__init__(COMPONENT_TYPE, name, None, opts)
-        self._name = name
         self._settings = settings
         gen = settings.generation
         self._identity = RemoteIdentity(settings.remote_namespace, gen.token_secret, gen.client_cert_secret)
@@ -196,7 +196,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         if access.provider is not None:
             return access.provider
         return k8s.Provider(
-            f"{self._name}-{role}",
+            f"{self.pulumi_resource_name}-{role}",
             context=access.context,
             kubeconfig=access.kubeconfig_input(),
             # A changed Secret is updated in place, not replaced: a rotated root CA reaches the copy with no moment
@@ -214,7 +214,7 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         the KubernetesCluster: not a resource, so it has no inputs to diff. It always uses the current cluster access,
         never puts a rotated token back on a registered cluster, and bootstraps again where the certificate is gone."""
         if pulumi.runtime.is_dry_run():
-            return _unknown_bool()
+            return unknown_output(False)
         s = self._settings
         step = client_certificate_step(
             self._identity,
@@ -246,15 +246,3 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             return True
 
         return pulumi.Output.unsecret(result.stderr).apply(ended_well)
-
-
-def _unknown_bool() -> pulumi.Output[bool]:
-    """An output whose value is not known (what a preview shows for a value only `pulumi up` produces)."""
-
-    async def value() -> bool:
-        return False
-
-    async def known() -> bool:
-        return False
-
-    return pulumi.Output(set(), value(), known())

@@ -21,6 +21,7 @@ from .args import (
 )
 from .discovery import discover_generation, find_agent_releases
 from .facts import decode_config_value
+from .sdk_internals import current_config as current_config  # re-exported: __main__.py reads the config with it
 from .validation import validate_registration_args
 
 MANAGEMENT_KEYS: dict[str, str] = stack_keys(StackObject.MANAGEMENT)
@@ -120,14 +121,6 @@ def _read_cluster(
 
 def _labeller(labels: Mapping[str, str]) -> Callable[[str], str]:
     return lambda key: labels.get(key, key)
-
-
-def current_config() -> dict[str, Any]:
-    """Every config key of the running program: the CLI's language host passes them as PULUMI_CONFIG, the
-    Automation API through ``set_all_config``; ``pulumi.Config`` reads both, and so does this."""
-    from pulumi.runtime import config as runtime_config
-
-    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
 def _translate(raw: Mapping[str, Any], keys: Mapping[str, str], where: str) -> dict[str, Any]:
