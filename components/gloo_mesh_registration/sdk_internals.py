@@ -26,9 +26,9 @@ async def is_known(output: pulumi.Output[Any]) -> bool:
 
 
 def unknown_output(placeholder: T) -> pulumi.Output[T]:
-    """An output whose value is not known, as a preview shows a value only ``pulumi up`` produces; `placeholder` is
-    what an apply with ``run_with_unknowns`` would see. No public factory makes one: this calls the ``Output``
-    constructor, ``Output(resources, future, is_known, is_secret=None)`` (``output.py``, ``Output.__init__``)."""
+    """An output whose value is not known, as a preview shows a value only ``pulumi up`` produces (no apply runs on
+    it); underneath it resolves to `placeholder`. No public factory makes one: this calls the ``Output`` constructor,
+    ``Output(resources, future, is_known, is_secret=None)`` (``output.py``, ``Output.__init__``)."""
 
     async def value() -> T:
         return placeholder
