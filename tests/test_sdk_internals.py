@@ -16,7 +16,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from engine_double import ROOT, FakeClusters, RecordingMonitor, run_program
 from pulumi.provider.experimental import host
 from pulumi.runtime import set_all_config
 
@@ -28,6 +27,7 @@ from gloo_mesh_registration.sdk_internals import (
     mark_hosting_component_provider,
     unknown_output,
 )
+from lab.engine_double import ROOT, FakeClusters, RecordingMonitor, run_program
 
 THING = "test:index:Thing"
 
