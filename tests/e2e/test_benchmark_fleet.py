@@ -1,4 +1,4 @@
-"""``benchmarks/fleet.py --quick`` registers 1 and 2 clusters on the real engine and prints tables of the promised shape.
+"""``python -m benchmarks.fleet --quick`` registers 1 and 2 clusters on the real engine, printing the promised tables.
 
 The smoke test of issue 13's benchmark: the script starts a control plane of its own (``tests/e2e/cluster``) from the
 folder the suite's tools come from, runs the project's stack through the real CLI and the guide's steps as shell
@@ -39,7 +39,9 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, f"benchmarks/fleet.py failed:\n{result.stderr[-6000:]}\n{result.stdout[-3000:]}"
+    assert result.returncode == 0, (
+        f"python -m benchmarks.fleet failed:\n{result.stderr[-6000:]}\n{result.stdout[-3000:]}"
+    )
     out = result.stdout
     assert out.startswith("machine: ") and "servers: 1 management + 2 remote kube-apiservers v1." in out
 

@@ -1,6 +1,6 @@
 """A simulated Gloo agent for a whole fleet: one server, every agent namespace, by watches (no polling).
 
-``tests/e2e/gloo.SimulatedAgent`` simulates one agent in one namespace by running ``kubectl get`` every 0.5 s (three
+``lab.gloo.SimulatedAgent`` simulates one agent in one namespace by running ``kubectl get`` every 0.5 s (three
 of them per look). For 50 registrations that is about 300 kubectl processes a second on the benchmark's own machine,
 which would load the runner it measures. This agent does what the simulated one does, for every namespace of one API
 server at once, with two watches (secrets and configmaps across all namespaces, over HTTPS from this process):

@@ -1,0 +1,92 @@
+"""The fleet and what every measurement shares: the registrations of a fleet of N, the stack config that declares
+them, and the servers, management plane, chart repository, agents and stack the runs use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.benchlib import PROJECT, ROOT
+from benchmarks.fleet.agent import FleetAgent
+from lab.cluster import ControlPlanes
+from lab.gloo import ChartRepository, ManagementPlane
+from lab.pulumi_cli import PulumiProject, project_copy
+
+STACK = "fleet"
+CERT_TIMEOUT_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One cluster of the fleet: its cluster name, its agent namespace and the remote server it lives on."""
+
+    name: str
+    namespace: str
+    server: str
+
+
+def fleet(n: int, servers: Sequence[str], prefix: str) -> list[Registration]:
+    """``n`` registrations named ``<prefix>001``..., each in namespace ``gm-<name>`` on server i mod R."""
+    return [
+        Registration(f"{prefix}{i:03d}", f"gm-{prefix}{i:03d}", servers[(i - 1) % len(servers)])
+        for i in range(1, n + 1)
+    ]
+
+
+def stack_config(planes: ControlPlanes, repo: ChartRepository, registrations: Sequence[Registration]) -> dict[str, Any]:
+    """The stack config (``project:key`` -> value) of the project's program registering ``registrations``."""
+    return {
+        f"{PROJECT}:management": {
+            "kubeconfig": str(planes.kubeconfig),
+            "context": planes.clusters["mgmt"].context,
+            "chartRepo": repo.url,
+        },
+        f"{PROJECT}:clusters": [
+            {
+                "name": r.name,
+                "kubeconfig": str(planes.kubeconfig),
+                "context": planes.clusters[r.server].context,
+                "namespace": r.namespace,
+                "clientCertTimeoutSeconds": CERT_TIMEOUT_SECONDS,
+            }
+            for r in registrations
+        ],
+    }
+
+
+@dataclass
+class Bench:
+    """What every measurement shares: the servers, the management plane, the repository, the agents, the stack."""
+
+    planes: ControlPlanes
+    plane: ManagementPlane
+    repo: ChartRepository
+    agents: dict[str, FleetAgent]
+    cli: PulumiProject
+    work: Path
+    remotes: tuple[str, ...]
+    xargs_parallel: int
+    log: Callable[[str], None]
+
+    def certificates(self) -> int:
+        """Client certificates the agents have written so far: a run registered what the difference says."""
+        return sum(agent.certificates_written() for agent in self.agents.values())
+
+    def expect(self, registrations: Iterable[Registration]) -> None:
+        """Tell each server's agent which cluster name to answer in which namespace."""
+        for r in registrations:
+            self.agents[r.server].expect(r.namespace, r.name)
+
+    def set_fleet(self, registrations: Sequence[Registration]) -> None:
+        """Make the stack declare ``registrations`` (the next ``pulumi`` run registers them) and expect them."""
+        project_copy(ROOT, self.cli.project_dir, STACK, stack_config(self.planes, self.repo, registrations))
+        self.expect(registrations)
+
+
+def server_pids(bench: Bench) -> list[int]:
+    """The API servers, their controller managers and etcd: whose CPU a run costs besides its own."""
+    return [p.popen.pid for server in bench.planes.clusters.values() for p in server.processes] + [
+        bench.planes.etcd.popen.pid
+    ]

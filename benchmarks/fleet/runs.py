@@ -1,0 +1,178 @@
+"""The project's stack through the real CLI: one ``pulumi`` run measured (wall, CPU, requests, certificates, token
+guards, and for a traced run its trace), the four runs of a size, the changes measured against the defaults, and the
+record of a run that ``--json`` keeps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.fleet.api_requests import Requests, requests_between, scrape
+from benchmarks.fleet.bench import Bench, fleet, server_pids
+from benchmarks.fleet.proc import CpuSampler, cpu_of, tree_cpu, wait_for_guards
+from benchmarks.fleet.traces import breakdown, read_spans
+
+PULUMI_OPS = ("up", "preview", "up no-change", "destroy")
+SCRIPT_OPS = ("sequential script", "parallel script")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A change measured against the defaults in the same repeat: CLI flags or environment of the ``pulumi`` runs."""
+
+    label: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    ops: tuple[str, ...] = PULUMI_OPS
+    sizes: tuple[int, ...] = ()
+
+
+def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
+    """``parallel=P`` or ``skip-checkpoints``, optionally ``@N,N`` (the sizes; all sizes without)."""
+    spec, _, at = text.partition("@")
+    name, _, value = spec.partition("=")
+    sizes = tuple(int(n) for n in at.split(",")) if at else tuple(default_sizes)
+    if name == "parallel":
+        return Variant(f"--parallel {int(value)}", args=("--parallel", str(int(value))), sizes=sizes)
+    if name == "skip-checkpoints":
+        # pulumi/pulumi sdk/go/common/env: "skip saving state checkpoints and only save the final deployment"
+        return Variant(
+            "PULUMI_SKIP_CHECKPOINTS",
+            env=(("PULUMI_SKIP_CHECKPOINTS", "true"),),
+            ops=("up", "destroy"),
+            sizes=sizes,
+        )
+    raise SystemExit(f"error: unknown variant {text!r} (parallel=P, skip-checkpoints)")
+
+
+@dataclass
+class Run:
+    """One measured command (a ``pulumi`` run or a script) and what it cost; the tables are made of these alone."""
+
+    op: str
+    n: int
+    repeat: int
+    seconds: float
+    variant: str = "default"
+    certificates: int = 0
+    requests: dict[str, Requests] = field(default_factory=dict)
+    chart_requests: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    tree_cpu: float = 0.0
+    """CPU seconds of the command's whole process tree (the children's rusage)."""
+    server_cpu: float = 0.0
+    """CPU seconds of the API servers, their controller managers and etcd while the command ran."""
+    peak_rss_mib: float = 0.0
+    guards: int = 0
+    """Token guards (``gloo_mesh_registration.lifecycle``) still running when the command had exited."""
+    guards_seconds: float = 0.0
+    """From the command's exit until the last of them had exited."""
+    trace: Path | None = None
+    traced_wall: float = 0.0
+    """A traced run's wall time as its trace shows it (the CLI's root span)."""
+    work: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """A traced run's kinds of work (:data:`BREAKDOWN_KINDS`), each with the intervals it ran in, from the trace."""
+
+    def record(self) -> dict[str, Any]:
+        """The run as JSON for ``--json``, everything the tables need (:meth:`from_record` reads it back)."""
+        return {
+            "op": self.op,
+            "n": self.n,
+            "repeat": self.repeat,
+            "variant": self.variant,
+            "seconds": self.seconds,
+            "certificates": self.certificates,
+            "requests": {k: v.__dict__ for k, v in self.requests.items()},
+            "chart_requests": self.chart_requests,
+            "cpu": self.cpu,
+            "tree_cpu": self.tree_cpu,
+            "server_cpu": self.server_cpu,
+            "peak_rss_mib": self.peak_rss_mib,
+            "guards": self.guards,
+            "guards_seconds": self.guards_seconds,
+            "trace": str(self.trace) if self.trace else None,
+            "traced_wall": self.traced_wall,
+            "work": self.work,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Run:
+        """A run saved by :meth:`record`, so that ``--from-json`` prints the tables the run printed."""
+        fields = {k: v for k, v in record.items() if k not in ("requests", "trace", "work")}
+        return cls(
+            **fields,
+            requests={name: Requests(**counts) for name, counts in record["requests"].items()},
+            trace=Path(record["trace"]) if record.get("trace") else None,
+            work={kind: [(a, b) for a, b in spans] for kind, spans in record.get("work", {}).items()},
+        )
+
+
+def pulumi(
+    bench: Bench,
+    op: str,
+    n: int,
+    repeat: int,
+    *,
+    variant: Variant | None = None,
+    trace: Path | None = None,
+    sample_cpu: bool = False,
+) -> Run:
+    """One CLI run: ``op`` is ``up``, ``preview``, ``up no-change`` or ``destroy``; fails on any error."""
+    args = {
+        "up": ["up", "--yes", "--skip-preview"],
+        "preview": ["preview", "--expect-no-changes"],
+        "up no-change": ["up", "--yes", "--skip-preview", "--expect-no-changes"],
+        "destroy": ["destroy", "--yes", "--skip-preview"],
+    }[op]
+    if variant is not None:
+        args += list(variant.args)
+    if trace is not None:
+        args += ["--otel-traces", trace.as_uri()]
+    certificates = bench.certificates()
+    chart_requests = len(bench.repo.requests)
+    before = scrape(bench) if op == "preview" else {}
+    servers = server_pids(bench)
+    cpu_before, servers_before = os.times(), cpu_of(servers)
+    bench.cli.extra_env = dict(variant.env) if variant is not None else {}
+    started = time.monotonic()
+    process = bench.cli.start(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sampler = CpuSampler(process.pid, servers).start() if sample_cpu else None
+    output, _ = process.communicate(timeout=3600)
+    seconds = time.monotonic() - started
+    cpu_after, servers_after = os.times(), cpu_of(servers)
+    bench.cli.extra_env = {}
+    if process.returncode != 0:
+        raise RuntimeError(f"pulumi {' '.join(args)} (N={n}) exited {process.returncode}:\n{output[-8000:]}")
+    run = Run(op, n, repeat, seconds, "default" if variant is None else variant.label, trace=trace)
+    run.tree_cpu = tree_cpu(cpu_before, cpu_after)
+    run.server_cpu = servers_after - servers_before
+    run.guards, run.guards_seconds = wait_for_guards(bench.cli.home / "pulumi-home")
+    run.certificates = bench.certificates() - certificates
+    run.chart_requests = len(bench.repo.requests) - chart_requests
+    if before:
+        after = scrape(bench)
+        run.requests = {name: requests_between(before[name], after[name]) for name in before}
+    if trace is not None:
+        run.traced_wall, run.work = breakdown(read_spans(trace))
+    if sampler is not None:
+        run.cpu = sampler.stop()
+        run.peak_rss_mib = sampler.peak_rss_mib
+        seen = sum(v for k, v in run.cpu.items() if not k.startswith("servers"))
+        run.cpu["short-lived (kubectl, sh, python helpers)"] = max(0.0, run.tree_cpu - seen)
+    expected = {"up": n, "preview": 0, "up no-change": 0, "destroy": 0}[op]
+    if run.certificates != expected:
+        raise RuntimeError(f"pulumi {op} (N={n}): the agents wrote {run.certificates} certificates, not {expected}")
+    bench.log(f"  N={n} repeat {repeat + 1} {op:<13} {run.variant:<13} {seconds:7.1f} s")
+    return run
+
+
+def pulumi_cycle(bench: Bench, n: int, repeat: int, variant: Variant | None = None) -> list[Run]:
+    """The stack at N clusters, then its runs in order (up, preview, up no-change, destroy, or the variant's)."""
+    bench.set_fleet(fleet(n, bench.remotes, "c"))
+    ops = PULUMI_OPS if variant is None else variant.ops
+    return [pulumi(bench, op, n, repeat, variant=variant) for op in ops]
