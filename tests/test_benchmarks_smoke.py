@@ -4,7 +4,8 @@ Only the shape is checked (tables, columns, numeric cells as "median ±spread", 
 checked beyond the shape holds on any machine: the flat baselines declare the same resources as the component
 program, and the critical path does not grow with the number of clusters. The three scripts run at once to keep
 the test short (they are mostly waiting on subprocesses). The fourth, ``benchmarks/wait_latency.py``, needs a real
-API server and its kubectl: its smoke test is in the real-engine suite (``tests/e2e/test_benchmark_wait_latency.py``).
+API server and its kubectl: its smoke test is in the real-engine suite (``tests/e2e/test_benchmark_wait_latency.py``),
+as is the fleet's (``benchmarks/fleet/``); here the fleet only prints its saved run again (``--from-json``).
 """
 
 from __future__ import annotations
@@ -127,3 +128,24 @@ def test_critical_path_is_the_same_for_one_and_two_clusters(outputs: dict[str, s
         assert row["cross-cluster waits"] == "0"
     assert rows[0]["critical path"] == rows[1]["critical path"]
     assert "longest chain (N=1): " in out and "Target: critical path constant in N" in out and "holds" in out
+
+
+def test_fleet_reprints_the_saved_run_as_benchmarks_md_shows_it() -> None:
+    """The fleet benchmark needs real servers to measure (its smoke test is in the real-engine suite), but not to print
+    a saved run: ``python -m benchmarks.fleet --from-json`` from the repository root prints the tables BENCHMARKS.md
+    says it prints, so the package runs as documented and computes the saved figures as they were published."""
+    saved = "benchmarks/results/fleet.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fleet", "--from-json", saved],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"re-printed from {saved}"
+    assert [row["N"] for row in table(result.stdout, "Fleet on the real engine")] == ["1", "5", "20", "50"]
+    assert table(result.stdout, "Where the time goes") and "Targets (issue 13)" in result.stdout
+    published = (ROOT / "BENCHMARKS.md").read_text()
+    assert [line for line in lines[1:] if line not in published] == [], "a line BENCHMARKS.md does not show"
