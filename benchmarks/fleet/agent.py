@@ -82,6 +82,7 @@ class FleetAgent:
     # -- public ---------------------------------------------------------------------------------------------------
 
     def expect(self, namespace: str, cluster: str) -> None:
+        """Answer in ``namespace`` for ``cluster`` only (values naming another are a mismatch), at once if ready."""
         with self._lock:
             self.expected[namespace] = cluster
             state = self._state.get(namespace)
@@ -89,11 +90,13 @@ class FleetAgent:
             self._maybe_answer(namespace)
 
     def start(self) -> FleetAgent:
+        """Start the two watches; the agent answers from then on."""
         for thread in self._threads:
             thread.start()
         return self
 
     def stop(self) -> None:
+        """End the watches: their connections are shut down, as a blocked read would not see the stop otherwise."""
         self._stop.set()
         with self._lock:
             connections = list(self._connections)
@@ -105,12 +108,14 @@ class FleetAgent:
             thread.join(timeout=10)
 
     def certificates_written(self) -> int:
+        """Certificates written so far: a run registered as many clusters as this grew by."""
         with self._lock:
             return self.written
 
     # -- watching -------------------------------------------------------------------------------------------------
 
     def _watch_loop(self, kind: str) -> None:
+        """List and watch ``kind`` until stopped; an error is kept for the benchmark's check and the watch restarted."""
         while not self._stop.is_set():
             try:
                 self._list_and_watch(kind)
@@ -122,6 +127,7 @@ class FleetAgent:
                 time.sleep(0.5)
 
     def _list_and_watch(self, kind: str) -> None:
+        """One list, then one watch from its resource version, until the server ends it."""
         path = f"/api/v1/{kind}"
         status, listing = self._api.request("GET", path)
         if status != 200:
@@ -161,6 +167,7 @@ class FleetAgent:
             self._apply(kind, "ADDED", item)
 
     def _apply(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
+        """What one event changes of its namespace's state (the token, the certificate, the values); then answer."""
         metadata = obj.get("metadata") or {}
         namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
         present = event != "DELETED"
@@ -181,6 +188,7 @@ class FleetAgent:
     # -- answering ------------------------------------------------------------------------------------------------
 
     def _maybe_answer(self, namespace: str) -> None:
+        """Write the certificate once the namespace holds the token and values naming its expected cluster."""
         with self._lock:
             state = self._state.get(namespace)
             wanted = self.expected.get(namespace)

@@ -17,6 +17,8 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True)
 class ProcStat:
+    """The three fields of ``/proc/<pid>/stat`` the sampler needs: the tree, the CPU, the memory."""
+
     parent: int
     cpu: float
     """CPU seconds (user + system) so far."""
@@ -36,6 +38,7 @@ def proc_stat(pid: int) -> ProcStat | None:
 
 
 def _classify(cmdline: str) -> str:
+    """The kind of process a command line is, as the CPU table names it (which side of the run spends the CPU)."""
     words = cmdline.split("\0")
     executable = Path(words[0]).name if words else ""
     text = " ".join(words)
@@ -75,11 +78,13 @@ class CpuSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> CpuSampler:
+        """Sample once now (the servers' CPU so far is subtracted), then every ``interval`` s in a thread."""
         self._sample()
         self._thread.start()
         return self
 
     def stop(self) -> dict[str, float]:
+        """Sample a last time and return CPU seconds by kind: the tree's since its start, the servers' since ours."""
         self._stop.set()
         self._thread.join(timeout=10)
         self._sample()
@@ -94,6 +99,7 @@ class CpuSampler:
             self._sample()
 
     def _sample(self) -> None:
+        """One look at every process: the CPU of the tree's and the servers', the tree's total memory."""
         parents: dict[int, int] = {}
         times: dict[int, float] = {}
         rss: dict[int, float] = {}
@@ -119,6 +125,7 @@ class CpuSampler:
         self.peak_rss_mib = max(self.peak_rss_mib, tree_rss)
 
     def _descends(self, pid: int, parents: Mapping[int, int]) -> bool:
+        """Whether ``pid`` is in the command's tree (64 generations at most: a cycle of reused pids ends)."""
         seen = 0
         while pid > 1 and seen < 64:
             if pid == self.root_pid:

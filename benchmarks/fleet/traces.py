@@ -15,6 +15,8 @@ _URN = re.compile(r'urn:pulumi:[^"\\ ]*')
 
 @dataclass(frozen=True)
 class Span:
+    """One span of the trace: who made it, what, when (seconds since the epoch), to whom, for which resource."""
+
     service: str
     name: str
     start: float
@@ -28,6 +30,7 @@ class Span:
 
 
 def read_spans(path: Path) -> list[Span]:
+    """Every span of an ``--otel-traces`` file (OTLP JSON, one export per line), with the URN its request names."""
     spans: list[Span] = []
     for line in path.read_text().splitlines():
         if not line.strip():
