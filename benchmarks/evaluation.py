@@ -167,6 +167,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
             ),
         },
         logging=local.Logging.NONE,
+        add_previous_output_in_env=False,
     )
     relay_stdout: pulumi.Output[str] = pulumi.Output.secret(relay_read.stdout)
     relay_values = relay_stdout.apply(lambda out: parse_relay_secrets_report(out).values)

@@ -3,7 +3,7 @@
 The benchmark starts its own control plane (``tests/e2e/cluster.control_planes``: etcd, a kube-apiserver and its
 controller manager on 127.0.0.1, built by ``scripts/e2e-tools.sh``; ``--bin-dir`` or ``GLOO_E2E_BIN_DIR`` names the
 tools' folder, else the script asks ``scripts/e2e-tools.sh --print-bin-dir``). Each run takes a fresh namespace, runs
-a wait script as pulumi-command would (``/bin/sh -c``, the token manifest on stdin, ``GM_KUBECONFIG`` /
+a wait script as pulumi-command would (``/bin/sh -c``, the token manifest on stdin, ``GM_KUBECONFIG_FILE`` /
 ``GM_KUBE_CONTEXT``, the kubectl built with the server as ``KUBECTL``), and makes the agent's client certificate
 (``relay-client-tls-secret``) appear a fixed time after the token did. Measured:
 
@@ -61,7 +61,7 @@ from benchmarks.benchlib import (
 from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
-    ENV_KUBECONFIG,
+    ENV_KUBECONFIG_FILE,
     FIELD_MANAGER,
     READ_RELAY_SECRETS,
     RemoteIdentity,
@@ -93,7 +93,7 @@ def _kubectl_prelude() -> str:
     """What the comparison scripts share with the project's: kubeconfig and context from the environment."""
     return f"""\
 set -eu
-export KUBECONFIG="${ENV_KUBECONFIG}"
+export KUBECONFIG="${ENV_KUBECONFIG_FILE}"
 k() {{ "$KUBECTL" --context "${ENV_CONTEXT}" "$@"; }}
 k apply --server-side --force-conflicts --field-manager={FIELD_MANAGER} -f - >/dev/null
 """
@@ -154,7 +154,12 @@ class Bench:
         """Each script with a HOME of its own (no kubectl discovery cache from an earlier run)."""
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBECTL")}
         env.update(
-            {ENV_KUBECONFIG: str(self.kubeconfig), ENV_CONTEXT: CONTEXT, "HOME": home, "KUBECTL": str(self.kubectl)}
+            {
+                ENV_KUBECONFIG_FILE: str(self.kubeconfig),
+                ENV_CONTEXT: CONTEXT,
+                "HOME": home,
+                "KUBECTL": str(self.kubectl),
+            }
         )
         return env
 

@@ -73,8 +73,10 @@ COMMAND = "command:local:Command"
 LOCAL_RUN = "command:local:run"
 """The invoke a step's shell command runs through (``local.run``)."""
 SECRET_VALUES = (CA_PRIVATE_KEY, BOOTSTRAP_TOKEN, "kubeconfig-bearer-9d1e")
-KEEPS_TOKEN = "registered: the token stays"
-"""The certificate step's exit handler keeps the token after a successful run (its comment says so)."""
+KEEPS_TOKEN = "\nGM_REMOVE_TOKEN=no\n"
+"""The certificate step's setting that keeps the token after a successful run (2.x's default)."""
+REMOVES_TOKEN = "\nGM_REMOVE_TOKEN=yes\n"
+"""The certificate step's setting that removes the token after a successful run, and one left behind earlier."""
 
 
 def b64(text: str) -> str:

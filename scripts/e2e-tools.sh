@@ -11,7 +11,6 @@
 # Downloads only from the Go module proxy (and nothing at all once the caches are warm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 quiet=false
 if [ "${1:-}" = "--print-bin-dir" ]; then
@@ -47,7 +46,8 @@ key() {
 build() {
   local tool=$1 outputs=$2
   shift 2
-  local out="$cache/$(key "$tool")"
+  local out
+  out="$cache/$(key "$tool")"  # apart from `local`, so that a failing key stops the build (errexit)
   local missing=false
   for o in $outputs; do [ -x "$out/$o" ] || missing=true; done
   if $missing; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test: builds its own virtualenv (.venv, the one `pulumi up` uses too), then ruff, mypy, the import
-# layers (import-linter), the fast tests (mock runtime, policy, schemas), and the real-engine suite (scripts/e2e.sh,
-# which builds or reuses its tools; the lifecycle steps' kubectl tests are there, with the kubectl built alongside the
-# API servers).
+# layers (import-linter), shellcheck (the shell steps and scripts/*.sh), the fast tests (mock runtime, policy, schemas),
+# and the real-engine suite (scripts/e2e.sh, which builds or reuses its tools; the lifecycle steps' kubectl tests are
+# there, with the kubectl built alongside the API servers).
 # Needs python3 (3.11+), Go 1.26+, and Node.js with npm (the TypeScript example: npm ci, tsc; run with Node 20) on
 # PATH (no kubectl: the suite builds its own); what is missing fails the run, nothing skips.
 set -euo pipefail
@@ -17,6 +17,8 @@ echo "== mypy"
 "$VENV/bin/mypy"
 echo "== import layers (lint-imports)"
 "$VENV/bin/lint-imports"
+echo "== shellcheck"
+"$VENV/bin/shellcheck" components/gloo_mesh_registration/steps/*.sh scripts/*.sh
 echo "== pytest"
 "$VENV/bin/python" -m pytest --ignore=tests/e2e "$@"
 echo "== real-engine suite"

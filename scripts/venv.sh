@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test.sh and scripts/e2e.sh: makes the virtualenv ($VENV, default .venv, the one `pulumi up`
 # uses too) and installs the pinned requirements into it when they changed since the last install.
 VENV="${VENV:-.venv}"

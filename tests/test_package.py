@@ -173,9 +173,12 @@ def test_construct_with_providers_passed_by_reference_and_a_secret_kubeconfig() 
     assert providers[recorded.one(RELEASE).provider_urn] == "platform-east"
     token = recorded.one(COMMAND, "bootstrap-token")
     assert rpc.is_rpc_secret(token.inputs["environment"])
-    assert plain(token.inputs)["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
+    # An output kubeconfig is read when it resolves: the step is told it is contents (no path).
+    assert plain(token.inputs)["environment"]["GM_KUBECONFIG_CONTENTS"] == KUBECONFIG_CONTENTS
+    assert plain(token.inputs)["environment"]["GM_KUBECONFIG_FILE"] == ""
     (wait,) = recorded.invoked(ENSURE_CERTIFICATE)
-    assert wait.args["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
+    assert wait.args["environment"]["GM_KUBECONFIG_CONTENTS"] == KUBECONFIG_CONTENTS
+    assert wait.args["environment"]["GM_KUBECONFIG_FILE"] == ""
 
 
 def test_construct_without_a_required_input_fails_before_any_resource() -> None:

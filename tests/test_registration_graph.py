@@ -49,6 +49,7 @@ from lab.engine_double import (
     NAMESPACE_PATCH,
     NODE,
     RELEASE,
+    REMOVES_TOKEN,
     SECRET,
     SECRET_VALUES,
     SERVICE,
@@ -698,7 +699,8 @@ def test_relay_secrets_read_runs_kubectl_without_secrets_in_its_command() -> Non
     recorded = register(args(mgmt_kubeconfig=KUBECONFIG_CONTENTS))
     (relay_read,) = recorded.invoked(READ_RELAY_SECRETS)
     assert "kubeconfig-bearer" not in json.dumps(relay_read.args["interpreter"])
-    assert relay_read.args["environment"]["GM_KUBECONFIG"] == KUBECONFIG_CONTENTS
+    assert relay_read.args["environment"]["GM_KUBECONFIG_CONTENTS"] == KUBECONFIG_CONTENTS
+    assert "GM_KUBECONFIG_FILE" not in relay_read.args["environment"]
 
 
 def test_a_management_cluster_given_only_as_a_provider_is_refused_before_anything_is_declared() -> None:
@@ -794,9 +796,10 @@ def test_a_kubeconfig_path_stays_a_plain_path_and_none_is_passed_when_only_a_con
     assert "kubeconfig" not in providers["mgmt"]
     token = recorded.one(COMMAND, "bootstrap-token")
     assert not rpc.is_rpc_secret(token.inputs["environment"])
-    assert token.inputs["environment"]["GM_KUBECONFIG"] == str(path)
+    assert token.inputs["environment"]["GM_KUBECONFIG_FILE"] == str(path)
+    assert "GM_KUBECONFIG_CONTENTS" not in token.inputs["environment"]
     (relay_read,) = recorded.invoked(READ_RELAY_SECRETS)
-    assert "GM_KUBECONFIG" not in relay_read.args["environment"]
+    assert not [name for name in relay_read.args["environment"] if name.startswith("GM_KUBECONFIG")]
 
 
 def _fleet_through_one_management_provider(count: int) -> RecordingMonitor:
@@ -961,10 +964,10 @@ def test_a_timeout_outside_its_range_declares_nothing(seconds: int) -> None:
 def test_a_1x_registration_removes_the_token_unless_told_to_keep_it() -> None:
     (removing,) = register(args()).invoked(ENSURE_CERTIFICATE)
     assert KEEPS_TOKEN not in plain(removing.args)["interpreter"][2]
-    assert "removed a bootstrap token left behind" in plain(removing.args)["interpreter"][2]
+    assert REMOVES_TOKEN in plain(removing.args)["interpreter"][2]
     (keeping,) = register(args(remove_bootstrap_token=False)).invoked(ENSURE_CERTIFICATE)
     assert KEEPS_TOKEN in plain(keeping.args)["interpreter"][2]
-    assert "removed a bootstrap token left behind" not in plain(keeping.args)["interpreter"][2]
+    assert REMOVES_TOKEN not in plain(keeping.args)["interpreter"][2]
 
 
 def test_without_the_wait_the_token_is_placed_and_nothing_waits() -> None:

@@ -22,6 +22,7 @@ from lab.engine_double import (
     KEEPS_TOKEN,
     NAMESPACE,
     RELEASE,
+    REMOVES_TOKEN,
     SECRET,
     FakeClusters,
     RecordingMonitor,
@@ -121,6 +122,7 @@ def test_the_token_is_kept_by_default_and_removed_when_asked() -> None:
     removed = register(remove_bootstrap_token=True)
     (wait,) = removed.invoked(ENSURE_CERTIFICATE)
     assert KEEPS_TOKEN not in plain(wait.args)["interpreter"][2]
+    assert REMOVES_TOKEN in plain(wait.args)["interpreter"][2]
 
 
 def test_telemetry_exports_to_the_discovered_or_given_gateway() -> None:

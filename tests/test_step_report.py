@@ -41,8 +41,10 @@ def printable_lines(remove_token: bool) -> list[str]:
         remove_token=remove_token,
         agent_deployment="enterprise-agent",
     ).interpreter[2]
-    echoed = re.findall(r'echo "((?:[^"\\]|\\.)*)"', program)
+    echoed = re.findall(r'echo "((?:[^"\\]|\\.)*)"', program, re.DOTALL)
     values = {
+        "\\\n": "",  # a line continued inside the quotes
+        "$((GM_GUARD_SECONDS / 60))": "10",
         "$GM_CLUSTER": CLUSTER,
         "$GM_NAMESPACE": NAMESPACE,
         "${_gm_elapsed}": "17",

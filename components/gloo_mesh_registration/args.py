@@ -207,7 +207,7 @@ class ClusterAccess:
 
     def kubeconfig_input(self) -> pulumi.Input[str] | None:
         """The kubeconfig as given to a Provider or kubectl: a file path as is, contents always as a secret."""
-        if self.kubeconfig is None or (isinstance(self.kubeconfig, str) and looks_like_path(self.kubeconfig)):
+        if self.kubeconfig is None or (isinstance(self.kubeconfig, str) and kubeconfig_is_path(self.kubeconfig)):
             return self.kubeconfig
         return pulumi.Output.secret(self.kubeconfig)
 
@@ -216,7 +216,7 @@ class ClusterAccess:
         parts = []
         if self.context is not None:
             parts.append(f"context {self.context!r}")
-        if isinstance(self.kubeconfig, str) and looks_like_path(self.kubeconfig):
+        if isinstance(self.kubeconfig, str) and kubeconfig_is_path(self.kubeconfig):
             parts.append(f"kubeconfig file {self.kubeconfig!r}")
         elif self.kubeconfig is not None:
             parts.append("the given kubeconfig contents")
@@ -285,8 +285,9 @@ ReleaseSource = Callable[[ClusterAccess, str, tuple[str, ...]], frozenset[str] |
 """Which of some Helm release names exist in a namespace of a cluster (None: the cluster cannot be asked)."""
 
 
-def looks_like_path(kubeconfig: str) -> bool:
-    """Whether a kubeconfig string is a file path rather than the (secret) contents."""
+def kubeconfig_is_path(kubeconfig: str) -> bool:
+    """Path or contents, the one rule: contents have a line break, or start with ``{`` or ``apiVersion`` after
+    leading blanks; anything else is a file path (which messages may name; contents never)."""
     return "\n" not in kubeconfig and not kubeconfig.lstrip().startswith(("{", "apiVersion"))
 
 

@@ -54,6 +54,7 @@ from .lifecycle import (
     parse_relay_secrets_report,
     relay_secrets_environment,
     relay_secrets_step,
+    run_step,
 )
 from .program_run import run_state
 from .sdk_internals import hosting_component_provider
@@ -397,20 +398,14 @@ def read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulu
 
 
 def _read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[Mapping[str, str]]:
-    from pulumi_command import local
-
     gen = settings.generation
     wanted = {gen.root_ca_secret: gen.root_ca_key, gen.token_secret: gen.token_key}
-    environment: dict[str, pulumi.Input[str]] = {
-        **kubectl_environment(settings.mgmt),
-        **relay_secrets_environment(settings.mgmt_namespace, wanted),
-    }
-    result = local.run_output(
-        command=READ_RELAY_SECRETS,
-        interpreter=relay_secrets_step().interpreter,
-        environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(environment)),
-        logging=local.Logging.NONE,
-        opts=pulumi.InvokeOutputOptions(parent=scope.parent),
+    result = run_step(
+        relay_secrets_step(),
+        READ_RELAY_SECRETS,
+        settings.mgmt,
+        relay_secrets_environment(settings.mgmt_namespace, wanted),
+        pulumi.InvokeOutputOptions(parent=scope.parent),
     )
 
     def values(stdout: str) -> Mapping[str, str]:

@@ -12,7 +12,7 @@ catalogue) are written here too, beside the check that raises them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -23,9 +23,9 @@ from .args import ClusterAccess, RegistrationSettings
 from .lifecycle import (
     FIND_EXISTING,
     existing_objects_step,
-    kubectl_environment,
     objects_environment,
     parse_existing,
+    run_step,
 )
 from .sdk_internals import is_known
 
@@ -188,18 +188,12 @@ def _check(
     def look(creating: list[PlannedObject]) -> pulumi.Output[bool] | bool:
         if not creating:
             return True
-        from pulumi_command import local
-
-        environment: dict[str, pulumi.Input[str]] = {
-            **kubectl_environment(access),
-            **objects_environment([p.lookup for p in creating], owner_label),
-        }
-        found = local.run_output(
-            command=FIND_EXISTING,
-            interpreter=existing_objects_step().interpreter,
-            environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(environment)),
-            logging=local.Logging.NONE,
-            opts=pulumi.InvokeOutputOptions(parent=parent),
+        found = run_step(
+            existing_objects_step(),
+            FIND_EXISTING,
+            access,
+            objects_environment([p.lookup for p in creating], owner_label),
+            pulumi.InvokeOutputOptions(parent=parent),
         )
         return pulumi.Output.unsecret(found.stdout).apply(lambda out: _verdict(settings, access, creating, out))
 

@@ -8,12 +8,9 @@ the copied secrets and the agent's identity, never a CRD and never a management 
 """
 
 import threading
-from collections.abc import Mapping
-from typing import cast
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_command import local
 
 from .args import ClusterAccess, RegistrationConfigError, RegistrationSettings, RemoteClusterRegistrationArgs
 from .discovery import (
@@ -26,7 +23,7 @@ from .discovery import (
     resolve_telemetry_address,
 )
 from .facts import COMPONENT_TYPE
-from .lifecycle import ENSURE_CERTIFICATE, RemoteIdentity, client_certificate_step, kubectl_environment
+from .lifecycle import ENSURE_CERTIFICATE, RemoteIdentity, client_certificate_step, run_step
 from .preflight import RegistrationResources, check_registration_preview
 from .program_run import run_state
 from .sdk_internals import unknown_output
@@ -223,19 +220,14 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
             timeout_seconds=s.client_cert_timeout_seconds,
             remove_token=s.remove_bootstrap_token,
         )
-        environment: dict[str, pulumi.Input[str]] = {
-            **kubectl_environment(s.remote),
-            "GM_RELAY_ADDRESS": address,
-            "GM_RELAY_AUTHORITY": s.relay_authority,
-        }
-        result = local.run_output(
-            command=ENSURE_CERTIFICATE,
-            interpreter=step.interpreter,
+        result = run_step(
+            step,
+            ENSURE_CERTIFICATE,
+            s.remote,
+            {"GM_RELAY_ADDRESS": address, "GM_RELAY_AUTHORITY": s.relay_authority},
+            pulumi.InvokeOutputOptions(parent=self, depends_on=after),
             stdin=token_manifest,
-            environment=cast("pulumi.Output[Mapping[str, str]]", pulumi.Output.from_input(environment)),
-            logging=local.Logging.STDERR,
-            add_previous_output_in_env=False,
-            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=after),
+            show_progress=True,
         )
         # pulumi-command shows the step's lines only while it runs (ephemeral status messages); the ones a user must
         # see after the run are re-issued here (step_report: fixed texts only, though the output is secret when a

@@ -30,7 +30,7 @@ from .args import (
     check_host_port,
     default_of,
     is_dns1123_subdomain,
-    looks_like_path,
+    kubeconfig_is_path,
 )
 from .values import ValueConflictError
 
@@ -123,7 +123,7 @@ def _access(
             )
         # A path stays as written (`~/...`, or relative to the project): the Provider and the steps expand it where
         # they run, so the same stack file on another machine (another CI runner's home) changes nothing.
-        if looks_like_path(kubeconfig) and not os.path.isfile(os.path.expanduser(kubeconfig)):
+        if kubeconfig_is_path(kubeconfig) and not os.path.isfile(os.path.expanduser(kubeconfig)):
             raise RegistrationConfigError(
                 label(f"{prefix}_kubeconfig"),
                 repr(kubeconfig),

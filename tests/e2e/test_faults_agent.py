@@ -124,7 +124,7 @@ def step_processes(planes: ControlPlanes, namespace: str) -> list[StepProcess]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if not {b"KUBECONFIG=" + kubeconfig, b"GM_KUBECONFIG=" + kubeconfig} & set(environ):
+        if not {b"KUBECONFIG=" + kubeconfig, b"GM_KUBECONFIG_FILE=" + kubeconfig} & set(environ):
             continue
         mine = f"GM_NAMESPACE={namespace}".encode()
         if mine in environ or mine + b"\n" in cmdline:

@@ -47,13 +47,14 @@ from gloo_mesh_registration.args import ClusterAccess
 from gloo_mesh_registration.lifecycle import (
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
-    ENV_KUBECONFIG,
+    ENV_KUBECONFIG_CONTENTS,
     FORGET_IDENTITY,
     PLACE_TOKEN,
     READ_RELAY_SECRETS,
     RemoteIdentity,
     b64,
     client_certificate_step,
+    kubeconfig_variable,
     parse_relay_secrets_report,
     relay_secrets_environment,
     relay_secrets_step,
@@ -234,8 +235,8 @@ class Steps:
         environment = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBECTL")}
         environment["HOME"] = str(self.home)
         environment["PATH"] = f"{self.kubectl_dir}{os.pathsep}{environment.get('PATH', '')}"
-        if kubeconfig is not None:
-            environment[ENV_KUBECONFIG] = str(kubeconfig)
+        if kubeconfig is not None:  # path or contents: the program tells the step which
+            environment[kubeconfig_variable(str(kubeconfig))] = str(kubeconfig)
         if context is not None:
             environment[ENV_CONTEXT] = context
         environment.update(env or {})
@@ -840,26 +841,64 @@ def test_kubeconfig_contents_in_the_environment_reach_the_cluster_and_leave_no_f
     assert list(scratch.iterdir()) == [], "the temporary kubeconfig was left on disk"
 
 
+RECORDED_KUBECONFIG = "GM_KUBECONFIG"
+"""The one variable of token steps recorded before the program told the steps path or contents (either)."""
+
+
+@pytest.mark.parametrize("handed", ["told", "recorded-before"])
 @pytest.mark.parametrize(
     ("lead", "readable"), [("  ", True), (" \r", True), ("\t", False)], ids=["spaces", "cr", "tab"]
 )
 def test_one_line_kubeconfig_contents_after_blanks_are_contents_as_the_program_reads_them(
-    steps: Steps, remote: ApiClient, planes: ControlPlanes, ns: str, lead: str, readable: bool
+    steps: Steps, remote: ApiClient, planes: ControlPlanes, ns: str, lead: str, readable: bool, handed: str
 ) -> None:
     """Path or contents: the program's rule (``ClusterAccess``, args.py) reads a kubeconfig given as one line of JSON
-    after leading blanks as contents, and hands it to the steps as a secret. The steps must read it the same way: before,
-    they took it for a file path, failed with "the kubeconfig file <the kubeconfig itself> does not exist", and that
-    error text (not a secret to the engine) printed the client key in the run's output."""
+    after leading blanks as contents, and hands it to the steps as a secret, in the variable for contents. Before, the
+    steps decided again and took it for a file path, failed with "the kubeconfig file <the kubeconfig itself> does not
+    exist", and that error text (not a secret to the engine) printed the client key in the run's output. A token step
+    recorded before that (``recorded-before``: its one variable, kept in the state) reads it with the same rule."""
     contents = lead + json.dumps(yaml.safe_load(planes.kubeconfig_text("remote", CONTEXT)))
     access = ClusterAccess("remote", None, contents, None)
     assert access.describe() == "the given kubeconfig contents"  # the program's reading
-    result = steps.run(forget(ns), kubeconfig=contents)
+    assert kubeconfig_variable(contents) == ENV_KUBECONFIG_CONTENTS  # and what it tells the step
+    if handed == "told":
+        result = steps.run(forget(ns), kubeconfig=contents)
+    else:
+        result = steps.run(forget(ns), kubeconfig=None, env={RECORDED_KUBECONFIG: contents})
     # kubectl itself reads no YAML that starts with a tab ("found character that cannot start any token"): an error,
     # but one that names no kubeconfig contents.
     assert (result.returncode == 0) == readable, result.stderr
     assert "does not exist" not in result.stderr
     key = json.loads(contents)["users"][0]["user"]["client-key-data"]
     assert key not in result.stdout + result.stderr
+
+
+def test_a_token_step_recorded_before_reaches_its_cluster_by_the_recorded_path_or_falls_back(
+    steps: Steps,
+    remote: ApiClient,
+    mgmt: ApiClient,
+    planes: ControlPlanes,
+    new_namespace: Callable[..., str],
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    """A stack registered before the program told the steps path or contents keeps its token step's environment
+    (the Command ignores changes of it): its destroy, now with this script, still reads the recorded path, and still
+    falls back to the ambient kubeconfig when that file is gone, naming the path."""
+    ns = new_namespace(remote, mgmt)
+    remote.create_secret(ns, TOKEN_SECRET, {"token": b"t"})
+    recorded = steps.run(forget(ns), kubeconfig=None, env={RECORDED_KUBECONFIG: str(kubeconfig)})
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded at registration is gone" not in recorded.stderr
+    assert remote.secret_data(ns, TOKEN_SECRET) is None
+    remote.create_secret(ns, TOKEN_SECRET, {"token": b"t"})
+    gone = tmp_path / "runner-1" / "kubeconfig"
+    remote_context = planes.clusters["remote"].context
+    env = {RECORDED_KUBECONFIG: str(gone), "KUBECONFIG": str(planes.kubeconfig)}
+    fell_back = steps.run(forget(ns), kubeconfig=None, context=remote_context, env=env)
+    assert fell_back.returncode == 0, fell_back.stderr
+    assert f"the kubeconfig file {gone} recorded at registration is gone" in fell_back.stderr
+    assert remote.secret_data(ns, TOKEN_SECRET) is None
 
 
 def test_the_token_step_leaves_the_token_to_a_registered_agent_and_removes_it_from_an_unregistered_one(

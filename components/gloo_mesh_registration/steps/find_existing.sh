@@ -1,0 +1,47 @@
+# shellcheck shell=sh
+# The preview's look for objects it is about to create (lifecycle.existing_objects_step): find-existing-objects.
+# Each word of $GM_OBJECTS is `namespace/<name>`, `helm-release/<ns>/<name>` (Helm's release secrets, labelled
+# owner=helm), `helm-crds/<ns>/<release>` or `<resource>/<ns>/<name>` of any other namespaced kind, the last
+# optionally suffixed `@owned`: such an object counts only if it lacks the label $GM_OWNER_LABEL (`key=value`), the
+# stack's own mark. Each object that counts is printed, one per line. A cluster that cannot be asked prints
+# `UNREACHABLE <kubectl's reason>` and nothing else.
+# shellcheck disable=SC2154 # _gm_step, _gm_dir: set by preamble.sh, which comes first in every step's script
+case "$_gm_step" in
+  find-existing-objects)
+    ;;
+  *) _gm_unknown_step ;;
+esac
+for _gm_ref in $GM_OBJECTS; do
+  _gm_object=${_gm_ref%@owned}
+  _gm_kind=${_gm_object%%/*}
+  _gm_rest=${_gm_object#*/}
+  _gm_ns=${_gm_rest%%/*}
+  _gm_name=${_gm_rest#*/}
+  case "$_gm_kind" in
+    helm-crds)
+      # CRDs that Helm installed for a release of this name in another namespace: Helm refuses to take them over
+      # (its ownership check compares meta.helm.sh/release-namespace). Printed: the ref, then <namespace>/<crd>.
+      if ! _gm_owned=$(k get crd -o "jsonpath={range .items[*]}{.metadata.annotations.meta\.helm\.sh/release-name} \
+{.metadata.annotations.meta\.helm\.sh/release-namespace} {.metadata.name}{'\n'}{end}" 2>"$_gm_dir/errors"); then
+        echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
+        exit 0
+      fi
+      _gm_found=$(printf '%s\n' "$_gm_owned" | awk -v r="$_gm_name" -v n="$_gm_ns" \
+        'NF == 3 && $1 == r && $2 != n { printf " %s/%s", $2, $3 }')
+      if [ -n "$_gm_found" ]; then echo "$_gm_ref$_gm_found"; fi
+      continue ;;
+    namespace) set -- namespace "$_gm_rest" ;;
+    helm-release) set -- secrets -n "$_gm_ns" -l "owner=helm,name=$_gm_name" ;;
+    *) set -- "$_gm_kind" "$_gm_name" -n "$_gm_ns" ;;
+  esac
+  if ! _gm_found=$(k get "$@" --ignore-not-found -o name 2>"$_gm_dir/errors"); then
+    echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
+    exit 0
+  fi
+  if [ -n "$_gm_found" ] && [ "$_gm_ref" != "$_gm_object" ] && [ -n "${GM_OWNER_LABEL:-}" ]; then
+    # Ours (a replacement in this preview, not a leftover): it carries the stack's mark.
+    _gm_found=$(k get "$_gm_kind" -n "$_gm_ns" --field-selector "metadata.name=$_gm_name" -l "$GM_OWNER_LABEL" -o name \
+      2>/dev/null | grep -q . || echo "$_gm_found")
+  fi
+  if [ -n "$_gm_found" ]; then echo "$_gm_ref"; fi
+done
