@@ -265,9 +265,14 @@ def test_wheel_installs_and_is_importable_outside_the_repository(tmp_path: Path)
     top_level = sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info"))
     assert top_level == ["gloo_mesh_registration"]
     assert (target / "gloo_mesh_registration" / "py.typed").exists()
+    # The shell steps are package data: every file of the source tree is in the wheel, and a script is made from them.
+    shipped = sorted(p.name for p in (target / "gloo_mesh_registration" / "steps").glob("*.sh"))
+    assert shipped == sorted(p.name for p in (ROOT / "components" / "gloo_mesh_registration" / "steps").glob("*.sh"))
     probe = (
         "import gloo_mesh_registration, gloo_mesh_registration.registration; "
-        "print(gloo_mesh_registration.__file__); print(gloo_mesh_registration.RemoteClusterRegistration.__name__)"
+        "print(gloo_mesh_registration.__file__); print(gloo_mesh_registration.RemoteClusterRegistration.__name__); "
+        "from gloo_mesh_registration.lifecycle import relay_secrets_step; "
+        "print(relay_secrets_step().interpreter[2].count('read-relay-secrets)'))"
     )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -283,6 +288,7 @@ def test_wheel_installs_and_is_importable_outside_the_repository(tmp_path: Path)
     assert result.stdout.splitlines() == [
         str(target / "gloo_mesh_registration" / "__init__.py"),
         "RemoteClusterRegistration",
+        "1",
     ]
 
 
