@@ -18,7 +18,7 @@ echo "== mypy"
 echo "== import layers (lint-imports)"
 "$VENV/bin/lint-imports"
 echo "== shellcheck"
-"$VENV/bin/shellcheck" components/gloo_mesh_registration/steps/*.sh scripts/*.sh
+"$VENV/bin/shellcheck" components/gloo_mesh_registration/shell/*.sh scripts/*.sh
 echo "== pytest"
 "$VENV/bin/python" -m pytest --ignore=tests/e2e "$@"
 echo "== real-engine suite"

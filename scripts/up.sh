@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: `pulumi up` on a stack (default: dev) with the local file backend from Pulumi.yaml (~/.pulumi).
 # Usage: scripts/up.sh [STACK] [extra pulumi up flags, e.g. --yes or --diff]
-# Needs the Pulumi CLI, python3 and kubectl (the steps' minimum: components/gloo_mesh_registration/steps/require_kubectl.sh),
+# Needs the Pulumi CLI, python3 and kubectl (the steps' minimum: components/gloo_mesh_registration/shell/require_kubectl.sh),
 # and kubeconfig contexts for the stack's clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ for tool in pulumi python3; do
   fi
 done
 # The shell steps' own check of kubectl (on PATH, new enough), before anything runs.
-sh components/gloo_mesh_registration/steps/require_kubectl.sh || exit 1
+sh components/gloo_mesh_registration/shell/require_kubectl.sh || exit 1
 if [ ! -f "stacks/Pulumi.$stack.yaml" ]; then
   # shellcheck disable=SC2012 # names of the form Pulumi.<stack>.yaml, listed for a person to read
   echo "error: there is no stacks/Pulumi.$stack.yaml; stacks here: $(cd stacks && ls Pulumi.*.yaml | sed 's/^Pulumi\.//; s/\.yaml$//' | tr '\n' ' ')" >&2

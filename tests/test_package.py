@@ -266,8 +266,8 @@ def test_wheel_installs_and_is_importable_outside_the_repository(tmp_path: Path)
     assert top_level == ["gloo_mesh_registration"]
     assert (target / "gloo_mesh_registration" / "py.typed").exists()
     # The shell steps are package data: every file of the source tree is in the wheel, and a script is made from them.
-    shipped = sorted(p.name for p in (target / "gloo_mesh_registration" / "steps").glob("*.sh"))
-    assert shipped == sorted(p.name for p in (ROOT / "components" / "gloo_mesh_registration" / "steps").glob("*.sh"))
+    shipped = sorted(p.name for p in (target / "gloo_mesh_registration" / "shell").glob("*.sh"))
+    assert shipped == sorted(p.name for p in (ROOT / "components" / "gloo_mesh_registration" / "shell").glob("*.sh"))
     probe = (
         "import gloo_mesh_registration, gloo_mesh_registration.registration; "
         "print(gloo_mesh_registration.__file__); print(gloo_mesh_registration.RemoteClusterRegistration.__name__); "

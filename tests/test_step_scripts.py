@@ -1,4 +1,4 @@
-"""The shell steps as files (components/gloo_mesh_registration/steps/*.sh) and the scripts made of them.
+"""The shell steps as files (components/gloo_mesh_registration/shell/*.sh) and the scripts made of them.
 
 The scripts run with the real kubectl in tests/e2e/test_lifecycle_kubectl.py; here: each script as a step sends it
 is clean shell by shellcheck (the files are checked one by one in scripts/test.sh, this checks them put together),
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from engine_double import KUBECONFIG_CONTENTS
 
 from gloo_mesh_registration.args import ClusterAccess
 from gloo_mesh_registration.lifecycle import (
@@ -30,6 +29,7 @@ from gloo_mesh_registration.lifecycle import (
     step_file,
     token_step,
 )
+from lab.engine_double import KUBECONFIG_CONTENTS
 
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 IDENTITY = RemoteIdentity("gloo-mesh", "relay-identity-token-secret", "relay-client-tls-secret")
@@ -72,7 +72,7 @@ def test_each_script_as_sent_is_clean_shell(name: str) -> None:
 
 def test_every_step_file_is_in_a_step_without_its_documentation() -> None:
     files = sorted(
-        p.name for p in (resources.files("gloo_mesh_registration") / "steps").iterdir() if p.name.endswith(".sh")
+        p.name for p in (resources.files("gloo_mesh_registration") / "shell").iterdir() if p.name.endswith(".sh")
     )
     assert len(files) >= 10
     scripts = [step.interpreter[2] for step in every_step().values()]

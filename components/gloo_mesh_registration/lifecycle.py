@@ -18,7 +18,7 @@ resources cannot express those. Four scripts, each run by pulumi-command:
   the token). Invoke results are not stored in the state, so the rest of those secrets (the CA's private key) never
   reaches Pulumi at all.
 
-The shell itself is in ``steps/*.sh`` (package data, checked by shellcheck in scripts/test.sh). A script is its
+The shell itself is in ``shell/*.sh`` (package data, checked by shellcheck in scripts/test.sh). A script is its
 settings (``NAME=value`` lines made here), then those files, inlined: each script is the program of an explicit
 ``/bin/sh -c`` interpreter, because a Command's delete runs the script recorded in the state, not a file of whatever
 version is installed then. The pulumi-command ``command`` is a short verb (:data:`PLACE_TOKEN`, ...), so a failure
@@ -82,9 +82,9 @@ _REACH_THE_CLUSTER = ("preamble.sh", "require_kubectl.sh", "cluster_access.sh")
 
 @functools.cache
 def step_file(name: str) -> str:
-    """A file of ``steps/`` as a script holds it: without the file's leading comment block (its documentation and
+    """A file of ``shell/`` as a script holds it: without the file's leading comment block (its documentation and
     shellcheck directives), which would only lengthen every script recorded in a state."""
-    text = (resources.files(__package__) / "steps" / name).read_text(encoding="utf-8")
+    text = (resources.files(__package__) / "shell" / name).read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
     return "".join(lines[start:])
@@ -108,10 +108,10 @@ class ShellStep:
     verbs: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        # The verbs are the case labels of a steps/*.sh file; a constant and its file must not drift apart.
+        # The verbs are the case labels of a shell/*.sh file; a constant and its file must not drift apart.
         missing = [verb for verb in self.verbs if f"\n  {verb})\n" not in self.interpreter[2]]
         if missing:
-            raise ValueError(f"the script has no case branch for the step(s) {', '.join(missing)} (steps/*.sh)")
+            raise ValueError(f"the script has no case branch for the step(s) {', '.join(missing)} (shell/*.sh)")
 
     def argv(self, verb: str) -> list[str]:
         """The process pulumi-command starts for ``verb`` (``run`` in pulumi-command's ``local`` package)."""
@@ -228,7 +228,7 @@ def token_step(identity: RemoteIdentity) -> ShellStep:
     its delete runs with the access recorded at registration; if that kubeconfig file is gone by then (another CI
     runner, say), the delete falls back to the ambient kubeconfig and the recorded context, and says so. Stacks
     registered before the program told the steps path or contents recorded ``GM_KUBECONFIG``, which this script
-    alone still reads (``steps/recorded_kubeconfig.sh``).
+    alone still reads (``shell/recorded_kubeconfig.sh``).
     """
     settings = {**_identity_settings(identity), **_token_settings(), "_gm_ambient_fallback": "yes"}
     files = ("preamble.sh", "require_kubectl.sh", "recorded_kubeconfig.sh", "cluster_access.sh")

@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # kubectl ($KUBECTL, default: the one on PATH) is there and new enough: the one check of it. Part of every step's
-# script, and run on its own by scripts/up.sh before `pulumi up` (sh components/gloo_mesh_registration/steps/...).
+# script, and run on its own by scripts/up.sh before `pulumi up` (sh components/gloo_mesh_registration/shell/...).
 # Exits 127 with the fix when it fails.
 KUBECTL="${KUBECTL:-kubectl}"
 # The oldest kubectl the steps are tested with (and within the version skew of current clusters): 1.31.
