@@ -1,6 +1,6 @@
 """Client-certificate wait: latency and API load, with the real kubectl against a real Kubernetes API server.
 
-The benchmark starts its own control plane (``tests/e2e/cluster.control_planes``: etcd, a kube-apiserver and its
+The benchmark starts its own control plane (``lab.cluster.control_planes``: etcd, a kube-apiserver and its
 controller manager on 127.0.0.1, built by ``scripts/e2e-tools.sh``; ``--bin-dir`` or ``GLOO_E2E_BIN_DIR`` names the
 tools' folder, else the script asks ``scripts/e2e-tools.sh --print-bin-dir``). Each run takes a fresh namespace, runs
 a wait script as pulumi-command would (``/bin/sh -c``, the token manifest on stdin, ``GM_KUBECONFIG_FILE`` /

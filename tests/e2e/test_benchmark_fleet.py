@@ -1,6 +1,6 @@
 """``python -m benchmarks.fleet --quick`` registers 1 and 2 clusters on the real engine, printing the promised tables.
 
-The smoke test of issue 13's benchmark: the script starts a control plane of its own (``tests/e2e/cluster``) from the
+The smoke test of issue 13's benchmark: the script starts a control plane of its own (``lab.cluster``) from the
 folder the suite's tools come from, runs the project's stack through the real CLI and the guide's steps as shell
 scripts, and prints its tables. Only the shape is checked, and what holds on any machine: every run registered what
 it should (the script fails otherwise), the management API server served the same requests for a no-change preview

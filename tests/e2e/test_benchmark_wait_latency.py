@@ -1,7 +1,7 @@
 """``benchmarks/wait_latency.py --quick`` runs against a real API server and prints tables of the promised shape.
 
 Its smoke test lives here, not with the other benchmarks' (``tests/test_benchmarks_smoke.py``), because it needs the
-real tools: the benchmark starts a control plane of its own (``tests/e2e/cluster.control_planes``) from the folder
+real tools: the benchmark starts a control plane of its own (``lab.cluster.control_planes``) from the folder
 the suite's tools come from. Only the shape is checked, and what holds on any machine: the project's wait watches,
 ``kubectl wait`` polls, nothing polls with LISTs, and the relay secrets read GETs its two secrets.
 """
