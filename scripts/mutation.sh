@@ -31,7 +31,7 @@ source scripts/venv.sh
 VENV=$(cd "$VENV" && pwd)
 root=$(pwd)
 target=${MUTATION_TARGET:-components}
-linked=(tests __main__.py Pulumi.yaml README.md BENCHMARKS.md TESTING.md constraints.txt requirements.txt requirements-dev.txt .github benchmarks examples
+linked=(tests __main__.py Pulumi.yaml README.md BENCHMARKS.md TESTING.md ARCHITECTURE.md constraints.txt requirements.txt requirements-dev.txt .github benchmarks examples
   provider scripts stacks toolchain lab)
 case "$target" in
   components)

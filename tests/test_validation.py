@@ -455,3 +455,13 @@ def test_a_cluster_reached_only_through_a_provider_is_described_as_such() -> Non
         ClusterAccess("management", context="mgmt", kubeconfig=None, provider=provider).describe() == "context 'mgmt'"
     )
     assert ClusterAccess("management", context=None, kubeconfig=None, provider=None).describe() == "no cluster access"
+
+
+def test_with_two_bad_arguments_the_first_reported_is_the_one_checked_first_since_the_first_release() -> None:
+    """The order of the checks is part of what users see (one error at a time): moving the validation into
+    validation.py kept it. The agent release's name is checked before the booleans of the registered cluster."""
+    bad = base(create_remote_namespace="yes", agent_release_name="BAD_NAME", adopt="no")
+    with pytest.raises(RegistrationConfigError, match=r"^agent_release_name: 'BAD_NAME' is not a Helm release name"):
+        validate_registration_args(bad)
+    with pytest.raises(RegistrationConfigError, match=r"^create_remote_namespace: 'yes' is not a boolean"):
+        validate_registration_args(base(create_remote_namespace="yes", adopt="no"))

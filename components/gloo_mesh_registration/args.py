@@ -130,7 +130,9 @@ class Argument:
     """A fixed default, a :class:`FromGeneration`, or None: optional, discovered, or derived from other arguments by
     the validation."""
     secret: bool = False
-    """May hold credentials (kubeconfig contents): never echoed in a message, always a Pulumi secret from here on."""
+    """May hold credentials (kubeconfig contents). The kubeconfig rule (:func:`kubeconfig_is_path`) makes contents a
+    Pulumi secret wherever they go, and messages and ``repr`` never show them; this marks which arguments that is
+    (tests/test_stacks.py holds the two in step)."""
 
     @property
     def stack_key(self) -> str:

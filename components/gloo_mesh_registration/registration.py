@@ -23,7 +23,7 @@ from .discovery import (
     resolve_telemetry_address,
 )
 from .facts import COMPONENT_TYPE
-from .lifecycle import ENSURE_CERTIFICATE, RemoteIdentity, client_certificate_step, run_step
+from .lifecycle import ENSURE_CERTIFICATE, client_certificate_step, run_step
 from .preflight import RegistrationResources, check_registration_preview
 from .program_run import run_state
 from .sdk_internals import unknown_output
@@ -98,9 +98,10 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         """A registration from settings that were validated already: what ``read_stack_config`` returns (each
         cluster checked there, labelled with its stack-file keys, generation discovered).
 
-        Not validated again: ``RegistrationSettings`` come only out of ``validate_registration_args`` (the stack
-        reader runs it; a program that passes args gets it from ``__init__``), so every check held when they were
-        made, and running it twice would discover the generation and look for adopted releases twice. What only a
+        Not validated again: make ``settings`` with ``validate_registration_args`` (the stack reader runs it; a
+        program that passes args gets it from ``__init__``), so every check held when they were made; settings built
+        by hand are taken as they are. Running the validation twice would discover the generation and look for
+        adopted releases twice. What only a
         program run can tell (a cluster name registered twice with one management plane) is still checked here.
         ``__init__`` keeps the ``args`` mapping the package schema is inferred from; this is the second way in."""
         registration = cls.__new__(cls)
@@ -112,9 +113,8 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         CLUSTER_NAME_CLAIMS.claim(settings, name)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._settings = settings
-        gen = settings.generation
-        self._identity = RemoteIdentity(settings.remote_namespace, gen.token_secret, gen.client_cert_secret)
         steps = RegistrationSteps(name, settings, self)
+        self._identity = steps.identity
 
         mgmt = self._cluster_provider(settings.mgmt, "mgmt")
         remote = self._cluster_provider(settings.remote, "remote")

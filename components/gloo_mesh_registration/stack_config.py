@@ -39,7 +39,7 @@ class StackRegistrations:
     """What one stack registers: the management plane's access and each cluster's validated settings."""
 
     management: ClusterAccess
-    """How to reach the management cluster (validated; a kubeconfig path expanded)."""
+    """How to reach the management cluster (validated; a kubeconfig path kept as written, checked expanded)."""
     clusters: tuple[RegistrationSettings, ...]
     """One per ``clusters`` entry, in order: give each to ``RemoteClusterRegistration.from_settings``, which does not
     validate them again."""

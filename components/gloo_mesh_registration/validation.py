@@ -171,6 +171,7 @@ def validate_registration_args(
     timeout = _client_cert_timeout(args, label)
     agent_values, crd_values = _helm_values(args, label, generation)
     telemetry, telemetry_address = _telemetry(args, label, generation)
+    release_name = _agent_release_name(args, label, generation)
     settings = RegistrationSettings(
         cluster_name=cluster_name,
         mgmt=mgmt,
@@ -195,7 +196,7 @@ def validate_registration_args(
         telemetry=telemetry,
         telemetry_gateway_address=telemetry_address,
         adopt=_bool(args, "adopt", default_of("adopt"), label),
-        agent_release_name=_agent_release_name(args, label, generation),
+        agent_release_name=release_name,
     )
     check_agent_values(settings, label)
     if settings.adopt and find_releases is not None:
