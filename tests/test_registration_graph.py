@@ -322,7 +322,8 @@ def test_two_registrations_with_the_same_cluster_name_are_an_error() -> None:
     with pytest.raises(
         RegistrationConfigError,
         match=r"^cluster_name: 'twin' is already registered with the same management plane by 'first' in this "
-        r"program; .* Fix: give every registered cluster a unique cluster_name$",
+        r"program; two agents under one name claim each other's relay identity\. "
+        r"Fix: give every registered cluster a unique cluster_name$",
     ):
         run_program(program)
 

@@ -297,6 +297,11 @@ def test_without_a_generation_and_no_discovery_the_argument_is_required() -> Non
 
 WHOLE_MESSAGES: list[tuple[str, Any, str]] = [
     (
+        "agent version not a string",
+        base(agent_version=116),
+        "agent_version: 116 is not a string. Fix: give a version such as '1.1.6'",
+    ),
+    (
         "args not a mapping",
         "remote-cluster",
         "args: str is not a mapping. Fix: pass a RemoteClusterRegistrationArgs dict",
