@@ -305,33 +305,8 @@ def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt"
     )
     try:
         for server in servers.values():
-            server.processes.append(
-                start_process(
-                    f"kube-apiserver-{server.name}",
-                    [
-                        str(bin_dir / "kube-apiserver"),
-                        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                        f"--etcd-prefix=/{server.name}",
-                        "--bind-address=127.0.0.1",
-                        "--advertise-address=127.0.0.1",
-                        # No `kubernetes` Service endpoints: 1.37 refuses a loopback advertise address for them.
-                        "--endpoint-reconciler-type=none",
-                        f"--secure-port={server.port}",
-                        f"--cert-dir={work_dir / server.name}",
-                        f"--tls-cert-file={work_dir / 'apiserver.crt'}",
-                        f"--tls-private-key-file={work_dir / 'apiserver.key'}",
-                        f"--client-ca-file={work_dir / 'ca.crt'}",
-                        "--authorization-mode=RBAC",
-                        "--service-cluster-ip-range=10.0.0.0/24",
-                        "--allow-privileged=true",
-                        "--disable-admission-plugins=ServiceAccount",
-                        f"--service-account-issuer=https://127.0.0.1:{server.port}/",
-                        f"--service-account-key-file={work_dir / 'service-accounts.key'}",
-                        f"--service-account-signing-key-file={work_dir / 'service-accounts.key'}",
-                    ],
-                    log_dir,
-                )
-            )
+            argv = _apiserver_argv(planes, server, work_dir / server.name)
+            server.processes.append(start_process(f"kube-apiserver-{server.name}", argv, log_dir))
         _write_kubeconfig(planes.kubeconfig, list(servers.values()), ca.certificate_pem, client_cert, client_key)
         context = planes.ssl_context()
         for server in servers.values():
@@ -339,21 +314,8 @@ def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt"
         for server in servers.values():
             kubeconfig = work_dir / f"{server.name}.kubeconfig"
             _write_kubeconfig(kubeconfig, [server], ca.certificate_pem, client_cert, client_key)
-            server.processes.append(
-                start_process(
-                    f"kube-controller-manager-{server.name}",
-                    [
-                        str(bin_dir / "kube-controller-manager"),
-                        f"--kubeconfig={kubeconfig}",
-                        "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
-                        "--leader-elect=false",
-                        "--bind-address=127.0.0.1",
-                        f"--secure-port={free_port()}",
-                        f"--cert-dir={work_dir / server.name / 'kcm'}",
-                    ],
-                    log_dir,
-                )
-            )
+            argv = _controller_manager_argv(planes, kubeconfig, work_dir / server.name / "kcm")
+            server.processes.append(start_process(f"kube-controller-manager-{server.name}", argv, log_dir))
         yield planes
     finally:
         for server in servers.values():
@@ -377,7 +339,8 @@ def etcd_client_url(planes: ControlPlanes) -> str:
 
 
 def _apiserver_argv(planes: ControlPlanes, server: ApiServer, cert_dir: Path) -> list[str]:
-    """The flags :func:`control_planes` gives its API servers (the same certificates and service-account key)."""
+    """An API server's flags, for :func:`control_planes` and the extra servers alike (the session's certificates,
+    service-account key and etcd, under the server's own prefix)."""
     work_dir = planes.work_dir
     return [
         str(planes.bin_dir / "kube-apiserver"),
@@ -385,6 +348,7 @@ def _apiserver_argv(planes: ControlPlanes, server: ApiServer, cert_dir: Path) ->
         f"--etcd-prefix=/{server.name}",
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
+        # No `kubernetes` Service endpoints: 1.37 refuses a loopback advertise address for them.
         "--endpoint-reconciler-type=none",
         f"--secure-port={server.port}",
         f"--cert-dir={cert_dir}",

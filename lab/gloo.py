@@ -86,6 +86,19 @@ def _b64(text: str) -> str:
     return b64encode(text.encode()).decode()
 
 
+def _relay_credentials(ca_name: str, server_name: str, token_prefix: str) -> dict[str, str]:
+    """A management plane's relay credentials, made fresh: a root CA of its own (its key kept, to check that it
+    never leaks), the server's certificate for ``server_name``, and a bootstrap token."""
+    ca = CertificateAuthority.create(ca_name)
+    server_crt, _ = ca.issue(server_name, server=True)
+    return {
+        "ca_crt": ca.certificate_pem.decode(),
+        "ca_key": ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
+        "tls_crt": server_crt.decode(),
+        "token": token_prefix + _b64(str(time.time_ns()))[:16],
+    }
+
+
 def _load_balancer_service(namespace: str, name: str, ports: list[tuple[str, int]]) -> dict[str, Any]:
     """A LoadBalancer Service ``name`` selecting ``app: name``, each named port to the same target port."""
     return {
@@ -158,13 +171,8 @@ def crd_v1(path: Path) -> dict[str, Any]:
 
 
 def install_management_plane(planes: ControlPlanes, cluster: str = "mgmt") -> ManagementPlane:
-    ca = CertificateAuthority.create("relay-root-ca")
-    server_crt, _ = ca.issue("enterprise-networking.gloo-mesh", server=True)
     plane = ManagementPlane(
-        ca_crt=ca.certificate_pem.decode(),
-        ca_key=ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
-        tls_crt=server_crt.decode(),
-        token="e2e-relay-identity-token-" + _b64(str(time.time_ns()))[:16],
+        **_relay_credentials("relay-root-ca", "enterprise-networking.gloo-mesh", "e2e-relay-identity-token-"),
         relay_address=RELAY_ADDRESS,
         agent_version=AGENT_VERSION,
     )
@@ -376,13 +384,10 @@ def install_second_management_plane(
     server Deployment, its LoadBalancer Service with an ingress address, both relay secrets), for faults that must
     not touch the session's plane: ``missing_secrets`` are not created, and each ``(secret, key)`` of ``empty_keys``
     is there with an empty value. The KubernetesCluster CRD is the session's (install that plane first)."""
-    ca = CertificateAuthority.create(f"relay-root-ca-{namespace}")
-    server_crt, _ = ca.issue(f"enterprise-networking.{namespace}", server=True)
     plane = ManagementPlane(
-        ca_crt=ca.certificate_pem.decode(),
-        ca_key=ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
-        tls_crt=server_crt.decode(),
-        token=f"e2e-{namespace}-token-" + _b64(str(time.time_ns()))[:16],
+        **_relay_credentials(
+            f"relay-root-ca-{namespace}", f"enterprise-networking.{namespace}", f"e2e-{namespace}-token-"
+        ),
         relay_address=RELAY_ADDRESS,
         agent_version=AGENT_VERSION,
     )
@@ -498,13 +503,10 @@ def install_platform_management_plane(
 ) -> PlatformManagementPlane:
     """A Gloo Platform 2.x management plane in ``namespace`` of ``cluster``, as the ``gloo-platform`` chart leaves
     one (see the module's docstring). No server runs: nothing here terminates the relay or the telemetry gateway."""
-    ca = CertificateAuthority.create(f"relay-root-ca-{namespace}")
-    server_crt, _ = ca.issue("gloo-mesh-mgmt-server.gloo-mesh", server=True)
     plane = PlatformManagementPlane(
-        ca_crt=ca.certificate_pem.decode(),
-        ca_key=ca.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
-        tls_crt=server_crt.decode(),
-        token=f"e2e-{namespace}-token-" + _b64(str(time.time_ns()))[:16],
+        **_relay_credentials(
+            f"relay-root-ca-{namespace}", "gloo-mesh-mgmt-server.gloo-mesh", f"e2e-{namespace}-token-"
+        ),
         relay_address=PLATFORM_RELAY_ADDRESS,
         agent_version=PLATFORM_VERSION,
         namespace=namespace,

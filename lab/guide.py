@@ -12,8 +12,10 @@ kubectl and helm against the lab's servers (:func:`register_by_hand`). Inputs ar
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
-from .gloo import MGMT_NAMESPACE, ManagementPlane
+from .cluster import ControlPlanes
+from .gloo import MGMT_NAMESPACE, ChartRepository, ManagementPlane
 from .scenarios import Lab
 
 GUIDE_STEPS = """\
@@ -73,6 +75,22 @@ k_remote wait --for=create secret/relay-client-tls-secret -n "$NS" --timeout=120
 """
 
 
+def guide_environment(
+    planes: ControlPlanes, chart_repo: ChartRepository, plane: ManagementPlane, *, home: Path
+) -> dict[str, str]:
+    """What every run of the scripts above needs from the lab: its kubectl and helm, kubeconfig and management
+    context, the chart repository, the agent version and relay address (the cluster's own inputs come on top)."""
+    return {
+        "PATH": f"{planes.bin_dir}:/usr/bin:/bin",
+        "KUBECONFIG_FILE": str(planes.kubeconfig),
+        "MGMT": planes.clusters["mgmt"].context,
+        "REPO": chart_repo.url,
+        "VERSION": plane.agent_version,
+        "RELAY": plane.relay_address,
+        "HOME": str(home),
+    }
+
+
 def register_by_hand(
     lab: Lab, script: str, work_name: str, *, cluster: str, namespace: str, plane: ManagementPlane, mgmt_ns: str = ""
 ) -> None:
@@ -80,20 +98,13 @@ def register_by_hand(
     with the lab's kubectl and helm, in a work folder of its own; fails with the script's error output."""
     work = lab.work / work_name
     work.mkdir(parents=True, exist_ok=True)
-    planes = lab.planes
     environment = {
-        "PATH": f"{planes.bin_dir}:/usr/bin:/bin",
-        "KUBECONFIG_FILE": str(planes.kubeconfig),
-        "MGMT": planes.clusters["mgmt"].context,
-        "REMOTE": planes.clusters["remote"].context,
+        **guide_environment(lab.planes, lab.chart_repo, plane, home=work),
+        "REMOTE": lab.planes.clusters["remote"].context,
         "MGMT_NS": mgmt_ns or MGMT_NAMESPACE,
         "NS": namespace,
         "CLUSTER": cluster,
-        "REPO": lab.chart_repo.url,
-        "VERSION": plane.agent_version,
-        "RELAY": plane.relay_address,
         "WORK": str(work),
-        "HOME": str(work),
     }
     done = subprocess.run(["/bin/sh", "-c", script], env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -13,7 +13,7 @@ from benchmarks.fleet.bench import Bench, Registration, fleet, server_pids
 from benchmarks.fleet.proc import cpu_of, tree_cpu
 from benchmarks.fleet.runs import SCRIPT_OPS, Run
 from lab.gloo import MGMT_NAMESPACE
-from lab.guide import GUIDE_STEPS
+from lab.guide import GUIDE_STEPS, guide_environment
 
 CLUSTERS_RESOURCE = "kubernetesclusters.multicluster.solo.io"
 
@@ -41,13 +41,7 @@ def run_script(bench: Bench, op: str, n: int, repeat: int) -> Run:
     )
     width = 1 if prefix == "s" else bench.xargs_parallel
     environment = {
-        "PATH": f"{bench.planes.bin_dir}:/usr/bin:/bin",
-        "KUBECONFIG_FILE": str(bench.planes.kubeconfig),
-        "MGMT": bench.planes.clusters["mgmt"].context,
-        "REPO": bench.repo.url,
-        "VERSION": bench.plane.agent_version,
-        "RELAY": bench.plane.relay_address,
-        "HOME": str(bench.work / "operator-home"),
+        **guide_environment(bench.planes, bench.repo, bench.plane, home=bench.work / "operator-home"),
         "SCRIPTS_WORK": str(folder),
     }
     certificates = bench.certificates()
