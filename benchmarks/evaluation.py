@@ -111,7 +111,9 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     from pulumi_command import local
 
     from gloo_mesh_registration.lifecycle import (
+        CHECK_KUBECTL,
         ENSURE_CERTIFICATE,
+        ENV_KUBECTL_CHECKED_BY,
         FIND_EXISTING,
         FORGET_IDENTITY,
         KEEP_TOKEN,
@@ -120,6 +122,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
         RemoteIdentity,
         client_certificate_step,
         existing_objects_step,
+        kubectl_check_step,
         objects_environment,
         parse_relay_secrets_report,
         relay_secrets_environment,
@@ -132,6 +135,11 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     # What the stack creates carries its mark (project and stack, as the component writes it).
     owned_labels = {**MANAGED_BY_LABELS, "gloo-mesh-registration/stack": f"{pulumi.get_project()}.{pulumi.get_stack()}"}
     mgmt = k8s.Provider("management", context="mgmt")
+    # kubectl checked once (a plain invoke); every step is told so and skips its own check.
+    checked_by = local.run(
+        command=CHECK_KUBECTL, interpreter=kubectl_check_step().interpreter, logging=local.Logging.NONE
+    ).stdout.strip()
+    kubectl: dict[str, str] = {ENV_KUBECTL_CHECKED_BY: checked_by}
     # Once per management plane: the version, the address and the two relay secret values.
     version: pulumi.Input[str] = AGENT_VERSION
     address: pulumi.Input[str] = RELAY_ADDRESS
@@ -141,6 +149,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
             command=FIND_EXISTING,
             interpreter=existing_objects_step().interpreter,
             environment={
+                **kubectl,
                 "GM_KUBE_CONTEXT": "mgmt",
                 **objects_environment(
                     [f"deployments/{NS}/enterprise-networking", f"deployments/{NS}/gloo-mesh-mgmt-server"]
@@ -161,6 +170,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
         command=READ_RELAY_SECRETS,
         interpreter=relay_secrets_step().interpreter,
         environment={
+            **kubectl,
             "GM_KUBE_CONTEXT": "mgmt",
             **relay_secrets_environment(
                 NS, {"relay-root-tls-secret": "ca.crt", "relay-identity-token-secret": "token"}
@@ -213,7 +223,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
             update=KEEP_TOKEN,
             delete=FORGET_IDENTITY,
             stdin=token_manifest,
-            environment={"GM_KUBE_CONTEXT": context},
+            environment={**kubectl, "GM_KUBE_CONTEXT": context},
             logging=local.Logging.STDERR,
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
@@ -260,7 +270,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
                 identity, cluster_name=name, agent_deployment="enterprise-agent", timeout_seconds=300, remove_token=True
             ).interpreter,
             stdin=token_manifest,
-            environment=pulumi.Output.all(address).apply(partial(_certificate_environment, context)),
+            environment=pulumi.Output.all(address).apply(partial(_certificate_environment, kubectl, context)),
             logging=local.Logging.STDERR,
             add_previous_output_in_env=False,
             opts=pulumi.InvokeOutputOptions(depends_on=[release, cluster]),
@@ -275,8 +285,8 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     pulumi.export("clusters", exported)
 
 
-def _certificate_environment(context: str, resolved: list[str]) -> dict[str, str]:
-    return {"GM_KUBE_CONTEXT": context, "GM_RELAY_ADDRESS": resolved[0], "GM_RELAY_AUTHORITY": AUTHORITY}
+def _certificate_environment(kubectl: dict[str, str], context: str, resolved: list[str]) -> dict[str, str]:
+    return {**kubectl, "GM_KUBE_CONTEXT": context, "GM_RELAY_ADDRESS": resolved[0], "GM_RELAY_AUTHORITY": AUTHORITY}
 
 
 # -- workers ----------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from gloo_mesh_registration.lifecycle import (
+    CHECK_KUBECTL,
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
     ENV_NAMESPACE,
@@ -72,6 +73,8 @@ CLUSTER_2X = "kubernetes:admin.gloo.solo.io/v2:KubernetesCluster"
 COMMAND = "command:local:Command"
 LOCAL_RUN = "command:local:run"
 """The invoke a step's shell command runs through (``local.run``)."""
+KUBECTL_CHECKED_BY = "4242"
+"""What the run's kubectl check prints: the PID of the process that ran it (the command provider)."""
 SECRET_VALUES = (CA_PRIVATE_KEY, BOOTSTRAP_TOKEN, "kubeconfig-bearer-9d1e")
 KEEPS_TOKEN = "\nGM_REMOVE_TOKEN=no\n"
 """The certificate step's setting that keeps the token after a successful run (2.x's default)."""
@@ -264,6 +267,8 @@ class FakeClusters(mocks.Mocks):
 
     def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         self.invokes.append(args)
+        if args.token == LOCAL_RUN and args.args.get("command") == CHECK_KUBECTL:
+            return {"stdout": f"{KUBECTL_CHECKED_BY}\n", "stderr": ""}
         if args.token == LOCAL_RUN and args.args.get("command") == READ_RELAY_SECRETS:
             return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
         if args.token == LOCAL_RUN and args.args.get("command") == FIND_EXISTING:

@@ -26,6 +26,7 @@ from gloo_mesh_registration import (
 from gloo_mesh_registration.agent_generation import GENERATIONS, GenerationName
 from gloo_mesh_registration.facts import image_tag
 from gloo_mesh_registration.lifecycle import (
+    CHECK_KUBECTL,
     ENSURE_CERTIFICATE,
     FIND_EXISTING,
     FORGET_IDENTITY,
@@ -289,8 +290,13 @@ def test_no_secret_value_outside_a_secret_input() -> None:
 
 def test_commands_never_carry_secrets_in_their_scripts(recorded: RecordingMonitor) -> None:
     steps = [plain(c.inputs) for c in recorded.registered(COMMAND)] + [plain(i.args) for i in recorded.invocations]
-    assert {i.command for i in recorded.invocations} == {READ_RELAY_SECRETS, ENSURE_CERTIFICATE, FIND_EXISTING}
-    assert len(steps) == 4
+    assert {i.command for i in recorded.invocations} == {
+        CHECK_KUBECTL,
+        READ_RELAY_SECRETS,
+        ENSURE_CERTIFICATE,
+        FIND_EXISTING,
+    }
+    assert len(steps) == 5
     for step in steps:
         script = json.dumps([step.get(key) for key in ("interpreter", "command", "create", "update", "delete")])
         for secret in SECRET_VALUES:
@@ -1258,7 +1264,8 @@ def test_a_command_provider_given_to_the_component_runs_every_shell_step(preview
     default command provider (and would fail where default providers are disabled).
 
     One step cannot: discovering the agent generation runs before the component exists (resources are declared by
-    generation), so it has no parent to inherit from; with ``agent_generation`` given it does not run (README)."""
+    generation), so it has no parent to inherit from, and the run's kubectl check with it, which it is the first to
+    need; with ``agent_generation`` given neither runs there (README)."""
     import pulumi_command
 
     def steps(registration: RemoteClusterRegistrationArgs) -> list[tuple[str, str]]:
@@ -1277,4 +1284,4 @@ def test_a_command_provider_given_to_the_component_runs_every_shell_step(preview
     assert expected <= {name for name, _ in named}
     assert [name for name, provider in named if pinned not in provider] == []
     discovered = steps(args())
-    assert [name for name, provider in discovered if pinned not in provider] == [FIND_EXISTING]
+    assert [name for name, provider in discovered if pinned not in provider] == [CHECK_KUBECTL, FIND_EXISTING]

@@ -24,6 +24,7 @@ from gloo_mesh_registration.lifecycle import (
     client_certificate_step,
     existing_objects_step,
     kubeconfig_variable,
+    kubectl_check_step,
     kubectl_environment,
     relay_secrets_step,
     step_file,
@@ -51,6 +52,7 @@ def every_step() -> dict[str, ShellStep]:
         "certificate-keeping": certificate(False),
         "find-existing": existing_objects_step(),
         "relay-secrets": relay_secrets_step(),
+        "kubectl-check": kubectl_check_step(),
     }
 
 

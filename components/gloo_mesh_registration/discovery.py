@@ -47,6 +47,7 @@ from .lifecycle import (
     FIND_EXISTING,
     READ_RELAY_SECRETS,
     ExistingObjects,
+    checked_kubectl,
     existing_objects_step,
     kubectl_environment,
     objects_environment,
@@ -323,7 +324,7 @@ def _look_before_declaring(access: ClusterAccess, refs: list[str]) -> ExistingOb
     exists, so on the default command provider."""
     from pulumi_command import local
 
-    environment = {**kubectl_environment(access), **objects_environment(refs)}
+    environment = {**checked_kubectl(), **kubectl_environment(access), **objects_environment(refs)}
     ran = local.run(
         command=FIND_EXISTING,
         interpreter=existing_objects_step().interpreter,

@@ -21,6 +21,7 @@ from .lifecycle import (
     KEEP_TOKEN,
     PLACE_TOKEN,
     RemoteIdentity,
+    checked_kubectl,
     kubectl_environment,
     secret_manifest,
     token_step,
@@ -158,7 +159,11 @@ class RegistrationSteps:
             update=KEEP_TOKEN,
             delete=FORGET_IDENTITY,
             stdin=token_manifest,
-            environment={**kubectl_environment(s.remote), **({"GM_ADOPT": "yes"} if s.adopt else {})},
+            environment={
+                **checked_kubectl(self.parent),
+                **kubectl_environment(s.remote),
+                **({"GM_ADOPT": "yes"} if s.adopt else {}),
+            },
             logging=local.Logging.STDERR,
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(

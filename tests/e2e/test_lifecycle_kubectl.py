@@ -45,9 +45,11 @@ import yaml
 
 from gloo_mesh_registration.args import ClusterAccess
 from gloo_mesh_registration.lifecycle import (
+    CHECK_KUBECTL,
     ENSURE_CERTIFICATE,
     ENV_CONTEXT,
     ENV_KUBECONFIG_CONTENTS,
+    ENV_KUBECTL_CHECKED_BY,
     FORGET_IDENTITY,
     PLACE_TOKEN,
     READ_RELAY_SECRETS,
@@ -55,6 +57,7 @@ from gloo_mesh_registration.lifecycle import (
     b64,
     client_certificate_step,
     kubeconfig_variable,
+    kubectl_check_step,
     parse_relay_secrets_report,
     relay_secrets_environment,
     relay_secrets_step,
@@ -656,8 +659,8 @@ def test_wait_reacts_to_the_certificate_with_one_watch_and_no_polling(
 
     Counted by the server (``apiserver_request_total``, namespaced secrets) from before the step to after it (all
     its watches closed): one watch started. From before the step to just before the agent writes (2 s after the
-    token appeared): one GET, the look for a certificate before the token goes in, and no watch ended (no
-    re-watching). The metrics are used because a watch on the secrets, which sees changes, cannot see reads.
+    token appeared): two GETs, the one kubectl run that looks for the certificate and the token before the token
+    goes in, and no watch ended (no re-watching). The metrics are used because a watch on the secrets, which sees changes, cannot see reads.
 
     Reacting, not noticing late: the watch's chunk is 90 s here, so a step that only looked again at the end of its
     chunk would exit about 88 s after the certificate appeared; this one must exit well before (30 s: the margin is a
@@ -677,7 +680,7 @@ def test_wait_reacts_to_the_certificate_with_one_watch_and_no_polling(
     whole = after.since(before)
     assert whole.watches_started("secrets") == 1, f"one watch, not a poll: {whole.summary('secrets')}"
     waiting = during[0].since(before)
-    assert waiting.requests("secrets", "GET", "LIST") == 1, (
+    assert waiting.requests("secrets", "GET", "LIST") == 2, (
         f"the wait polled the certificate instead of watching it: {waiting.summary('secrets')}"
     )
     assert waiting.requests("secrets", "WATCH") == 0, f"the wait re-watched: {waiting.summary('secrets')}"
@@ -973,13 +976,76 @@ def test_missing_kubectl_is_a_clear_error(steps: Steps, remote: ApiClient, ns: s
     assert remote.secret_data(ns, TOKEN_SECRET) is not None
 
 
+def recording_kubectl(planes: ControlPlanes, folder: Path) -> tuple[Path, Path]:
+    """A kubectl that writes each argument list it is run with to a log, then runs the real one: (it, its log)."""
+    log = folder / "argv.log"
+    log.touch()
+    wrapper = folder / "kubectl"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\nexec {planes.bin_dir / "kubectl"} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def kubectl_runs(log: Path) -> list[str]:
+    return log.read_text().splitlines()
+
+
+def test_the_run_checks_kubectl_once_and_its_steps_skip_the_check(
+    steps: Steps, remote: ApiClient, planes: ControlPlanes, ns: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """The check step prints the PID of the process that started it (pulumi-command's provider; here this test's
+    process); a step started by that process with that PID in GM_KUBECTL_CHECKED_BY runs no ``kubectl version``, a
+    step told another PID (a later run's, or a destroy's) checks again, and a too-old kubectl still fails it."""
+    wrapper, log = recording_kubectl(planes, tmp_path)
+    check = kubectl_check_step().argv(CHECK_KUBECTL)
+    checked = steps.run(check, kubeconfig=None, context=None, env={"KUBECTL": str(wrapper)})
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == str(os.getpid())
+    assert kubectl_runs(log) == ["version --client -o json"]
+    remote.create_secret(ns, TOKEN_SECRET, {"token": b"t"})
+    same_run = {"KUBECTL": str(wrapper), ENV_KUBECTL_CHECKED_BY: checked.stdout.strip()}
+    assert steps.run(forget(ns), kubeconfig=kubeconfig, env=same_run).returncode == 0
+    assert [run for run in kubectl_runs(log)[1:] if "version" in run] == []
+    other_run = {"KUBECTL": str(wrapper), ENV_KUBECTL_CHECKED_BY: str(os.getpid() + 1)}
+    assert steps.run(forget(ns), kubeconfig=kubeconfig, env=other_run).returncode == 0
+    assert [run for run in kubectl_runs(log)[1:] if "version" in run] == ["version --client -o json"]
+    old = {"KUBECTL": str(_fake_kubectl(tmp_path, "v1.28.3"))}
+    refused = steps.run(check, kubeconfig=None, context=None, env=old)
+    assert refused.returncode == 127 and "kubectl 1.31 or newer is required" in refused.stderr
+    assert refused.stdout == ""
+    told_another = steps.run(forget(ns), kubeconfig=kubeconfig, env={**old, ENV_KUBECTL_CHECKED_BY: "1"})
+    assert told_another.returncode == 127 and "kubectl 1.31 or newer is required" in told_another.stderr
+
+
+@pytest.mark.parametrize("leftover_token", [False, True], ids=["no token", "a token left behind"])
+def test_a_registered_cluster_costs_one_kubectl_run_and_one_more_for_a_leftover_token(
+    steps: Steps,
+    remote: ApiClient,
+    planes: ControlPlanes,
+    ns: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+    leftover_token: bool,
+) -> None:
+    """Every ``pulumi up`` runs the certificate step; on a registered cluster it asks for both secrets in one
+    kubectl run (each run costs about 60 ms of CPU), and deletes the token only when one is there."""
+    wrapper, log = recording_kubectl(planes, tmp_path)
+    remote.create_secret(ns, CERT_SECRET, CERT)
+    if leftover_token:
+        remote.create_secret(ns, TOKEN_SECRET, {"token": b"left-behind"})
+    step = ensure_certificate(ns, cluster_name="remote-cluster", timeout_seconds=30, remove_token=True)
+    env = {"KUBECTL": str(wrapper), ENV_KUBECTL_CHECKED_BY: str(os.getpid())}
+    result = steps.run(step, kubeconfig=kubeconfig, stdin=token_manifest(ns), env=env)
+    assert result.returncode == 0, result.stderr
+    verbs = [run.split()[2] for run in kubectl_runs(log)]  # --context <name> <verb> ...
+    assert verbs == (["get", "delete"] if leftover_token else ["get"])
+    assert (remote.secret_data(ns, TOKEN_SECRET) is None) and (remote.secret_data(ns, CERT_SECRET) is not None)
+
+
 def test_no_secret_reaches_a_kubectl_argument_list(
     steps: Steps, remote: ApiClient, planes: ControlPlanes, ns: str, tmp_path: Path
 ) -> None:
-    log = tmp_path / "argv.log"
-    wrapper = tmp_path / "kubectl"
-    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\nexec {planes.bin_dir / "kubectl"} "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper, log = recording_kubectl(planes, tmp_path)
     env = {"KUBECTL": str(wrapper)}
     contents = planes.kubeconfig_text("remote", CONTEXT)
     assert steps.run(place(ns), kubeconfig=contents, stdin=token_manifest(ns), env=env).returncode == 0

@@ -9,7 +9,8 @@
 # watch, if any), and the step's private directory: a killed step leaves both behind, with a kubeconfig in them.
 # Environment (exported by start_guard.sh): KUBECTL, GM_KUBE_CONTEXT, GM_NAMESPACE, GM_TOKEN_SECRET,
 # GM_CLIENT_CERT_SECRET, GM_GUARD_SECONDS, GM_GUARD_RETRY_SECONDS.
-while kill -0 "$1" 2>/dev/null; do sleep 1; done
+# GNU tail waits for a PID in-process (a check a second); elsewhere (no --pid) a loop starts a sleep every second.
+tail --pid="$1" -f /dev/null 2>/dev/null || while kill -0 "$1" 2>/dev/null; do sleep 1; done
 _gm_own=$2
 rm -rf "$3"
 if [ -f "$_gm_own/watch" ]; then kill "$(cat "$_gm_own/watch")" 2>/dev/null || true; fi
