@@ -45,6 +45,7 @@ from lab.engine_double import (
     DEPLOYMENT,
     KEEPS_TOKEN,
     KUBECONFIG_CONTENTS,
+    KUBECTL_CHECKED_BY,
     KUBERNETES_PROVIDER,
     NAMESPACE,
     NAMESPACE_PATCH,
@@ -318,6 +319,25 @@ def test_two_clusters_in_one_stack_share_nothing_but_the_management_cluster() ->
             if r.urn in own:
                 assert not (fleet.ancestors_closure(r.urn) & other), f"{r.name} waits on the other cluster"
                 assert r.provider_urn not in other
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_a_run_checks_kubectl_once_and_tells_every_step_which_process_checked(preview: bool) -> None:
+    """The kubectl check is a kubectl run: once per program run, not once per step. Every step (the Commands and
+    each invoke) is told the PID the check printed, so the ones the same command provider starts skip it."""
+
+    def program() -> None:
+        RemoteClusterRegistration("east", args(cluster_name="east", remote_context="east"))
+        RemoteClusterRegistration("west", args(cluster_name="west", remote_context="west"))
+
+    fleet = run_program(program, preview=preview)
+    assert [i.command for i in fleet.invocations].count(CHECK_KUBECTL) == 1
+    steps = [i for i in fleet.invocations if i.command != CHECK_KUBECTL]
+    environments = [plain(i.args)["environment"] for i in steps]
+    if not preview:
+        environments += [plain(c.inputs)["environment"] for c in fleet.registered(COMMAND)]
+    assert len(environments) >= (4 if preview else 6)
+    assert all(environment.get("GM_KUBECTL_CHECKED_BY") == KUBECTL_CHECKED_BY for environment in environments)
 
 
 def test_two_registrations_with_the_same_cluster_name_are_an_error() -> None:
