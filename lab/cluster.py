@@ -32,6 +32,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 STARTUP_TIMEOUT_SECONDS = 90.0
+CONTROLLERS = ("garbage-collector-controller", "namespace-controller", "serviceaccount-controller")
+"""The controller manager's controllers by default: what deletes need, and nothing that makes workloads."""
+WORKLOAD_CONTROLLERS = ("deployment-controller", "replicaset-controller")
+"""Added on request (``control_planes(controllers=...)``): a Deployment gets its ReplicaSet and that its Pod, whose
+status nothing but a stand-in then writes (there is no scheduler and no kubelet)."""
 
 
 def free_port() -> int:
@@ -181,6 +186,8 @@ class ControlPlanes:
     ca_pem: bytes
     client_cert_pem: bytes
     client_key_pem: bytes
+    controllers: tuple[str, ...] = CONTROLLERS
+    """Every controller manager's ``--controllers`` (extra servers started later get the same)."""
 
     def kubectl(self, cluster: str, *args: str, input: str | None = None, check: bool = True) -> str:
         """Runs the built kubectl against one cluster; returns stdout and raises with stderr on failure."""
@@ -264,8 +271,14 @@ def _write_kubeconfig(
 
 
 @contextmanager
-def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt", "remote")) -> Iterator[ControlPlanes]:
-    """Starts etcd and one API server plus controller manager per name; stops them all on exit."""
+def control_planes(
+    bin_dir: Path,
+    work_dir: Path,
+    names: Sequence[str] = ("mgmt", "remote"),
+    controllers: Sequence[str] = CONTROLLERS,
+) -> Iterator[ControlPlanes]:
+    """Starts etcd and one API server plus controller manager (running ``controllers``) per name; stops them all on
+    exit."""
     for tool in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl"):
         if not os.access(bin_dir / tool, os.X_OK):
             raise FileNotFoundError(f"{bin_dir / tool} is missing: run scripts/e2e-tools.sh to build the real tools")
@@ -301,7 +314,15 @@ def control_planes(bin_dir: Path, work_dir: Path, names: Sequence[str] = ("mgmt"
     )
     servers = {name: ApiServer(name, free_port()) for name in names}
     planes = ControlPlanes(
-        bin_dir, work_dir, work_dir / "kubeconfig", servers, etcd, ca.certificate_pem, client_cert, client_key
+        bin_dir,
+        work_dir,
+        work_dir / "kubeconfig",
+        servers,
+        etcd,
+        ca.certificate_pem,
+        client_cert,
+        client_key,
+        tuple(controllers),
     )
     try:
         for server in servers.values():
@@ -369,7 +390,7 @@ def _controller_manager_argv(planes: ControlPlanes, kubeconfig: Path, cert_dir: 
     return [
         str(planes.bin_dir / "kube-controller-manager"),
         f"--kubeconfig={kubeconfig}",
-        "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+        f"--controllers={','.join(planes.controllers)}",
         "--leader-elect=false",
         "--bind-address=127.0.0.1",
         f"--secure-port={free_port()}",

@@ -12,7 +12,10 @@ What each emulates, and from where (the facts and their sources are in ``shared/
   by the real ``helm``), holding an ``enterprise-agent`` chart at the management plane's version. Its templates
   consume the values the real chart reads (``relay.cluster``, ``relay.serverAddress``, ``relay.authority``, the
   three secret references, ``relay.insecure``/``global.insecure``) and render them into a ConfigMap the tests read
-  back, plus the agent's ServiceAccount; nothing in it needs a kubelet to become ready.
+  back, plus the agent's ServiceAccount; nothing in it needs a kubelet to become ready. With ``agent_deployment``
+  (off by default; the fleet benchmark turns it on) it also holds the agent's Deployment, ``enterprise-agent`` (the
+  real chart's name, ``AgentGeneration.agent_deployment``), whose Pod only a stand-in can make ready
+  (``benchmarks/fleet/agent.py``), so that Helm's await of the release waits for the agent.
 * :class:`SimulatedAgent`: what the real agent does on the workload cluster at its relay handshake: once the
   bootstrap token exists in the agent namespace and the release's values name the cluster and a relay address, it
   writes ``relay-client-tls-secret`` after a short delay. Modes where it never answers, or answers late.
@@ -213,6 +216,41 @@ metadata:
 """
 
 
+AGENT_DEPLOYMENT = "enterprise-agent"
+"""The 1.x agent's Deployment (and container) name, as the real chart names it."""
+AGENT_POD_SELECTOR = "app=enterprise-agent"
+"""The label selector of the stand-in Deployment's Pods (the fleet agent watches Pods by it)."""
+STAND_IN_AGENT_IMAGE = "lab.invalid/enterprise-agent-stand-in"
+"""Never pulled (no kubelet runs here), as the ``.invalid`` name says. The tag is the chart's version."""
+
+CHART_DEPLOYMENT_TEMPLATE = """\
+# The stand-in chart's agent Deployment (ChartRepository(agent_deployment=True)): one replica of an image nothing
+# pulls. Without a kubelet its Pod never runs; a stand-in marks it Ready through the status subresource when the
+# simulated agent has its client certificate, and Helm's await of the release waits for that.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: __NAME__
+  namespace: {{ .Release.Namespace }}
+  labels:
+    app: __NAME__
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: __NAME__
+  template:
+    metadata:
+      labels:
+        app: __NAME__
+    spec:
+      serviceAccountName: enterprise-agent
+      containers:
+        - name: __NAME__
+          image: __IMAGE__:{{ .Chart.Version }}
+""".replace("__NAME__", AGENT_DEPLOYMENT).replace("__IMAGE__", STAND_IN_AGENT_IMAGE)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -227,6 +265,9 @@ class ChartRepository:
     versions: tuple[str, ...] = (AGENT_VERSION,)
     platform_versions: tuple[str, ...] = (PLATFORM_VERSION,)
     """Versions of the Gloo Platform 2.x stand-ins (``gloo-platform-crds`` and ``gloo-platform``), in the same index."""
+    agent_deployment: bool = False
+    """Whether the 1.x chart holds the agent's Deployment (:data:`CHART_DEPLOYMENT_TEMPLATE`). Off by default: then
+    nothing in the chart waits for a Pod, as the real-engine suite's servers run no workload controllers."""
     _server: http.server.ThreadingHTTPServer | None = field(default=None, init=False)
     requests: list[str] = field(default_factory=list, init=False)
 
@@ -252,6 +293,8 @@ class ChartRepository:
                 yaml.safe_dump({"relay": {"serverAddress": "", "authority": "enterprise-networking.gloo-mesh"}})
             )
             (chart / "templates" / "agent.yaml").write_text(CHART_VALUES_TEMPLATE.format(name=VALUES_CONFIGMAP))
+            if self.agent_deployment:
+                (chart / "templates" / "deployment.yaml").write_text(CHART_DEPLOYMENT_TEMPLATE)
             subprocess.run([str(self.helm), "package", str(chart), "-d", str(repo)], check=True, capture_output=True)
         for version in self.platform_versions:
             for chart in platform_charts(source / version, version):

@@ -52,12 +52,15 @@ class ApiClient:
     def connection(self, timeout: float | None = 60) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection("127.0.0.1", self.port, context=self._ssl, timeout=timeout)
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """One request; returns the status and the decoded JSON body (the text when it is not JSON)."""
+    def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        """One request; returns the status and the decoded JSON body (the text when it is not JSON). A PATCH names its
+        kind of patch in ``content_type`` (e.g. ``application/strategic-merge-patch+json``)."""
         connection = self.connection()
         try:
             payload = None if body is None else json.dumps(body)
-            headers = {"Content-Type": "application/json"} if payload is not None else {}
+            headers = {"Content-Type": content_type} if payload is not None else {}
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
             text = response.read().decode()
