@@ -3,10 +3,11 @@
 :data:`GUIDE_STEPS` is the registration guide's Helm path for Gloo Mesh 1.x, with the guide's defects fixed as the
 program fixes them (a relay address, the cluster name and ``--version`` given; a KubernetesCluster that parses);
 :data:`PLATFORM_STEPS` the same for a Gloo Platform 2.x management plane (the ``gloo-platform-crds`` and
-``gloo-platform`` charts). Tests (adoption) and the fleet benchmark (its by-hand baseline) run them with the real
-kubectl and helm against the lab's servers (:func:`register_by_hand`). Inputs are environment variables:
-``KUBECONFIG_FILE``, ``MGMT``/``REMOTE`` (contexts), ``MGMT_NS`` (2.x), ``NS``, ``WORK``, ``REPO``, ``VERSION``,
-``RELAY``, ``CLUSTER``.
+``gloo-platform`` charts). Both ``helm install`` as the guide has them, without ``--wait``: a script waits for the agent
+only in its ``kubectl wait`` for the client certificate. Tests (adoption) and the fleet benchmark (its by-hand baseline)
+run them with the real kubectl and helm against the lab's servers (:func:`register_by_hand`). Inputs are environment
+variables: ``KUBECONFIG_FILE``, ``MGMT``/``REMOTE`` (contexts), ``MGMT_NS`` (2.x), ``NS``, ``WORK``, ``REPO``,
+``VERSION``, ``RELAY``, ``CLUSTER``.
 """
 
 from __future__ import annotations

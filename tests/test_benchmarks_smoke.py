@@ -145,6 +145,7 @@ def test_fleet_reprints_the_saved_run_as_benchmarks_md_shows_it() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"re-printed from {saved}"
+    assert lines[3].startswith("agent: writes each client certificate at once (W = 0)") and "the old run" in lines[3]
     assert [row["N"] for row in table(result.stdout, "Fleet on the real engine")] == ["1", "5", "20", "50"]
     assert table(result.stdout, "Where the time goes") and "Targets (issue 13)" in result.stdout
     published = (ROOT / "BENCHMARKS.md").read_text()

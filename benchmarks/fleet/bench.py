@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.benchlib import PROJECT, ROOT
-from benchmarks.fleet.agent import FleetAgent
+from benchmarks.fleet.agent import AgentSettings, Answer, FleetAgent
 from lab.cluster import ControlPlanes
 from lab.gloo import ChartRepository, ManagementPlane
 from lab.pulumi_cli import PulumiProject, project_copy
@@ -69,10 +69,23 @@ class Bench:
     remotes: tuple[str, ...]
     xargs_parallel: int
     log: Callable[[str], None]
+    agent_settings: AgentSettings
 
     def certificates(self) -> int:
         """Client certificates the agents have written so far: a run registered what the difference says."""
         return sum(agent.certificates_written() for agent in self.agents.values())
+
+    def answer_marks(self) -> dict[str, int]:
+        """How many certificates each server's agent has written so far (:meth:`answers_since` takes it)."""
+        return {server: agent.certificates_written() for server, agent in self.agents.items()}
+
+    def answers_since(self, marks: dict[str, int]) -> list[Answer]:
+        """The certificates the agents wrote since ``marks``: a run's, with the wait drawn for each."""
+        return [a for server, agent in self.agents.items() for a in agent.answers_since(marks[server])]
+
+    def answer_records(self) -> list[dict[str, object]]:
+        """Every certificate the agents wrote, with its server, as JSON (the saved run keeps them)."""
+        return [{"server": server, **a.record()} for server, agent in self.agents.items() for a in agent.answers]
 
     def expect(self, registrations: Iterable[Registration]) -> None:
         """Tell each server's agent which cluster name to answer in which namespace."""

@@ -17,14 +17,14 @@ from typing import Any
 
 import benchmarks.fleet
 from benchmarks.benchlib import ROOT, machine_summary, tools_folder
-from benchmarks.fleet.agent import FleetAgent
+from benchmarks.fleet.agent import AgentSettings, FleetAgent, drawn_wait
 from benchmarks.fleet.bench import STACK, Bench, fleet, stack_config
 from benchmarks.fleet.guide import run_script
 from benchmarks.fleet.plot import plot
 from benchmarks.fleet.plugins import WORKERS, plugin_folder
 from benchmarks.fleet.report import print_results
 from benchmarks.fleet.runs import SCRIPT_OPS, Run, Variant, parse_variant, pulumi, pulumi_cycle
-from lab.cluster import ControlPlanes, control_planes
+from lab.cluster import CONTROLLERS, WORKLOAD_CONTROLLERS, ControlPlanes, control_planes
 from lab.gloo import ChartRepository, install_management_plane
 from lab.observe import ApiClient
 from lab.pulumi_cli import PulumiProject, project_copy
@@ -57,6 +57,25 @@ def parser() -> argparse.ArgumentParser:
         help="changes measured against the defaults in the same repeats: parallel=P, skip-checkpoints; @N,N: sizes",
     )
     parsed.add_argument("--command-workers", type=int, default=WORKERS, help="threads of the command stand-in")
+    parsed.add_argument(
+        "--agent-wait",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="seconds from the token and the values to the agent's certificate (0: at once)",
+    )
+    parsed.add_argument(
+        "--agent-spread",
+        type=float,
+        metavar="S",
+        help="each cluster's wait is uniform in W x (1 - S) .. W x (1 + S) (default 0.5 when W > 0)",
+    )
+    parsed.add_argument("--agent-seed", type=int, default=1, help="the seed of the waits (one draw per namespace)")
+    parsed.add_argument(
+        "--no-agent-deployment",
+        action="store_true",
+        help="the stand-in chart without the agent's Deployment (Helm's await then waits for nothing), to compare",
+    )
     parsed.add_argument("--quick", action="store_true", help="N = 1 and 2, one repeat: the smoke test")
     parsed.add_argument("--plot", type=Path, help="write a plot of the times (PNG)")
     parsed.add_argument("--json", type=Path, help="write every run (JSON)")
@@ -71,9 +90,31 @@ def parser() -> argparse.ArgumentParser:
     return parsed
 
 
-def save(path: Path, header: Mapping[str, Any], runs: Sequence[Run], breakdown_runs: Sequence[Run]) -> None:
-    """Every run, and what the tables need besides, as JSON (``--from-json`` prints the tables again from it)."""
-    document = {**header, "runs": [r.record() for r in runs], "breakdown": [r.record() for r in breakdown_runs]}
+def agent_settings(args: argparse.Namespace) -> AgentSettings:
+    """The agents' wait and the chart's Deployment, from the options."""
+    spread = args.agent_spread if args.agent_spread is not None else (0.5 if args.agent_wait > 0 else 0.0)
+    try:
+        drawn_wait(args.agent_wait, spread, args.agent_seed, "")
+    except ValueError as error:
+        raise SystemExit(f"error: --agent-wait, --agent-spread: {error}") from None
+    return AgentSettings(args.agent_wait, spread, args.agent_seed, deployment=not args.no_agent_deployment)
+
+
+def save(
+    path: Path,
+    header: Mapping[str, Any],
+    runs: Sequence[Run],
+    breakdown_runs: Sequence[Run],
+    answers: Sequence[Mapping[str, Any]],
+) -> None:
+    """Every run, and what the tables need besides, as JSON (``--from-json`` prints the tables again from it); with
+    every certificate the agents wrote (its drawn wait, when they saw token and values, when they wrote)."""
+    document = {
+        **header,
+        "runs": [r.record() for r in runs],
+        "breakdown": [r.record() for r in breakdown_runs],
+        "answers": list(answers),
+    }
     path.write_text(json.dumps(document, indent=1))
 
 
@@ -82,10 +123,12 @@ def reprint(path: Path, plot_path: Path | None) -> None:
     document = json.loads(path.read_text())
     runs = [Run.from_record(r) for r in document["runs"]]
     breakdown_runs = [Run.from_record(r) for r in document["breakdown"]]
+    agent = AgentSettings.from_header(document)
     print(f"re-printed from {path}")
     print(document["machine"])
     print(document["servers"])
-    print_results(runs, document["repeats"], document["xargs_parallel"], breakdown_runs, document["remotes"])
+    print(agent.line())
+    print_results(runs, document["repeats"], document["xargs_parallel"], breakdown_runs, document["remotes"], agent)
     if plot_path:
         plot(runs, plot_path, document["xargs_parallel"])
 
@@ -109,12 +152,25 @@ def started_bench(
     """The servers, the management plane, the chart repository, the agents and the stack, started in ``work`` and
     stopped on the way out whatever happened; with the line that describes them (printed here)."""
     remotes = tuple(f"r{i}" for i in range(1, args.remotes + 1))
-    with control_planes(bin_dir, work / "planes", ("mgmt", *remotes)) as planes:
+    settings = agent_settings(args)
+    controllers = CONTROLLERS + WORKLOAD_CONTROLLERS if settings.deployment else CONTROLLERS
+    with control_planes(bin_dir, work / "planes", ("mgmt", *remotes), controllers) as planes:
         plane = install_management_plane(planes)
-        repo = ChartRepository(work / "charts", bin_dir / "helm")
+        repo = ChartRepository(work / "charts", bin_dir / "helm", agent_deployment=settings.deployment)
         repo.build()
         repo.start()
-        agents = {server: FleetAgent(planes, server).start() for server in remotes}
+        origin = time.monotonic()
+        agents = {
+            server: FleetAgent(
+                planes,
+                server,
+                wait_seconds=settings.wait_seconds,
+                spread=settings.spread,
+                seed=settings.seed,
+                clock_origin=origin,
+            ).start()
+            for server in remotes
+        }
         try:
             folder = project_copy(ROOT, work / "project", STACK, stack_config(planes, repo, []))
             cli = PulumiProject(
@@ -123,7 +179,8 @@ def started_bench(
             cli.init()
             servers = describe_servers(planes, bin_dir, len(remotes), args.command_workers)
             print(servers)
-            yield Bench(planes, plane, repo, agents, cli, work, remotes, args.xargs_parallel, log), servers
+            print(settings.line())
+            yield Bench(planes, plane, repo, agents, cli, work, remotes, args.xargs_parallel, log, settings), servers
         finally:
             for agent in agents.values():
                 agent.stop()
@@ -186,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started_bench(args, bin_dir, Path(scratch), log) as (bench, servers),
     ):
         runs, breakdown_runs = measure(bench, args, variants, repeats_at)
-        print_results(runs, args.repeats, args.xargs_parallel, breakdown_runs, args.remotes)
+        print_results(runs, args.repeats, args.xargs_parallel, breakdown_runs, args.remotes, bench.agent_settings)
         if args.json:
             header = {
                 "machine": machine,
@@ -194,8 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "remotes": args.remotes,
                 "repeats": args.repeats,
                 "xargs_parallel": args.xargs_parallel,
+                "agent": bench.agent_settings.record(),
             }
-            save(args.json, header, runs, breakdown_runs)
+            save(args.json, header, runs, breakdown_runs, bench.answer_records())
         if args.plot:
             plot(runs, args.plot, args.xargs_parallel)
     log("done")

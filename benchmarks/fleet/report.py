@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from benchmarks.benchlib import print_table, summarize, verdict
+from benchmarks.fleet.agent import AgentSettings
 from benchmarks.fleet.runs import PULUMI_OPS, SCRIPT_OPS, Run
 from benchmarks.fleet.traces import BREAKDOWN_KINDS, union_seconds
 
@@ -41,11 +42,18 @@ def cell(values: Sequence[float], digits: int = 1) -> str:
 
 
 def print_results(
-    runs: Sequence[Run], repeats: int, xargs_width: int, breakdown_runs: Sequence[Run], remotes: int
+    runs: Sequence[Run],
+    repeats: int,
+    xargs_width: int,
+    breakdown_runs: Sequence[Run],
+    remotes: int,
+    agent: AgentSettings,
 ) -> None:
-    """Every table and the targets' verdicts, from the runs alone (so ``--from-json`` prints the same)."""
+    """Every table and the targets' verdicts, from the runs and the agents' settings alone (so ``--from-json`` prints
+    the same)."""
     sizes = sorted({r.n for r in runs})
-    print_times(runs, sizes, repeats, xargs_width, remotes)
+    print_times(runs, sizes, repeats, xargs_width, remotes, agent)
+    print_waits(runs, sizes, repeats)
     print_ratios(runs, sizes, xargs_width)
     print_requests(runs, sizes, repeats)
     print_cpu_per_cluster(runs, sizes, repeats)
@@ -55,7 +63,9 @@ def print_results(
         print_breakdown(breakdown_runs)
 
 
-def print_times(runs: Sequence[Run], sizes: Sequence[int], repeats: int, xargs_width: int, remotes: int) -> None:
+def print_times(
+    runs: Sequence[Run], sizes: Sequence[int], repeats: int, xargs_width: int, remotes: int, agent: AgentSettings
+) -> None:
     """The wall time of every kind of run by N: the table a platform team reads first."""
     ops = [*PULUMI_OPS, *SCRIPT_OPS]
     rows = []
@@ -68,7 +78,7 @@ def print_times(runs: Sequence[Run], sizes: Sequence[int], repeats: int, xargs_w
         rows.append(row)
     print_table(
         f"Fleet on the real engine, seconds (median ±spread of {repeats} runs; {remotes} remote servers; "
-        f"parallel script: xargs -P {xargs_width})",
+        f"parallel script: xargs -P {xargs_width}; {agent.short()})",
         [
             "N",
             "up from empty",
@@ -86,6 +96,36 @@ def print_times(runs: Sequence[Run], sizes: Sequence[int], repeats: int, xargs_w
         "\n"
         "token guards after up: from the end of `pulumi up` until the last token guard had exited (each one checks "
         "its cluster with kubectl once the command provider is gone); the next measurement waits for them."
+    )
+
+
+def print_waits(runs: Sequence[Run], sizes: Sequence[int], repeats: int) -> None:
+    """The waits the agents drew for each kind of run, by N (nothing printed when they answered at once): what a run
+    that waits for every agent cannot take less than."""
+    if not any(w for r in runs for w in r.waits):
+        return
+    columns: list[tuple[str, str | None, Callable[[list[float]], float], str]] = [
+        ("up", "default", max, "longest"),
+        ("sequential script", None, sum, "sum"),
+        ("parallel script", None, max, "longest"),
+    ]
+    rows = []
+    for n in sizes:
+        row = [str(n)]
+        for op, variant, combine, _ in columns:
+            chosen = [r for r in runs if r.op == op and r.n == n and (variant is None or r.variant == variant)]
+            row.append(cell([combine(r.waits) for r in chosen if r.waits]))
+        rows.append(row)
+    print_table(
+        f"The agents' drawn waits, seconds (median ±spread of {repeats} runs)",
+        ["N", *(f"{op}: {label}" for op, _, _, label in columns)],
+        rows,
+    )
+    print(
+        "\n"
+        "longest: the longest wait drawn for the run's clusters; sum: all of them added up. A run that waits for each "
+        "agent takes at least the longest (the clusters at once) or the sum (one after another). Each namespace draws "
+        "its own wait, so the program (c001...) and the scripts (s001..., p001...) draw different ones."
     )
 
 

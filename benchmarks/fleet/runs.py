@@ -77,6 +77,8 @@ class Run:
     """A traced run's wall time as its trace shows it (the CLI's root span)."""
     work: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """A traced run's kinds of work (:data:`BREAKDOWN_KINDS`), each with the intervals it ran in, from the trace."""
+    waits: list[float] = field(default_factory=list)
+    """The waits the agents drew for the certificates the run had written (none in a run saved before they had)."""
 
     def record(self) -> dict[str, Any]:
         """The run as JSON for ``--json``, everything the tables need (:meth:`from_record` reads it back)."""
@@ -98,6 +100,7 @@ class Run:
             "trace": str(self.trace) if self.trace else None,
             "traced_wall": self.traced_wall,
             "work": self.work,
+            "waits": self.waits,
         }
 
     @classmethod
@@ -133,7 +136,7 @@ def pulumi(
         args += list(variant.args)
     if trace is not None:
         args += ["--otel-traces", trace.as_uri()]
-    certificates = bench.certificates()
+    certificates, marks = bench.certificates(), bench.answer_marks()
     chart_requests = len(bench.repo.requests)
     before = scrape(bench) if op == "preview" else {}
     servers = server_pids(bench)
@@ -153,6 +156,7 @@ def pulumi(
     run.server_cpu = servers_after - servers_before
     run.guards, run.guards_seconds = wait_for_guards(bench.cli.home / "pulumi-home")
     run.certificates = bench.certificates() - certificates
+    run.waits = [answer.wait_seconds for answer in bench.answers_since(marks)]
     run.chart_requests = len(bench.repo.requests) - chart_requests
     if before:
         after = scrape(bench)
