@@ -213,7 +213,9 @@ class FleetAgent:
     answers: list[Answer] = field(default_factory=list)
     """Every certificate written, in order."""
     cancelled: int = 0
-    """Pending writes cancelled because the token, the values or the namespace went away first."""
+    """Pending writes cancelled because the token, the values or the namespace went away first. A namespace being
+    deleted still holds its token for a while: its write is refused (namespace terminating) and counted here, and a
+    new wait starts, cancelled in turn when the namespace controller deletes the token."""
     mismatches: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -442,6 +444,8 @@ class FleetAgent:
                 state.certificate = True
             elif status == 409:  # it exists already, which is all the agent wants
                 state.certificate = True
+            elif status == 404 or (status == 403 and "NamespaceTerminating" in str(body)):
+                self.cancelled += 1  # the namespace went away first (its token goes last, with its other objects)
             else:
                 self.errors.append(f"{namespace}: could not write {CERT_SECRET}: {status} {body}")
         self._settle(namespace)

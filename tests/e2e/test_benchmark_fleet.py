@@ -1,22 +1,33 @@
-"""``python -m benchmarks.fleet --quick`` registers 1 and 2 clusters on the real engine, printing the promised tables.
+"""``python -m benchmarks.fleet --quick --agent-wait 2`` registers 1 and 2 clusters on the real engine, with agents
+that take time and the chart's agent Deployment awaited by Helm, printing the promised tables.
 
-The smoke test of issue 13's benchmark: the script starts a control plane of its own (``lab.cluster``) from the
-folder the suite's tools come from, runs the project's stack through the real CLI and the guide's steps as shell
-scripts, and prints its tables. Only the shape is checked, and what holds on any machine: every run registered what
-it should (the script fails otherwise), the management API server served the same requests for a no-change preview
-of 1 and of 2 clusters, and the breakdown saw each kind of step; and ``--from-json`` prints the same tables again
-from the saved runs alone. Never a timing.
+The smoke test of issue 13's benchmark (and of issue 23's agent that takes time): the script starts a control plane
+of its own (``lab.cluster``) from the folder the suite's tools come from, runs the project's stack through the real
+CLI and the guide's steps as shell scripts, and prints its tables. Only the shape is checked, and what holds on any
+machine: every run registered what it should (the script fails otherwise), the management API server served the same
+requests for a no-change preview of 1 and of 2 clusters, and the breakdown saw each kind of step; the agents' own
+records show each certificate written no earlier than its drawn wait after they saw token and values, each wait drawn
+by the rule (seed, namespace), and the release's agent Pod made Ready by them; and ``--from-json`` prints the same
+tables again from the saved runs alone. Never a timing of the product.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from benchtables import INTEGER, assert_median_spread, table
 
+from benchmarks.fleet.agent import drawn_wait
 from lab.pulumi_cli import ROOT
+
+WAIT, SPREAD, SEED = 2.0, 0.5, 1
+AGENT_POD = re.compile(r"^enterprise-agent-[a-z0-9]+-[a-z0-9]{5}$")
+"""A Pod of the ``enterprise-agent`` Deployment: its ReplicaSet's name (Deployment and template hash) and a suffix."""
 
 
 def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
@@ -29,6 +40,10 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
             "--quick",
             "--variants",
             "parallel=4",
+            "--agent-wait",
+            str(WAIT),
+            "--agent-spread",
+            str(SPREAD),
             "--bin-dir",
             str(tools_bin),
             "--json",
@@ -44,6 +59,11 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
     )
     out = result.stdout
     assert out.startswith("machine: ") and "servers: 1 management + 2 remote kube-apiservers v1." in out
+    assert "\nagent: writes each client certificate W = 2 s ±50 % after it saw the token and the values" in out
+    assert "agent wait W = 2 s ±50 % (seed 1), agent Deployment awaited by Helm)" in out
+    assert_agents_waited_and_made_the_pods_ready(json.loads(saved.read_text()))
+    waits = table(out, "The agents' drawn waits")
+    assert [row["N"] for row in waits] == ["1", "2"]
 
     times = table(out, "Fleet on the real engine")
     assert [row["N"] for row in times] == ["1", "2"]
@@ -87,3 +107,25 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.splitlines()[1:] == out.splitlines(), "the saved run prints the tables it printed"
+
+
+def assert_agents_waited_and_made_the_pods_ready(saved: dict[str, Any]) -> None:
+    """From the agents' own records (the saved run): each registration of an ``up`` or a script had its certificate
+    written, no earlier than the wait drawn for its namespace after the agent saw token and values, and the agent Pod
+    of its release (the chart's ``enterprise-agent`` Deployment, which Helm's await waited for in the program) made
+    Ready by the agent once it had written."""
+    assert saved["agent"] == {"wait_seconds": WAIT, "spread": SPREAD, "seed": SEED, "deployment": True}
+    registering = [
+        r for r in saved["runs"] + saved["breakdown"] if r["op"] in ("up", "sequential script", "parallel script")
+    ]
+    assert registering and all(r["certificates"] == r["n"] == len(r["waits"]) for r in registering), registering
+    answers = saved["answers"]
+    assert len(answers) == sum(r["n"] for r in registering)
+    for answer in answers:
+        wait = answer["wait_seconds"]
+        assert abs(wait - drawn_wait(WAIT, SPREAD, SEED, answer["namespace"])) < 1e-3, answer
+        assert WAIT * (1 - SPREAD) <= wait <= WAIT * (1 + SPREAD), answer
+        assert answer["written"] - answer["seen"] >= wait - 1e-3, f"written before its wait: {answer}"
+        pods = answer["pods_ready"]
+        assert len(pods) == 1 and all(AGENT_POD.match(name) for name in pods), answer
+        assert all(at >= answer["written"] for at in pods.values()), f"a Pod Ready before the certificate: {answer}"
