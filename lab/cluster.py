@@ -3,10 +3,12 @@
 The binaries are the real ones, built from their Go modules by ``scripts/e2e-tools.sh``. The flags follow
 controller-runtime's envtest (``pkg/internal/testing/controlplane/apiserver.go``: serving certificates from a tiny CA,
 ``ServiceAccount`` admission off, RBAC with an admin in ``system:masters``), with two differences: both API servers
-share one etcd under their own ``--etcd-prefix``, and each runs a ``kube-controller-manager`` with the garbage
-collector and namespace controllers, without which foreground deletes and namespace deletes never finish.
+share one etcd under their own ``--etcd-prefix``, and each runs a ``kube-controller-manager`` with the garbage collector
+and namespace controllers, without which foreground deletes and namespace deletes never finish (``controllers`` adds
+others: the fleet benchmark adds the deployment and replicaset controllers, :data:`WORKLOAD_CONTROLLERS`).
 
-There is no scheduler and no kubelet: Pods never run, so workloads never become ready.
+There is no scheduler and no kubelet: Pods never run, so workloads never become ready (unless a stand-in writes their
+status, as the fleet benchmark's agent does).
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """Fleet: `pulumi up`, preview and destroy of 1 to 50 registrations on the real engine, against the guide's shell steps.
 
-Everything runs on this machine, started by the script: a control plane (``lab.cluster.control_planes``: one
-etcd, a management kube-apiserver and ``--remotes`` remote kube-apiservers, each with its controller manager), the
-simulated Gloo management plane and the stand-in chart repository of ``lab/gloo.py``, and one watch-based
-simulated agent per remote server (``benchmarks/fleet/agent.py``: it answers every registration at once, with two
-watches per server instead of ``SimulatedAgent``'s kubectl polls). A fleet of N registrations spreads over the remote
-servers (registration i on server i mod R), each in its own agent namespace and under its own cluster name.
+Everything runs on this machine, started by the script: a control plane (``lab.cluster.control_planes``: one etcd, a
+management kube-apiserver and ``--remotes`` remote kube-apiservers, each with its controller manager), the simulated
+Gloo management plane and the stand-in chart repository of ``lab/gloo.py``, and one watch-based simulated agent per
+remote server (``benchmarks/fleet/agent.py``: three watches per server instead of ``SimulatedAgent``'s kubectl polls; it
+writes each registration's client certificate a wait W after the token and the values, drawn per cluster,
+``--agent-wait``, ``--agent-spread``, ``--agent-seed``, at once by default, and then makes the agent's Pod Ready). The
+stand-in chart holds the agent's Deployment, which Helm's await of the program's release waits for, and the servers'
+controller managers run the deployment and replicaset controllers to make its Pod (``--no-agent-deployment``: neither).
+A fleet of N registrations spreads over the remote servers (registration i on server i mod R), each in its own agent
+namespace and under its own cluster name.
 
 Measured for each N, in each repeat, in this order and on the same servers:
 
