@@ -71,3 +71,9 @@ def test_a_saved_header_says_how_the_agents_answered() -> None:
     assert (old.wait_seconds, old.deployment, old.old_run) == (0, False, True)
     assert old.short() == "agent wait W = 0, no agent Deployment (the old run)"
     assert old.line().startswith("agent: writes each client certificate at once (W = 0); the chart has no agent")
+
+
+def test_the_program_and_the_scripts_meet_the_same_waits() -> None:
+    """Cluster 7 of the program's fleet (``gm-c007``) and of the scripts' (``gm-s007``, ``gm-p007``) wait alike."""
+    assert drawn_wait(20, 0.5, 1, "gm-c007") == drawn_wait(20, 0.5, 1, "gm-s007") == drawn_wait(20, 0.5, 1, "gm-p007")
+    assert drawn_wait(20, 0.5, 1, "gm-c007") != drawn_wait(20, 0.5, 1, "gm-c008")

@@ -16,9 +16,10 @@ this process):
 * when it has the certificate, it makes the agent's Pod Ready (below), also a Pod that appears later.
 
 **The wait.** ``wait_seconds`` W, ``spread`` s and ``seed``: each namespace waits a time drawn uniformly from
-W x (1 - s) to W x (1 + s) by ``random.Random(f"{seed}:{namespace}")`` (:func:`drawn_wait`; a string seed is hashed
-with SHA-512, so the draw is the same in every process and whatever the order of the events): the program's runs and
-the scripts' runs draw from one rule, and a rerun draws the same waits. W = 0 (the default) answers at once, as this
+W x (1 - s) to W x (1 + s) by ``random.Random(f"{seed}:{n}")``, n the cluster's number in its fleet
+(:func:`drawn_wait`). Cluster 7 of the program (``gm-c007``) and of the scripts (``gm-s007``, ``gm-p007``) wait alike,
+so both meet the same agent; a string seed is hashed with SHA-512, so the draw is the same in every process and
+whatever the order of the events, and a rerun draws the same waits. W = 0 (the default) answers at once, as this
 agent did before it had a wait.
 
 **The agent's Pod made Ready.** With ``ChartRepository(agent_deployment=True)`` the stand-in chart holds the agent's
@@ -54,6 +55,7 @@ import datetime
 import http.client
 import json
 import random
+import re
 import socket
 import ssl
 import threading
@@ -81,13 +83,22 @@ READY_CONDITIONS = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
 """The conditions a kubelet reports True for a Pod whose containers run and pass their readiness probes."""
 
 
+def fleet_position(namespace: str) -> str:
+    """What a wait is drawn for: the number of the cluster in its fleet (``gm-c007``, ``gm-s007`` and ``gm-p007`` are
+    all cluster 7), so the program's runs and the scripts' runs meet the same agent; a namespace not so named, whole."""
+    number = re.search(r"(\d+)$", namespace)
+    return str(int(number.group(1))) if number else namespace
+
+
 def drawn_wait(wait_seconds: float, spread: float, seed: int, namespace: str) -> float:
-    """The wait of ``namespace``: uniform in W x (1 - spread) .. W x (1 + spread), a function of (seed, namespace)."""
+    """The wait of ``namespace``: uniform in W x (1 - spread) .. W x (1 + spread), a function of the seed and the
+    cluster's number in its fleet (:func:`fleet_position`)."""
     if not wait_seconds >= 0 or not 0 <= spread <= 1:
         raise ValueError(f"wait_seconds must be >= 0 and spread within 0..1, not {wait_seconds!r}, {spread!r}")
     if wait_seconds == 0:
         return 0.0
-    return random.Random(f"{seed}:{namespace}").uniform(wait_seconds * (1 - spread), wait_seconds * (1 + spread))
+    position = fleet_position(namespace)
+    return random.Random(f"{seed}:{position}").uniform(wait_seconds * (1 - spread), wait_seconds * (1 + spread))
 
 
 @dataclass(frozen=True)
