@@ -51,10 +51,19 @@ def parser() -> argparse.ArgumentParser:
     )
     parsed.add_argument("--breakdown-size", type=int, default=20, help="N of the traced runs (0: none)")
     parsed.add_argument(
+        "--sample-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="sizes whose pulumi runs (defaults and variants) are sampled from /proc: CPU and memory (PSS) by process",
+    )
+    parsed.add_argument(
         "--variants",
         nargs="*",
         default=["parallel=64@20", "skip-checkpoints@50"],
-        help="changes measured against the defaults in the same repeats: parallel=P, skip-checkpoints; @N,N: sizes",
+        help="changes measured against the defaults in the same repeats: parallel=P, skip-checkpoints, env=NAME=VALUE; "
+        "@N,N: sizes",
     )
     parsed.add_argument("--command-workers", type=int, default=WORKERS, help="threads of the command stand-in")
     parsed.add_argument(
@@ -197,10 +206,11 @@ def measure(
         for n in args.sizes:
             if repeat >= repeats_at.get(n, args.repeats):
                 continue
-            runs += pulumi_cycle(bench, n, repeat)
+            sample = n in args.sample_sizes
+            runs += pulumi_cycle(bench, n, repeat, sample=sample)
             for variant in variants:
                 if n in variant.sizes:
-                    runs += pulumi_cycle(bench, n, repeat, variant)
+                    runs += pulumi_cycle(bench, n, repeat, variant, sample=sample)
             runs += [run_script(bench, op, n, repeat) for op in SCRIPT_OPS]
     breakdown_runs: list[Run] = []
     if args.breakdown_size:

@@ -1,5 +1,5 @@
-"""What ``/proc`` says of processes (proc(5)): CPU seconds by kind of process while a command runs, and the token
-guards a ``pulumi up`` leaves running, which the next measurement waits for."""
+"""What ``/proc`` says of processes (proc(5)): CPU seconds and memory by kind of process while a command runs, and the
+token guards a ``pulumi up`` leaves running, which the next measurement waits for."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -17,12 +18,14 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True)
 class ProcStat:
-    """The three fields of ``/proc/<pid>/stat`` the sampler needs: the tree, the CPU, the memory."""
+    """The fields of ``/proc/<pid>/stat`` the sampler needs: the tree, the CPU, the memory, the name."""
 
     parent: int
     cpu: float
     """CPU seconds (user + system) so far."""
     rss_mib: float
+    name: str = ""
+    """The command name (``comm``, at most 15 characters)."""
 
 
 def proc_stat(pid: int) -> ProcStat | None:
@@ -33,8 +36,111 @@ def proc_stat(pid: int) -> ProcStat | None:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces and parentheses
     return ProcStat(
-        int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]) * PAGE_BYTES / 2**20
+        int(fields[1]),
+        (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        int(fields[21]) * PAGE_BYTES / 2**20,
+        stat[stat.index("(") + 1 : stat.rindex(")")],
     )
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What ``/proc/<pid>/smaps_rollup`` says of a process's memory (proc(5)), MiB. PSS (proportional set size) counts
+    each page divided by the number of processes that map it, so the code pages of 21 identical provider binaries
+    count once in the sum of their PSS, where their RSS counts them 21 times."""
+
+    rss: float = 0.0
+    pss: float = 0.0
+    pss_anon: float = 0.0
+    """Anonymous pages (heap, stacks, the Go runtime's arenas), divided among the processes sharing them (fork)."""
+    pss_file: float = 0.0
+    """File-backed pages (the executable's code and data, shared libraries, mapped files), divided among sharers."""
+    pss_shmem: float = 0.0
+    anonymous: float = 0.0
+    """Anonymous pages resident, not divided (``Anonymous``): a process's own heap and stacks."""
+
+    def __add__(self, other: Memory) -> Memory:
+        return Memory(
+            self.rss + other.rss,
+            self.pss + other.pss,
+            self.pss_anon + other.pss_anon,
+            self.pss_file + other.pss_file,
+            self.pss_shmem + other.pss_shmem,
+            self.anonymous + other.anonymous,
+        )
+
+
+_ROLLUP_FIELDS = {
+    "Rss:": "rss",
+    "Pss:": "pss",
+    "Pss_Anon:": "pss_anon",
+    "Pss_File:": "pss_file",
+    "Pss_Shmem:": "pss_shmem",
+    "Anonymous:": "anonymous",
+}
+
+
+def smaps_rollup(pid: int) -> Memory | None:
+    """A process's memory from ``/proc/<pid>/smaps_rollup`` (Linux 4.14; the ``Pss_Anon``/``Pss_File`` split 5.9),
+    or None once it is gone. Costs more than ``stat``: the kernel walks the process's page tables to answer."""
+    try:
+        text = (Path("/proc") / str(pid) / "smaps_rollup").read_text()
+    except OSError:
+        return None
+    values: dict[str, float] = {}
+    for line in text.splitlines()[1:]:
+        words = line.split()
+        if len(words) >= 2 and words[0] in _ROLLUP_FIELDS:
+            values[_ROLLUP_FIELDS[words[0]]] = int(words[1]) / 1024  # kB
+    return Memory(**values) if "pss" in values else None
+
+
+PROVIDER_KIND = "kubernetes providers (Helm included)"
+
+
+@dataclass
+class MemoryPeak:
+    """The sample in which the command's process tree held the most memory by PSS, by kind of process, and what
+    sampling cost. Where a field is 0 nothing was measured (a run saved before PSS sampling has no record at all)."""
+
+    pss_mib: float = 0.0
+    """The tree's total PSS in that sample."""
+    rss_mib: float = 0.0
+    """The tree's total RSS in the same sample (``peak_rss_mib`` of the run is the largest RSS of any sample)."""
+    by_kind: dict[str, Memory] = field(default_factory=dict)
+    """Each kind's processes' memory in that sample, added up."""
+    processes: dict[str, int] = field(default_factory=dict)
+    """How many processes of each kind that sample saw."""
+    provider_max: Memory = field(default_factory=Memory)
+    """The one kubernetes provider with the largest PSS in any sample (not necessarily the peak's)."""
+    outside_providers: int = 0
+    """Most provider processes seen outside the tree in one sample (other work on the machine running the same
+    binary takes a share of its code pages' PSS)."""
+    samples: int = 0
+    sampling_cpu_s: float = 0.0
+    """CPU seconds the benchmark's own process spent sampling (``/proc`` walks, ``stat`` and ``smaps_rollup`` reads)."""
+
+    def record(self) -> dict[str, Any]:
+        """As JSON (:meth:`from_record` reads it back)."""
+        return {
+            "pss_mib": self.pss_mib,
+            "rss_mib": self.rss_mib,
+            "by_kind": {kind: memory.__dict__ for kind, memory in self.by_kind.items()},
+            "processes": self.processes,
+            "provider_max": self.provider_max.__dict__,
+            "outside_providers": self.outside_providers,
+            "samples": self.samples,
+            "sampling_cpu_s": self.sampling_cpu_s,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> MemoryPeak:
+        fields = {k: v for k, v in record.items() if k not in ("by_kind", "provider_max")}
+        return cls(
+            **fields,
+            by_kind={kind: Memory(**memory) for kind, memory in record.get("by_kind", {}).items()},
+            provider_max=Memory(**record.get("provider_max", {})),
+        )
 
 
 def _classify(cmdline: str) -> str:
@@ -43,7 +149,7 @@ def _classify(cmdline: str) -> str:
     executable = Path(words[0]).name if words else ""
     text = " ".join(words)
     if "pulumi-resource-kubernetes" in executable:
-        return "kubernetes providers (Helm included)"
+        return PROVIDER_KIND
     if "command_provider" in text:  # both shims import lab.command_provider (python -m, python -c)
         return "command provider stand-in"
     if "pulumi-language-python-exec" in text:
@@ -63,7 +169,13 @@ class CpuSampler:
     """CPU seconds by kind of process while a command runs: its descendants and the benchmark's servers, from
     ``/proc/<pid>/stat`` every ``interval`` s. Short-lived processes (kubectl, sh) are mostly missed by the samples:
     the command's whole tree is taken from the children's rusage (``os.times``), and what the samples did not see
-    of it is shown as "short-lived (kubectl, sh, python helpers)"."""
+    of it is shown as "short-lived (kubectl, sh, python helpers)".
+
+    Memory, in the same samples: the tree's total RSS (``stat``; its peak is :attr:`peak_rss_mib`) and, from each
+    tree process's ``smaps_rollup``, its PSS by kind (:attr:`memory`, the sample with the largest total PSS). A
+    process that lives less than ``interval`` s is mostly missed, as for the CPU: the peak is a lower bound by what
+    short-lived kubectl and sh hold (a few MiB each). What the sampling costs is kept (:attr:`MemoryPeak.samples`,
+    :attr:`MemoryPeak.sampling_cpu_s`): the benchmark's own CPU, outside the tree, on the same cores."""
 
     def __init__(self, root_pid: int, server_pids: Iterable[int], interval: float = 0.5) -> None:
         self.root_pid = root_pid
@@ -74,6 +186,7 @@ class CpuSampler:
         self._kind: dict[int, str] = {}
         self.peak_rss_mib = 0.0
         """The largest total resident memory of the command's process tree seen in one sample."""
+        self.memory = MemoryPeak()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -100,16 +213,19 @@ class CpuSampler:
 
     def _sample(self) -> None:
         """One look at every process: the CPU of the tree's and the servers', the tree's total memory."""
+        cpu_before = time.thread_time()
         parents: dict[int, int] = {}
         times: dict[int, float] = {}
         rss: dict[int, float] = {}
+        names: dict[int, str] = {}
         for entry in Path("/proc").iterdir():
             stat = proc_stat(int(entry.name)) if entry.name.isdigit() else None
             if stat is None:
                 continue
             pid = int(entry.name)
-            parents[pid], times[pid], rss[pid] = stat.parent, stat.cpu, stat.rss_mib
+            parents[pid], times[pid], rss[pid], names[pid] = stat.parent, stat.cpu, stat.rss_mib, stat.name
         tree_rss = 0.0
+        tree: list[int] = []
         for pid, cpu in times.items():
             if pid not in self.server_pids and not self._descends(pid, parents):
                 continue
@@ -122,7 +238,32 @@ class CpuSampler:
             self._last[pid] = cpu
             if pid not in self.server_pids:
                 tree_rss += rss[pid]
+                tree.append(pid)
         self.peak_rss_mib = max(self.peak_rss_mib, tree_rss)
+        outside = sum(1 for pid, name in names.items() if name.startswith("pulumi-resourc") and pid not in tree)
+        self._sample_memory(tree, outside)
+        self.memory.samples += 1
+        self.memory.sampling_cpu_s += time.thread_time() - cpu_before
+
+    def _sample_memory(self, tree: Sequence[int], outside_providers: int) -> None:
+        """The tree's PSS by kind in this sample; kept if it is the largest total so far."""
+        by_kind: dict[str, Memory] = defaultdict(Memory)
+        processes: dict[str, int] = defaultdict(int)
+        peak = self.memory
+        for pid in tree:
+            memory = smaps_rollup(pid)
+            if memory is None:
+                continue
+            kind = self._kind[pid]
+            by_kind[kind] += memory
+            processes[kind] += 1
+            if kind == PROVIDER_KIND and memory.pss > peak.provider_max.pss:
+                peak.provider_max = memory
+        peak.outside_providers = max(peak.outside_providers, outside_providers)
+        total = sum(m.pss for m in by_kind.values())
+        if total > peak.pss_mib:
+            peak.pss_mib, peak.rss_mib = total, sum(m.rss for m in by_kind.values())
+            peak.by_kind, peak.processes = dict(by_kind), dict(processes)
 
     def _descends(self, pid: int, parents: Mapping[int, int]) -> bool:
         """Whether ``pid`` is in the command's tree (64 generations at most: a cycle of reused pids ends)."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from benchmarks.benchlib import print_table, summarize, verdict
 from benchmarks.fleet.agent import AgentSettings
+from benchmarks.fleet.memory_report import peak_row_cells, print_memory_by_kind, print_memory_by_n
 from benchmarks.fleet.runs import PULUMI_OPS, SCRIPT_OPS, Run
 from benchmarks.fleet.traces import BREAKDOWN_KINDS, union_seconds
 
@@ -58,6 +59,10 @@ def print_results(
     print_requests(runs, sizes, repeats)
     print_cpu_per_cluster(runs, sizes, repeats)
     print_changes(runs, repeats)
+    print_memory_by_n(runs)
+    sampled_ups = [r for r in runs if r.op == "up" and r.variant == "default" and r.memory is not None]
+    if sampled_ups:
+        print_memory_by_kind("Memory at the peak by kind of process, pulumi up from empty, sampled runs", sampled_ups)
     print_targets(runs, sizes, xargs_width)
     if breakdown_runs:
         print_breakdown(breakdown_runs)
@@ -320,6 +325,7 @@ def print_breakdown(runs: Sequence[Run]) -> None:
     """Where the time of the traced runs goes, by kind of work and by process."""
     print_work(runs)
     print_cpu_by_process(runs)
+    print_memory_by_kind("Memory at the peak by kind of process, the same runs", runs)
 
 
 def print_work(runs: Sequence[Run]) -> None:
@@ -388,6 +394,7 @@ def print_cpu_by_process(runs: Sequence[Run]) -> None:
         cpu_rows.append([kind, cell(values, 1), f"{statistics.median(values) / n:.2f}"])
     rss = [r.peak_rss_mib for r in runs]
     cpu_rows.append(["peak memory of the pulumi process tree, MiB", cell(rss, 0), f"{statistics.median(rss) / n:.0f}"])
+    cpu_rows.append(["peak PSS of the pulumi process tree, MiB", *peak_row_cells(runs, n)])
     totals = [sum(r.cpu.values()) for r in runs]
     cpu_rows.append(["all", cell(totals, 1), f"{statistics.median(totals) / n:.2f}"])
     print_table(

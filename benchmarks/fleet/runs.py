@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.fleet.api_requests import Requests, requests_between, scrape
 from benchmarks.fleet.bench import Bench, fleet, server_pids
-from benchmarks.fleet.proc import CpuSampler, cpu_of, tree_cpu, wait_for_guards
+from benchmarks.fleet.proc import CpuSampler, MemoryPeak, cpu_of, tree_cpu, wait_for_guards
 from benchmarks.fleet.traces import breakdown, read_spans
 
 PULUMI_OPS = ("up", "preview", "up no-change", "destroy")
@@ -33,7 +33,9 @@ class Variant:
 
 
 def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
-    """``parallel=P`` or ``skip-checkpoints``, optionally ``@N,N`` (the sizes; all sizes without)."""
+    """``parallel=P``, ``skip-checkpoints`` or ``env=NAME=VALUE``, optionally ``@N,N`` (the sizes; all sizes without).
+    ``env=``: one variable in the ``pulumi`` run's environment, which the plugins inherit (``GOGC``, ``GOMEMLIMIT``,
+    the kubernetes provider's ``PULUMI_K8S_*`` settings); up and destroy only, as for ``skip-checkpoints``."""
     spec, _, at = text.partition("@")
     name, _, value = spec.partition("=")
     sizes = tuple(int(n) for n in at.split(",")) if at else tuple(default_sizes)
@@ -47,7 +49,10 @@ def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
             ops=("up", "destroy"),
             sizes=sizes,
         )
-    raise SystemExit(f"error: unknown variant {text!r} (parallel=P, skip-checkpoints)")
+    if name == "env" and "=" in value:
+        variable, _, setting = value.partition("=")
+        return Variant(value, env=((variable, setting),), ops=("up", "destroy"), sizes=sizes)
+    raise SystemExit(f"error: unknown variant {text!r} (parallel=P, skip-checkpoints, env=NAME=VALUE)")
 
 
 @dataclass
@@ -68,6 +73,8 @@ class Run:
     server_cpu: float = 0.0
     """CPU seconds of the API servers, their controller managers and etcd while the command ran."""
     peak_rss_mib: float = 0.0
+    memory: MemoryPeak | None = None
+    """The sampled run's memory at its peak PSS, by kind of process (None: not sampled, or saved before PSS was)."""
     guards: int = 0
     """Token guards (``gloo_mesh_registration.lifecycle``) still running when the command had exited."""
     guards_seconds: float = 0.0
@@ -95,6 +102,7 @@ class Run:
             "tree_cpu": self.tree_cpu,
             "server_cpu": self.server_cpu,
             "peak_rss_mib": self.peak_rss_mib,
+            "memory": self.memory.record() if self.memory is not None else None,
             "guards": self.guards,
             "guards_seconds": self.guards_seconds,
             "trace": str(self.trace) if self.trace else None,
@@ -106,9 +114,10 @@ class Run:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Run:
         """A run saved by :meth:`record`, so that ``--from-json`` prints the tables the run printed."""
-        fields = {k: v for k, v in record.items() if k not in ("requests", "trace", "work")}
+        fields = {k: v for k, v in record.items() if k not in ("requests", "trace", "work", "memory")}
         return cls(
             **fields,
+            memory=MemoryPeak.from_record(record["memory"]) if record.get("memory") else None,
             requests={name: Requests(**counts) for name, counts in record["requests"].items()},
             trace=Path(record["trace"]) if record.get("trace") else None,
             work={kind: [(a, b) for a, b in spans] for kind, spans in record.get("work", {}).items()},
@@ -166,6 +175,7 @@ def pulumi(
     if sampler is not None:
         run.cpu = sampler.stop()
         run.peak_rss_mib = sampler.peak_rss_mib
+        run.memory = sampler.memory
         seen = sum(v for k, v in run.cpu.items() if not k.startswith("servers"))
         run.cpu["short-lived (kubectl, sh, python helpers)"] = max(0.0, run.tree_cpu - seen)
     expected = {"up": n, "preview": 0, "up no-change": 0, "destroy": 0}[op]
@@ -175,8 +185,11 @@ def pulumi(
     return run
 
 
-def pulumi_cycle(bench: Bench, n: int, repeat: int, variant: Variant | None = None) -> list[Run]:
-    """The stack at N clusters, then its runs in order (up, preview, up no-change, destroy, or the variant's)."""
+def pulumi_cycle(
+    bench: Bench, n: int, repeat: int, variant: Variant | None = None, *, sample: bool = False
+) -> list[Run]:
+    """The stack at N clusters, then its runs in order (up, preview, up no-change, destroy, or the variant's);
+    ``sample``: each run's CPU and memory by kind of process sampled from ``/proc`` as well."""
     bench.set_fleet(fleet(n, bench.remotes, "c"))
     ops = PULUMI_OPS if variant is None else variant.ops
-    return [pulumi(bench, op, n, repeat, variant=variant) for op in ops]
+    return [pulumi(bench, op, n, repeat, variant=variant, sample_cpu=sample) for op in ops]
