@@ -60,10 +60,12 @@ def print_memory_by_n(runs: Sequence[Run]) -> None:
                 _median(peaks, lambda p: _per_provider(p, lambda m: m.pss), 1),
                 _median(peaks, lambda p: _per_provider(p, lambda m: m.anonymous), 1),
                 _median(peaks, lambda p: _per_provider(p, lambda m: m.pss_file), 1),
-                _median(peaks, lambda p: p.provider_max.pss, 1),
+                _median(peaks, lambda p: p.provider_max.anonymous, 1),
                 f"{statistics.median([r.seconds for r in chosen]):.1f}",
                 f"{statistics.median([r.tree_cpu for r in chosen]):.1f}",
-                _median(peaks, lambda p: p.sampling_cpu_s / max(p.samples, 1) * 1000, 1),
+                _median(peaks, lambda p: p.samples),
+                _median(peaks, lambda p: p.sampling_cpu_s, 1),
+                _median(peaks, lambda p: p.smaps_cpu_s, 1),
             ]
         )
     if not rows:
@@ -81,10 +83,12 @@ def print_memory_by_n(runs: Sequence[Run]) -> None:
             "provider PSS MiB each",
             "provider anon MiB each",
             "provider file PSS MiB each",
-            "largest provider PSS MiB",
+            "largest provider anon MiB",
             "wall s",
             "CPU s",
-            "sampling ms/sample",
+            "samples",
+            "sampling CPU s",
+            "of it smaps_rollup",
         ],
         rows,
     )
@@ -94,9 +98,10 @@ def print_memory_by_n(runs: Sequence[Run]) -> None:
         "shares with others, so the 21 or 51 provider binaries' code counts 21 or 51 times); peak PSS: the largest "
         "sum of the tree's proportional set sizes (each shared page divided among the processes mapping it), from "
         "/proc/<pid>/smaps_rollup; providers: the kubernetes provider processes at that peak; anon: each one's "
-        "anonymous resident memory (heap, stacks), file PSS: its share of the binary's pages; largest: one provider, "
-        "any sample. sampling: the benchmark's own CPU per sample (it reads every tree process's smaps_rollup every "
-        "0.5 s, on the same 2 cores; not in CPU s)."
+        "anonymous resident memory (heap, stacks), file PSS: its share of the binary's pages; largest: the one "
+        "provider with the most anonymous memory in any sample. sampling: the benchmark's own CPU for the samples "
+        "(every 0.5 s after the last ended: stat of every process, smaps_rollup of every tree process, which makes "
+        "the kernel walk its page tables), on the same cores, not in CPU s."
     )
 
 
@@ -107,31 +112,35 @@ def _kind_memory(peak: MemoryPeak, kind: str) -> Memory:
     return peak.by_kind.get(kind, Memory())
 
 
-def print_memory_by_kind(title: str, runs: Sequence[Run]) -> None:
-    """Memory at the peak PSS by kind of process, per N of the runs (the median of the repeats), per cluster too."""
-    sizes = sorted({r.n for r in runs if r.memory is not None})
-    if not sizes:
+def print_memory_by_kind(title: str, runs: Sequence[Run], by: str = "n") -> None:
+    """Memory at the peak PSS by kind of process, per N of the runs (``by="variant"``: per change, one N), the median
+    of the repeats, per cluster too."""
+    sampled = [r for r in runs if r.memory is not None]
+    if not sampled:
         print(f"\n{title}: {NOT_MEASURED} (saved before PSS was sampled)")
         return
-    peaks = {n: [r.memory for r in runs if r.n == n and r.memory is not None] for n in sizes}
-    kinds = sorted({kind for n in sizes for p in peaks[n] for kind in p.by_kind})
+    columns: dict[str, list[Run]] = {}
+    for run in sorted(sampled, key=lambda r: (r.n, r.variant != "default", r.variant)):
+        columns.setdefault(f"N={run.n}" if by == "n" else run.variant, []).append(run)
+    kinds = sorted({kind for r in sampled if r.memory is not None for kind in r.memory.by_kind})
     rows = []
     for kind in [*kinds, "all"]:
         row = [kind]
-        for n in sizes:
-            memories = [_kind_memory(p, kind) for p in peaks[n]]
-            counts = [sum(p.processes.values()) if kind == "all" else p.processes.get(kind, 0) for p in peaks[n]]
+        for chosen in columns.values():
+            peaks = [r.memory for r in chosen if r.memory is not None]
+            memories = [_kind_memory(p, kind) for p in peaks]
+            counts = [sum(p.processes.values()) if kind == "all" else p.processes.get(kind, 0) for p in peaks]
             row += [
                 _cell(counts),
                 _cell([m.pss for m in memories], 1),
                 _cell([m.pss_anon for m in memories], 1),
                 _cell([m.pss_file for m in memories], 1),
-                _cell([m.pss / n for m in memories], 1),
+                _cell([m.pss / chosen[0].n for m in memories], 1),
             ]
         rows.append(row)
     headers = ["process"]
-    for n in sizes:
-        headers += [f"N={n}: processes", "PSS MiB", "anon", "file", "PSS MiB/cluster"]
+    for label in columns:
+        headers += [f"{label}: processes", "PSS MiB", "anon", "file", "PSS MiB/cluster"]
     print_table(title, headers, rows)
     print(
         "\n"

@@ -112,13 +112,16 @@ class MemoryPeak:
     processes: dict[str, int] = field(default_factory=dict)
     """How many processes of each kind that sample saw."""
     provider_max: Memory = field(default_factory=Memory)
-    """The one kubernetes provider with the largest PSS in any sample (not necessarily the peak's)."""
+    """The one kubernetes provider with the most anonymous memory (its own heap) in any sample (not necessarily the
+    peak's); by anonymous memory, not PSS, whose file part depends on how many providers ran at that moment."""
     outside_providers: int = 0
     """Most provider processes seen outside the tree in one sample (other work on the machine running the same
     binary takes a share of its code pages' PSS)."""
     samples: int = 0
     sampling_cpu_s: float = 0.0
     """CPU seconds the benchmark's own process spent sampling (``/proc`` walks, ``stat`` and ``smaps_rollup`` reads)."""
+    smaps_cpu_s: float = 0.0
+    """Of :attr:`sampling_cpu_s`, the ``smaps_rollup`` reads (the kernel walks each process's page tables)."""
 
     def record(self) -> dict[str, Any]:
         """As JSON (:meth:`from_record` reads it back)."""
@@ -131,6 +134,7 @@ class MemoryPeak:
             "outside_providers": self.outside_providers,
             "samples": self.samples,
             "sampling_cpu_s": self.sampling_cpu_s,
+            "smaps_cpu_s": self.smaps_cpu_s,
         }
 
     @classmethod
@@ -250,14 +254,16 @@ class CpuSampler:
         by_kind: dict[str, Memory] = defaultdict(Memory)
         processes: dict[str, int] = defaultdict(int)
         peak = self.memory
-        for pid in tree:
-            memory = smaps_rollup(pid)
+        cpu_before = time.thread_time()
+        rollups = {pid: smaps_rollup(pid) for pid in tree}
+        peak.smaps_cpu_s += time.thread_time() - cpu_before
+        for pid, memory in rollups.items():
             if memory is None:
                 continue
             kind = self._kind[pid]
             by_kind[kind] += memory
             processes[kind] += 1
-            if kind == PROVIDER_KIND and memory.pss > peak.provider_max.pss:
+            if kind == PROVIDER_KIND and memory.anonymous > peak.provider_max.anonymous:
                 peak.provider_max = memory
         peak.outside_providers = max(peak.outside_providers, outside_providers)
         total = sum(m.pss for m in by_kind.values())

@@ -60,9 +60,18 @@ def print_results(
     print_cpu_per_cluster(runs, sizes, repeats)
     print_changes(runs, repeats)
     print_memory_by_n(runs)
-    sampled_ups = [r for r in runs if r.op == "up" and r.variant == "default" and r.memory is not None]
+    sampled_ups = [r for r in runs if r.op == "up" and r.memory is not None]
     if sampled_ups:
-        print_memory_by_kind("Memory at the peak by kind of process, pulumi up from empty, sampled runs", sampled_ups)
+        print_memory_by_kind(
+            "Memory at the peak by kind of process, pulumi up from empty, sampled runs",
+            [r for r in sampled_ups if r.variant == "default"],
+        )
+    for n in sorted({r.n for r in sampled_ups if r.variant != "default"}):
+        print_memory_by_kind(
+            f"Memory at the peak by kind of process and change, pulumi up from empty, N={n}, sampled runs",
+            [r for r in sampled_ups if r.n == n],
+            by="variant",
+        )
     print_targets(runs, sizes, xargs_width)
     if breakdown_runs:
         print_breakdown(breakdown_runs)
