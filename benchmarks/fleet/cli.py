@@ -62,8 +62,8 @@ def parser() -> argparse.ArgumentParser:
         "--variants",
         nargs="*",
         default=["parallel=64@20", "skip-checkpoints@50"],
-        help="changes measured against the defaults in the same repeats: parallel=P, skip-checkpoints, env=NAME=VALUE; "
-        "@N,N: sizes",
+        help="changes measured against the defaults in the same repeats: parallel=P, skip-checkpoints, env=NAME=VALUE, "
+        "provider-env=NAME=VALUE (the kubernetes providers' alone); @N,N: sizes",
     )
     parsed.add_argument("--command-workers", type=int, default=WORKERS, help="threads of the command stand-in")
     parsed.add_argument(
@@ -182,9 +182,9 @@ def started_bench(
         }
         try:
             folder = project_copy(ROOT, work / "project", STACK, stack_config(planes, repo, []))
-            cli = PulumiProject(
-                plugin_folder(bin_dir, work / "bin", args.command_workers), work / "home", folder, STACK
-            )
+            shim = any(v.startswith("provider-env=") for v in args.variants)
+            plugins = plugin_folder(bin_dir, work / "bin", args.command_workers, provider_env=shim)
+            cli = PulumiProject(plugins, work / "home", folder, STACK)
             cli.init()
             servers = describe_servers(planes, bin_dir, len(remotes), args.command_workers)
             print(servers)

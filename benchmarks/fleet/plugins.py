@@ -19,6 +19,10 @@ from lab.pulumi_cli import plugin_folder as suite_plugin_folder
 
 WORKERS = 256
 SHIM = "pulumi-resource-command"
+KUBERNETES = "pulumi-resource-kubernetes"
+PROVIDER_ENV = "FLEET_PROVIDER_ENV"
+"""Settings (``NAME=VALUE ...``) for the kubernetes provider processes alone, when the plugin folder has the shim
+(``provider_env=True``): the ``provider-env=`` variants, e.g. a Go memory limit that the engine must not get."""
 
 
 def command_provider_command(workers: int) -> str:
@@ -29,11 +33,19 @@ def command_provider_command(workers: int) -> str:
     return f'"{sys.executable}" -P -c {shlex.quote(code)}'
 
 
-def plugin_folder(tools_bin: Path, folder: Path, workers: int = WORKERS) -> Path:
-    """``lab.pulumi_cli.plugin_folder``, with the command provider stand-in served by ``workers`` threads."""
+def plugin_folder(tools_bin: Path, folder: Path, workers: int = WORKERS, *, provider_env: bool = False) -> Path:
+    """``lab.pulumi_cli.plugin_folder``, with the command provider stand-in served by ``workers`` threads; with
+    ``provider_env``, the kubernetes provider started through a shim that adds ``$FLEET_PROVIDER_ENV`` to its
+    environment (``env`` then ``exec``: the process is the provider's binary, as the samples need it)."""
     made = suite_plugin_folder(tools_bin, folder)
     shim = made / SHIM
     shim.unlink(missing_ok=True)
     shim.write_text(f'#!/bin/sh\nexec {command_provider_command(workers)} "$@"\n')
     shim.chmod(0o755)
+    if provider_env:
+        kubernetes = made / KUBERNETES
+        real = kubernetes.resolve()
+        kubernetes.unlink()
+        kubernetes.write_text(f'#!/bin/sh\n# shellcheck disable=SC2086\nexec env ${PROVIDER_ENV} "{real}" "$@"\n')
+        kubernetes.chmod(0o755)
     return made

@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks.fleet.api_requests import Requests, requests_between, scrape
 from benchmarks.fleet.bench import Bench, fleet, server_pids
+from benchmarks.fleet.plugins import PROVIDER_ENV
 from benchmarks.fleet.proc import CpuSampler, MemoryPeak, cpu_of, tree_cpu, wait_for_guards
 from benchmarks.fleet.traces import breakdown, read_spans
 
@@ -35,7 +36,9 @@ class Variant:
 def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
     """``parallel=P``, ``skip-checkpoints`` or ``env=NAME=VALUE``, optionally ``@N,N`` (the sizes; all sizes without).
     ``env=``: one variable in the ``pulumi`` run's environment, which the plugins inherit (``GOGC``, ``GOMEMLIMIT``,
-    the kubernetes provider's ``PULUMI_K8S_*`` settings); up and destroy only, as for ``skip-checkpoints``."""
+    the kubernetes provider's ``PULUMI_K8S_*`` settings); ``provider-env=``: in the kubernetes providers' alone (the
+    plugin folder's shim, :data:`~benchmarks.fleet.plugins.PROVIDER_ENV`); up and destroy only, as for
+    ``skip-checkpoints``."""
     spec, _, at = text.partition("@")
     name, _, value = spec.partition("=")
     sizes = tuple(int(n) for n in at.split(",")) if at else tuple(default_sizes)
@@ -52,7 +55,11 @@ def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
     if name == "env" and "=" in value:
         variable, _, setting = value.partition("=")
         return Variant(value, env=((variable, setting),), ops=("up", "destroy"), sizes=sizes)
-    raise SystemExit(f"error: unknown variant {text!r} (parallel=P, skip-checkpoints, env=NAME=VALUE)")
+    if name == "provider-env" and "=" in value:  # the plugin folder's shim adds it to the providers' environment
+        return Variant(f"providers: {value}", env=((PROVIDER_ENV, value),), ops=("up", "destroy"), sizes=sizes)
+    raise SystemExit(
+        f"error: unknown variant {text!r} (parallel=P, skip-checkpoints, env=NAME=VALUE, provider-env=NAME=VALUE)"
+    )
 
 
 @dataclass
