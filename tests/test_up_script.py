@@ -78,3 +78,12 @@ def test_a_parallelism_the_user_gives_is_the_only_one(tmp_path: Path, given: lis
 
 def test_pulumi_parallel_in_the_environment_is_left_to_the_cli(tmp_path: Path) -> None:
     assert up_arguments(checkout(tmp_path, 30), env={"PULUMI_PARALLEL": "5"}) == ["up", "--stack", "fleet"]
+
+
+@pytest.mark.parametrize("clusters", [1, 4, 5, 20, 50])
+def test_the_fleet_benchmark_runs_pulumi_up_as_up_sh_does(tmp_path: Path, clusters: int) -> None:
+    """The benchmark measures what users run: its default runs pass the same ``--parallel`` as the script."""
+    from benchmarks.fleet.runs import up_sh_parallel
+
+    given = up_arguments(checkout(tmp_path, clusters), "--yes")
+    assert given[given.index("--parallel") + 1] == str(up_sh_parallel(clusters))

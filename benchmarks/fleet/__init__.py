@@ -16,7 +16,7 @@ Measured for each N, in each repeat, in this order and on the same servers:
 * the project's own program (``Pulumi.yaml``, ``__main__.py``, a copy made by ``lab.pulumi_cli.project_copy``)
   in one stack of N clusters, through the real CLI: ``pulumi up --skip-preview`` from an empty stack, ``pulumi
   preview --expect-no-changes``, ``pulumi up --skip-preview --expect-no-changes``, ``pulumi destroy --skip-preview``,
-  each with the engine's default ``--parallel`` (4 x the cores) unless told;
+  each with the ``--parallel`` that ``scripts/up.sh`` passes (4 per cluster, at least 16) unless told;
 * the guide's Helm path as a shell script per cluster (``lab.guide.GUIDE_STEPS``: create the namespace
   and the two secrets, ``helm install`` at the version, apply the KubernetesCluster, ``kubectl wait`` for the client
   certificate, delete the token), run one cluster after another (``xargs -P 1``, as meshctl registers) and with the
@@ -26,8 +26,8 @@ During each no-change preview, the requests served by the management API server 
 ``lab/observe.py`` reads them), by the remote servers, and by the chart repository are counted. At
 ``--breakdown-size`` N, extra ``pulumi up`` runs from empty with ``--otel-traces`` (and their destroys) show where
 the time goes (provider start-up, steps by kind, the certificate wait, checkpoint writes) and a sampler of ``/proc``
-shows which processes used the CPU. ``--variants`` repeats Pulumi runs with a change (``parallel=64@20``: the four
-runs with ``--parallel 64`` at N = 20; ``skip-checkpoints@50``: up and destroy with
+shows which processes used the CPU. ``--variants`` repeats Pulumi runs with a change (``parallel=engine@20``: the four
+runs with the engine's default ``--parallel``, 4 x the cores, at N = 20; ``skip-checkpoints@50``: up and destroy with
 ``PULUMI_SKIP_CHECKPOINTS=true`` at N = 50), in the same repeat as the defaults.
 
 The command provider is ``lab/command_provider.py`` (the real-engine suite's one double), served as wide as the

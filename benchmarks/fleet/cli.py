@@ -61,8 +61,9 @@ def parser() -> argparse.ArgumentParser:
     parsed.add_argument(
         "--variants",
         nargs="*",
-        default=["parallel=64@20", "skip-checkpoints@50"],
-        help="changes measured against the defaults in the same repeats: parallel=P, skip-checkpoints, env=NAME=VALUE, "
+        default=["parallel=engine@20", "skip-checkpoints@50"],
+        help="changes measured against the defaults in the same repeats: parallel=P (engine: the engine's default "
+        "instead of scripts/up.sh's), skip-checkpoints, env=NAME=VALUE, "
         "provider-env=NAME=VALUE (the kubernetes providers' alone); @N,N: sizes",
     )
     parsed.add_argument("--command-workers", type=int, default=WORKERS, help="threads of the command stand-in")

@@ -31,10 +31,19 @@ class Variant:
     env: tuple[tuple[str, str], ...] = ()
     ops: tuple[str, ...] = PULUMI_OPS
     sizes: tuple[int, ...] = ()
+    engine_parallel: bool = False
+    """Run without ``--parallel``: the engine's own default, 4 x the cores (``parallel=engine``)."""
+
+
+def up_sh_parallel(n: int) -> int:
+    """The ``--parallel`` that ``scripts/up.sh`` passes for a stack of ``n`` clusters, which the default runs use, as
+    users run ``pulumi up`` through it (``tests/test_up_script.py`` checks that the two agree)."""
+    return max(16, 4 * n)
 
 
 def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
-    """``parallel=P``, ``skip-checkpoints`` or ``env=NAME=VALUE``, optionally ``@N,N`` (the sizes; all sizes without).
+    """``parallel=P`` (``parallel=engine``: the engine's default), ``skip-checkpoints`` or ``env=NAME=VALUE``,
+    optionally ``@N,N`` (the sizes; all sizes without). The default runs pass ``scripts/up.sh``'s ``--parallel``.
     ``env=``: one variable in the ``pulumi`` run's environment, which the plugins inherit (``GOGC``, ``GOMEMLIMIT``,
     the kubernetes provider's ``PULUMI_K8S_*`` settings); ``provider-env=``: in the kubernetes providers' alone (the
     plugin folder's shim, :data:`~benchmarks.fleet.plugins.PROVIDER_ENV`); up and destroy only, as for
@@ -42,6 +51,8 @@ def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
     spec, _, at = text.partition("@")
     name, _, value = spec.partition("=")
     sizes = tuple(int(n) for n in at.split(",")) if at else tuple(default_sizes)
+    if name == "parallel" and value == "engine":
+        return Variant("engine's --parallel", engine_parallel=True, sizes=sizes)
     if name == "parallel":
         return Variant(f"--parallel {int(value)}", args=("--parallel", str(int(value))), sizes=sizes)
     if name == "skip-checkpoints":
@@ -150,6 +161,8 @@ def pulumi(
     }[op]
     if variant is not None:
         args += list(variant.args)
+    if "--parallel" not in args and not (variant is not None and variant.engine_parallel):
+        args += ["--parallel", str(up_sh_parallel(n))]
     if trace is not None:
         args += ["--otel-traces", trace.as_uri()]
     certificates, marks = bench.certificates(), bench.answer_marks()
