@@ -14,11 +14,18 @@ from benchmarks.fleet.memory_report import peak_row_cells, print_memory_by_kind,
 from benchmarks.fleet.runs import PULUMI_OPS, SCRIPT_OPS, Run
 from benchmarks.fleet.traces import BREAKDOWN_KINDS, union_seconds
 
-# Targets of issue 13
+# Targets of issue 13 (runs saved before the agent had a wait)
 UP_VS_SEQUENTIAL = 0.5
 UP_VS_PARALLEL = 1.2
 PREVIEW_GROWTH = 5.0
 NO_CHANGE_SHARE = 0.3
+
+# Targets of issue 23: by the agent's wait W (0, or more), then whatever W
+ISSUE_23_AT_ONCE = {"up vs sequential": 1.0, "CPU vs sequential": 1.0}
+ISSUE_23_WAITING = {"up vs sequential": 0.15, "up vs parallel": 1.1}
+ISSUE_23_NO_CHANGE_SHARE = 0.25
+ISSUE_23_PREVIEW_GROWTH = 4.0
+ISSUE_23_PSS_PER_CLUSTER_MIB = 100.0
 
 
 def seconds_of(runs: Sequence[Run], op: str, n: int, variant: str | None = "default") -> list[float]:
@@ -72,7 +79,10 @@ def print_results(
             [r for r in sampled_ups if r.n == n],
             by="variant",
         )
-    print_targets(runs, sizes, xargs_width)
+    if agent.old_run:
+        print_targets(runs, sizes, xargs_width)
+    else:
+        print_issue_23_targets(runs, sizes, xargs_width, agent)
     if breakdown_runs:
         print_breakdown(breakdown_runs)
 
@@ -309,6 +319,65 @@ def print_targets(runs: Sequence[Run], sizes: Sequence[int], xargs_width: int) -
     print("\n".join(lines))
 
 
+def per_repeat_cpu_ratio(runs: Sequence[Run], top: tuple[str, int, str], bottom: tuple[str, int, str]) -> list[float]:
+    """CPU seconds (the command's tree and the servers) of ``top`` over ``bottom``, within each repeat."""
+    ratios = []
+    for repeat in sorted({r.repeat for r in runs}):
+        a = [r.tree_cpu + r.server_cpu for r in runs if (r.op, r.n, r.variant) == top and r.repeat == repeat]
+        b = [r.tree_cpu + r.server_cpu for r in runs if (r.op, r.n, r.variant) == bottom and r.repeat == repeat]
+        if a and b and b[0] > 0:
+            ratios.append(a[0] / b[0])
+    return ratios
+
+
+def print_issue_23_targets(runs: Sequence[Run], sizes: Sequence[int], xargs_width: int, agent: AgentSettings) -> None:
+    """Issue 23's targets that this run measured (those of its agent's wait), each ratio within one repeat."""
+    lines: list[str] = []
+
+    def judged(label: str, ratios: list[float], target: float) -> None:
+        if ratios:
+            held = statistics.median(ratios) <= target
+            lines.append(f"- {label} = {summarize(ratios).cell(2)} (target <= {target:g}): {verdict(held)}")
+
+    n = 20 if 20 in sizes else max(sizes)
+    up, sequential = ("up", n, "default"), ("sequential script", n, "xargs -P 1")
+    parallel = ("parallel script", n, f"xargs -P {xargs_width}")
+    targets = ISSUE_23_WAITING if agent.wait_seconds else ISSUE_23_AT_ONCE
+    judged(
+        f"pulumi up (N={n}) / sequential script", per_repeat_ratio(runs, up, sequential), targets["up vs sequential"]
+    )
+    if "up vs parallel" in targets:
+        judged(f"pulumi up (N={n}) / parallel script", per_repeat_ratio(runs, up, parallel), targets["up vs parallel"])
+    if "CPU vs sequential" in targets:
+        judged(
+            f"CPU s per cluster, pulumi up (N={n}) / sequential script (own tree and servers)",
+            per_repeat_cpu_ratio(runs, up, sequential),
+            targets["CPU vs sequential"],
+        )
+    big, small = max(sizes), (5 if 5 in sizes else min(sizes))
+    if big >= 50:
+        judged(
+            f"up no-change (N={big}) / up from empty (N={big})",
+            per_repeat_ratio(runs, ("up no-change", big, "default"), ("up", big, "default")),
+            ISSUE_23_NO_CHANGE_SHARE,
+        )
+        judged(
+            f"preview no-change: time(N={big}) / time(N={small}), N grew {big / small:g}x",
+            per_repeat_ratio(runs, ("preview", big, "default"), ("preview", small, "default")),
+            ISSUE_23_PREVIEW_GROWTH,
+        )
+    sampled = [r.memory.pss_mib / r.n for r in runs if (r.op, r.n) == ("up", big) and r.memory and r.memory.pss_mib]
+    if sampled and big >= 50:
+        held = statistics.median(sampled) <= ISSUE_23_PSS_PER_CLUSTER_MIB
+        lines.append(
+            f"- peak PSS of the pulumi process tree per cluster, pulumi up from empty (N={big}) = "
+            f"{summarize(sampled).cell(0)} MiB (target <= {ISSUE_23_PSS_PER_CLUSTER_MIB:g} MiB): {verdict(held)}"
+        )
+    lines += requests_constant_lines(runs, sizes)
+    print(f"\nTargets (issue 23, {agent.short()}), ratios within each repeat:\n")
+    print("\n".join(lines))
+
+
 def requests_constant_lines(runs: Sequence[Run], sizes: Sequence[int]) -> list[str]:
     """The last target: a no-change preview asks the management API server the same whatever N (no line unmeasured)."""
     mgmt_by_n = {
@@ -366,6 +435,7 @@ def print_work(runs: Sequence[Run]) -> None:
             f"{100 * statistics.median(values['share']):.0f} %",
         ]
         for kind, values in per_kind.items()
+        if values["count"]  # a kind these runs did not know (a run saved before the kubectl check had none)
     ]
     rows.append(
         [

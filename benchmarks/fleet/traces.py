@@ -73,6 +73,7 @@ BREAKDOWN_KINDS = (
     "kubernetes provider start-up (Configure)",
     "management reads (Deployment, Service)",
     "management invokes (generation, relay secrets)",
+    "kubectl check (invoke, once per run)",
     "Namespace create",
     "CA copy create (Secret)",
     "bootstrap token (Command)",
@@ -90,7 +91,9 @@ def breakdown(spans: Sequence[Span]) -> tuple[float, dict[str, list[tuple[float,
 
     The engine's Invoke spans carry no request (no token, no arguments): the command provider's invokes are told
     apart by order. The program makes the generation discovery and the relay secrets read before it declares
-    anything, and each certificate wait only after its release, so the first two are the management invokes."""
+    anything, and each certificate wait only after its release, so the first two are the management invokes, after
+    the run's one kubectl check, which comes before the first step that needs kubectl (saved runs keep their kinds:
+    those from before the check have none)."""
     root = next(s for s in spans if s.service == "pulumi-cli" and s.name == "pulumi")
     kinds: dict[str, list[tuple[float, float]]] = {kind: [] for kind in BREAKDOWN_KINDS}
 
@@ -100,7 +103,9 @@ def breakdown(spans: Sequence[Span]) -> tuple[float, dict[str, list[tuple[float,
     cli = [s for s in spans if s.service == "pulumi-cli"]
     command_peers = {s.peer for s in cli if s.name == "pulumirpc.ResourceProvider/Invoke"}
     invokes = sorted((s for s in cli if s.name == "pulumirpc.ResourceProvider/Invoke"), key=lambda s: s.start)
-    for index, span in enumerate(invokes):
+    if invokes:
+        add("kubectl check (invoke, once per run)", invokes[0])
+    for index, span in enumerate(invokes[1:]):
         add("management invokes (generation, relay secrets)" if index < 2 else "certificate wait (invoke)", span)
     for span in cli:
         if span.name == "pulumirpc.ResourceProvider/Create" and span.peer in command_peers:

@@ -85,10 +85,12 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
     changes = table(out, "Changes measured against the defaults")
     assert {row["change"] for row in changes} == {"--parallel 4"}
 
-    assert "Targets (issue 13)" in out and "constant in N" in out
+    assert "Targets (issue 23, agent wait W = 2 s" in out and "constant in N" in out
+    assert "pulumi up (N=2) / sequential script = " in out and "pulumi up (N=2) / parallel script = " in out
     breakdown = {row["work"]: row for row in table(out, "Where the time goes")}
     for kind in ("Namespace create", "Helm release: Create (install)", "certificate wait (invoke)"):
         assert breakdown[kind]["count"] == "2", breakdown[kind]
+    assert breakdown["kubectl check (invoke, once per run)"]["count"] == "1", "kubectl is checked once per run"
     assert INTEGER.match(breakdown["checkpoint writes (state file)"]["count"])
     assert table(out, "CPU seconds by process")
 
