@@ -141,11 +141,11 @@ def probe(bin_dir: Path, planes: ControlPlanes, cluster: str, env: Sequence[str]
     return stage
 
 
-def add_crds(planes: ControlPlanes, cluster: str, count: int, properties: int) -> None:
+def add_crds(planes: ControlPlanes, cluster: str, count: int, properties: int, first: int = 0) -> None:
     """``count`` CustomResourceDefinitions, each with a schema of ``properties`` string properties (with a
     description each, as generated CRDs have), established on ``cluster``."""
     documents = []
-    for i in range(count):
+    for i in range(first, first + count):
         props = {
             f"field{j:03d}": {"type": "string", "description": f"Field {j} of kind {i}: " + "text " * 12}
             for j in range(properties)
@@ -177,7 +177,19 @@ def add_crds(planes: ControlPlanes, cluster: str, count: int, properties: int) -
         )
     planes.kubectl(cluster, "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(documents))
     planes.kubectl(cluster, "wait", "--for=condition=Established", "crd", "--all", "--timeout=120s")
-    time.sleep(5)  # the aggregated OpenAPI document is rebuilt after the CRDs are established
+
+
+def wait_for_definitions(planes: ControlPlanes, cluster: str, definitions: int, timeout: float = 300) -> dict[str, int]:
+    """The OpenAPI v2 document's sizes once it has ``definitions`` definitions: the server rebuilds the aggregated
+    document a while after new CRDs are established (each CRD adds two, its kind and its list)."""
+    deadline = time.monotonic() + timeout
+    sizes = openapi_sizes(planes, cluster)
+    while sizes["definitions"] < definitions and time.monotonic() < deadline:
+        time.sleep(2)
+        sizes = openapi_sizes(planes, cluster)
+    if sizes["definitions"] < definitions:
+        raise RuntimeError(f"the OpenAPI document has {sizes['definitions']} definitions, not {definitions}")
+    return sizes
 
 
 def openapi_sizes(planes: ControlPlanes, cluster: str) -> dict[str, int]:
@@ -258,12 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         control_planes(bin_dir, Path(work), ("mgmt",)) as planes,
     ):
         install_management_plane(planes)
+        base = openapi_sizes(planes, "mgmt")["definitions"]
         added = 0
         for crds in args.crds:
             if crds > added:
-                add_crds(planes, "mgmt", crds - added, args.crd_properties)
+                add_crds(planes, "mgmt", crds - added, args.crd_properties, first=added)
                 added = crds
-            sizes = openapi_sizes(planes, "mgmt")
+            sizes = wait_for_definitions(planes, "mgmt", base + 2 * added)
             stages = [
                 probe(bin_dir, planes, "mgmt", variant, args.settle)
                 for _ in range(args.repeats)
