@@ -150,3 +150,27 @@ def test_fleet_reprints_the_saved_run_as_benchmarks_md_shows_it() -> None:
     assert table(result.stdout, "Where the time goes") and "Targets (issue 13)" in result.stdout
     published = (ROOT / "BENCHMARKS.md").read_text()
     assert [line for line in lines[1:] if line not in published] == [], "a line BENCHMARKS.md does not show"
+
+
+PUBLISHED_RUNS = sorted(p.name for p in (ROOT / "benchmarks" / "results").glob("fleet-*.json"))
+
+
+@pytest.mark.parametrize("saved", PUBLISHED_RUNS)
+def test_every_saved_fleet_run_prints_what_benchmarks_md_shows_of_it(saved: str) -> None:
+    """Each saved run of benchmarks/results/ that BENCHMARKS.md quotes is quoted as it prints: every table line of
+    the re-print that BENCHMARKS.md shows for it is there word for word (a run is quoted from its ``re-printed from``
+    line on, or not at all), so a figure in the text cannot drift from its raw data."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fleet", "--from-json", f"benchmarks/results/{saved}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    published = (ROOT / "BENCHMARKS.md").read_text()
+    if f"re-printed from benchmarks/results/{saved}" not in published:
+        assert f"benchmarks/results/{saved}" in published, f"{saved} is neither quoted nor named in BENCHMARKS.md"
+        return
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows and [line for line in rows if line not in published] == [], "a table line BENCHMARKS.md does not show"
