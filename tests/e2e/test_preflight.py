@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,22 @@ def test_a_label_owned_by_another_field_manager_is_taken_over(
     assert namespace is not None and namespace["metadata"]["labels"]["istio-injection"] == "disabled"
     cli.run("destroy", "--yes").check()
     assert get_json(planes, "remote", "namespace", FOREIGN_LABEL_NAMESPACE) is not None
+
+
+def test_a_kubectl_too_old_fails_the_run_once_with_the_fix_before_anything_is_created(
+    lab: Lab, planes: ControlPlanes, management_plane: ManagementPlane, tmp_path: Path
+) -> None:
+    """kubectl is checked once per program run, before the first step that needs it: a kubectl older than the steps'
+    minimum fails the preview and ``pulumi up`` with the check's message and its fix, not a traceback, and nothing is
+    created on either cluster (``KUBECTL``, which every step reads, names the old one here)."""
+    old = tmp_path / "kubectl"
+    old.write_text('#!/bin/sh\necho \'{"clientVersion": {"gitVersion": "v1.28.3"}}\'\n')
+    old.chmod(0o755)
+    cli = _project(lab, "old-kubectl-e2e", namespace="old-kubectl")
+    cli.extra_env["KUBECTL"] = str(old)
+    for command in (("preview",), ("up", "--yes", "--skip-preview")):
+        result = cli.run(*command)
+        assert result.returncode != 0, result.output
+        assert "kubectl 1.31 or newer is required (found: 1 28); install a newer kubectl" in result.output
+        assert "Traceback" not in result.output, result.output
+        _nothing_created(planes, "old-kubectl-e2e", "old-kubectl")
