@@ -149,8 +149,8 @@ def print_waits(runs: Sequence[Run], sizes: Sequence[int], repeats: int) -> None
     print(
         "\n"
         "longest: the longest wait drawn for the run's clusters; sum: all of them added up. A run that waits for each "
-        "agent takes at least the longest (the clusters at once) or the sum (one after another). Each namespace draws "
-        "its own wait, so the program (c001...) and the scripts (s001..., p001...) draw different ones."
+        "agent takes at least the longest (the clusters at once) or the sum (one after another). A wait is drawn for "
+        "the cluster's number in its fleet: the program's c007 and the scripts' s007 and p007 meet the same agent."
     )
 
 
