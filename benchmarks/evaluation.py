@@ -124,6 +124,7 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
         existing_objects_step,
         kubectl_check_step,
         objects_environment,
+        parse_kubectl_check,
         parse_relay_secrets_report,
         relay_secrets_environment,
         relay_secrets_step,
@@ -136,9 +137,11 @@ def flat_program(n: int, *, with_reads: bool = False) -> None:
     owned_labels = {**MANAGED_BY_LABELS, "gloo-mesh-registration/stack": f"{pulumi.get_project()}.{pulumi.get_stack()}"}
     mgmt = k8s.Provider("management", context="mgmt")
     # kubectl checked once (a plain invoke); every step is told so and skips its own check.
-    checked_by = local.run(
-        command=CHECK_KUBECTL, interpreter=kubectl_check_step().interpreter, logging=local.Logging.NONE
-    ).stdout.strip()
+    checked_by = parse_kubectl_check(
+        local.run(
+            command=CHECK_KUBECTL, interpreter=kubectl_check_step().interpreter, logging=local.Logging.NONE
+        ).stdout
+    )
     kubectl: dict[str, str] = {ENV_KUBECTL_CHECKED_BY: checked_by}
     # Once per management plane: the version, the address and the two relay secret values.
     version: pulumi.Input[str] = AGENT_VERSION

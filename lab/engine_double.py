@@ -243,6 +243,8 @@ class FakeClusters(mocks.Mocks):
         self.objects = gloo_platform_2_objects() if platform else _default_objects()
         self.invokes: list[mocks.MockCallArgs] = []
         self.mgmt_context = mgmt_context
+        self.kubectl_fails: str | None = None
+        """When set, the run's kubectl check reports this problem (kubectl missing or too old)."""
         self.agent_fails: str | None = None
         """When set, the client certificate step fails with this output (an agent that never connects)."""
         self.certificate_output: str | None = None
@@ -268,7 +270,9 @@ class FakeClusters(mocks.Mocks):
     def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         self.invokes.append(args)
         if args.token == LOCAL_RUN and args.args.get("command") == CHECK_KUBECTL:
-            return {"stdout": f"{KUBECTL_CHECKED_BY}\n", "stderr": ""}
+            if self.kubectl_fails is not None:
+                return {"stdout": f"PROBLEM {self.kubectl_fails}\n", "stderr": ""}
+            return {"stdout": f"CHECKED {KUBECTL_CHECKED_BY}\n", "stderr": ""}
         if args.token == LOCAL_RUN and args.args.get("command") == READ_RELAY_SECRETS:
             return {"stdout": self._relay_secrets_report(args.args.get("environment") or {}), "stderr": ""}
         if args.token == LOCAL_RUN and args.args.get("command") == FIND_EXISTING:

@@ -4,6 +4,9 @@ tests/e2e/test_benchmark_wait_latency.py): only their shape, never a timing."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 NUMBER = r"-?\d+(?:\.\d+)?"
 MEDIAN_SPREAD = re.compile(rf"^{NUMBER} ±{NUMBER}$")
@@ -44,3 +47,16 @@ def table(output: str, title_start: str) -> Table:
 def assert_median_spread(row: dict[str, str], *columns: str) -> None:
     for column in columns:
         assert MEDIAN_SPREAD.match(row[column]), f"{column}: {row[column]!r} is not 'median ±spread'"
+
+
+def fleet_reprint(saved: str) -> str:
+    """What ``python -m benchmarks.fleet --from-json <saved>`` prints from the repository root (it must succeed)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fleet", "--from-json", saved],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

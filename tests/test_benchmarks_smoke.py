@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from benchtables import INTEGER, NUMBER, assert_median_spread, table
+from benchtables import INTEGER, NUMBER, assert_median_spread, fleet_reprint, table
 
 from lab.engine_double import COMPONENT, KUBERNETES_PROVIDER, ROOT
 
@@ -135,19 +135,12 @@ def test_fleet_reprints_the_saved_run_as_benchmarks_md_shows_it() -> None:
     a saved run: ``python -m benchmarks.fleet --from-json`` from the repository root prints the tables BENCHMARKS.md
     says it prints, so the package runs as documented and computes the saved figures as they were published."""
     saved = "benchmarks/results/fleet.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fleet", "--from-json", saved],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    printed = fleet_reprint(saved)
+    lines = printed.splitlines()
     assert lines[0] == f"re-printed from {saved}"
     assert lines[3].startswith("agent: writes each client certificate at once (W = 0)") and "the old run" in lines[3]
-    assert [row["N"] for row in table(result.stdout, "Fleet on the real engine")] == ["1", "5", "20", "50"]
-    assert table(result.stdout, "Where the time goes") and "Targets (issue 13)" in result.stdout
+    assert [row["N"] for row in table(printed, "Fleet on the real engine")] == ["1", "5", "20", "50"]
+    assert table(printed, "Where the time goes") and "Targets (issue 13)" in printed
     published = (ROOT / "BENCHMARKS.md").read_text()
     assert [line for line in lines[1:] if line not in published] == [], "a line BENCHMARKS.md does not show"
 
@@ -160,15 +153,7 @@ def test_every_saved_fleet_run_prints_what_benchmarks_md_quotes_of_it(saved: str
     """A figure in BENCHMARKS.md cannot drift from its raw data: where the text quotes a saved run (from its line
     ``re-printed from benchmarks/results/<file>`` to the next heading), every table row it shows is a row that
     ``--from-json`` prints for that file today. A saved run the text does not quote is at least named there."""
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fleet", "--from-json", f"benchmarks/results/{saved}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    printed = set(result.stdout.splitlines())
+    printed = set(fleet_reprint(f"benchmarks/results/{saved}").splitlines())
     published = (ROOT / "BENCHMARKS.md").read_text()
     marker = f"re-printed from benchmarks/results/{saved}"
     blocks = [block.split("\n#", 1)[0] for block in published.split(marker)[1:]]

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
-from benchtables import table
+from benchtables import fleet_reprint, table
 
 from benchmarks.fleet.proc import PROVIDER_KIND, Memory, MemoryPeak, smaps_rollup
 from benchmarks.fleet.runs import Run
-from lab.engine_double import ROOT
 
 
 def test_smaps_rollup_reads_this_process() -> None:
@@ -42,20 +39,8 @@ def test_a_run_keeps_its_memory_peak_and_an_old_record_has_none() -> None:
     assert Run.from_record(old).memory is None
 
 
-def _reprint(saved: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fleet", "--from-json", saved],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_a_saved_run_with_pss_prints_its_memory_tables() -> None:
-    out = _reprint("benchmarks/results/fleet-memory-n1-20-50.json")
+    out = fleet_reprint("benchmarks/results/fleet-memory-n1-20-50.json")
     peaks = {(row["N"], row["run"]): row for row in table(out, "Peak memory of the pulumi process tree")}
     assert {n for n, _ in peaks} == {"1", "20", "50"}
     up = peaks[("50", "up")]
@@ -67,7 +52,7 @@ def test_a_saved_run_with_pss_prints_its_memory_tables() -> None:
 
 
 def test_a_run_saved_before_pss_says_not_measured() -> None:
-    out = _reprint("benchmarks/results/fleet.json")
+    out = fleet_reprint("benchmarks/results/fleet.json")
     rows = {row["process"]: row for row in table(out, "CPU seconds by process")}
     assert rows["peak PSS of the pulumi process tree, MiB"]["CPU s"] == "not measured"
     assert "Memory at the peak by kind of process, the same runs: not measured" in out

@@ -33,6 +33,7 @@ from gloo_mesh_registration.lifecycle import (
     KEEP_TOKEN,
     PLACE_TOKEN,
     READ_RELAY_SECRETS,
+    KubectlError,
 )
 from gloo_mesh_registration.preflight import ConflictError
 from lab.engine_double import (
@@ -338,6 +339,21 @@ def test_a_run_checks_kubectl_once_and_tells_every_step_which_process_checked(pr
         environments += [plain(c.inputs)["environment"] for c in fleet.registered(COMMAND)]
     assert len(environments) >= (4 if preview else 6)
     assert all(environment.get("GM_KUBECTL_CHECKED_BY") == KUBECTL_CHECKED_BY for environment in environments)
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_a_kubectl_that_cannot_run_the_steps_fails_the_run_with_the_check_message_before_any_cluster_resource(
+    preview: bool,
+) -> None:
+    """The run's kubectl check fails: its message, which names the fix, is the run's error (a RunError: no traceback),
+    and no resource of the cluster is declared (the management Provider and its reads may be)."""
+    fake = FakeClusters()
+    fake.kubectl_fails = "error: kubectl 1.31 or newer is required (found: 1 28); install a newer kubectl"
+    with pytest.raises(KubectlError) as raised:
+        run_program(lambda: RemoteClusterRegistration("remote-cluster", args()), fake, preview=preview)
+    assert isinstance(raised.value, pulumi.RunError)
+    assert str(raised.value) == fake.kubectl_fails
+    assert [i.args.get("command") for i in fake.invokes] == [CHECK_KUBECTL]
 
 
 def test_two_registrations_with_the_same_cluster_name_are_an_error() -> None:

@@ -133,12 +133,27 @@ def kubeconfig_variable(kubeconfig: str) -> str:
     return ENV_KUBECONFIG_FILE if kubeconfig_is_path(kubeconfig) else ENV_KUBECONFIG_CONTENTS
 
 
+class KubectlError(pulumi.RunError):
+    """The machine's kubectl cannot run the registration's steps (missing, or older than they need): the check's own
+    message, which names the fix (a ``RunError``: no traceback)."""
+
+
 def kubectl_check_step() -> ShellStep:
     """:data:`CHECK_KUBECTL`: kubectl is there and new enough (``require_kubectl.sh``, the check every step's script
-    holds); prints the PID of the process that started the step."""
-    return ShellStep(
-        interpreter=_interpreter({}, "preamble.sh", "require_kubectl.sh", "kubectl_check.sh"), verbs=(CHECK_KUBECTL,)
-    )
+    holds, here in a subshell); prints ``CHECKED <PID of the process that started the step>`` or ``PROBLEM
+    <the check's message>`` and ends well either way (:func:`parse_kubectl_check`)."""
+    interpreter = _interpreter({}, "preamble.sh")
+    checked = "if _gm_problem=$( (\n" + step_file("require_kubectl.sh") + ") 2>&1 >/dev/null ); then _gm_problem=; fi\n"
+    interpreter[2] += checked + step_file("kubectl_check.sh")
+    return ShellStep(interpreter=interpreter, verbs=(CHECK_KUBECTL,))
+
+
+def parse_kubectl_check(stdout: str) -> str:
+    """The PID :func:`kubectl_check_step` printed; :class:`KubectlError` with the check's message if it failed."""
+    verdict, _, detail = stdout.strip().partition(" ")
+    if verdict != "CHECKED" or not detail:
+        raise KubectlError(detail if verdict == "PROBLEM" else f"the kubectl check printed {stdout.strip()!r}")
+    return detail
 
 
 def checked_kubectl(parent: pulumi.Resource | None = None) -> dict[str, str]:
@@ -157,7 +172,7 @@ def checked_kubectl(parent: pulumi.Resource | None = None) -> dict[str, str]:
             logging=local.Logging.NONE,
             opts=pulumi.InvokeOptions(parent=parent),
         )
-        run["by"] = ran.stdout.strip()
+        run["by"] = parse_kubectl_check(ran.stdout)
     return {ENV_KUBECTL_CHECKED_BY: run["by"]}
 
 

@@ -1000,10 +1000,10 @@ def test_the_run_checks_kubectl_once_and_its_steps_skip_the_check(
     check = kubectl_check_step().argv(CHECK_KUBECTL)
     checked = steps.run(check, kubeconfig=None, context=None, env={"KUBECTL": str(wrapper)})
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.strip() == str(os.getpid())
+    assert checked.stdout == f"CHECKED {os.getpid()}\n"
     assert kubectl_runs(log) == ["version --client -o json"]
     remote.create_secret(ns, TOKEN_SECRET, {"token": b"t"})
-    same_run = {"KUBECTL": str(wrapper), ENV_KUBECTL_CHECKED_BY: checked.stdout.strip()}
+    same_run = {"KUBECTL": str(wrapper), ENV_KUBECTL_CHECKED_BY: str(os.getpid())}
     assert steps.run(forget(ns), kubeconfig=kubeconfig, env=same_run).returncode == 0
     assert [run for run in kubectl_runs(log)[1:] if "version" in run] == []
     other_run = {"KUBECTL": str(wrapper), ENV_KUBECTL_CHECKED_BY: str(os.getpid() + 1)}
@@ -1011,8 +1011,10 @@ def test_the_run_checks_kubectl_once_and_its_steps_skip_the_check(
     assert [run for run in kubectl_runs(log)[1:] if "version" in run] == ["version --client -o json"]
     old = {"KUBECTL": str(_fake_kubectl(tmp_path, "v1.28.3"))}
     refused = steps.run(check, kubeconfig=None, context=None, env=old)
-    assert refused.returncode == 127 and "kubectl 1.31 or newer is required" in refused.stderr
-    assert refused.stdout == ""
+    assert refused.returncode == 0, refused.stderr  # a failed plain invoke would end the program with a traceback
+    assert refused.stdout == "PROBLEM error: kubectl 1.31 or newer is required (found: 1 28); install a newer kubectl\n"
+    missing = steps.run(check, kubeconfig=None, context=None, env={"KUBECTL": "/nonexistent/kubectl"})
+    assert missing.returncode == 0 and missing.stdout.startswith("PROBLEM error: kubectl is not on PATH")
     told_another = steps.run(forget(ns), kubeconfig=kubeconfig, env={**old, ENV_KUBECTL_CHECKED_BY: "1"})
     assert told_another.returncode == 127 and "kubectl 1.31 or newer is required" in told_another.stderr
 
