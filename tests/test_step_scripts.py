@@ -19,6 +19,7 @@ from gloo_mesh_registration.args import ClusterAccess
 from gloo_mesh_registration.lifecycle import (
     ENV_KUBECONFIG_CONTENTS,
     ENV_KUBECONFIG_FILE,
+    KubectlError,
     RemoteIdentity,
     ShellStep,
     client_certificate_step,
@@ -26,6 +27,7 @@ from gloo_mesh_registration.lifecycle import (
     kubeconfig_variable,
     kubectl_check_step,
     kubectl_environment,
+    parse_kubectl_check,
     relay_secrets_step,
     step_file,
     token_step,
@@ -109,3 +111,14 @@ def test_the_step_is_told_path_or_contents_as_the_program_reads_it(kubeconfig: s
     environment = kubectl_environment(access)
     assert set(environment) == {"GM_KUBE_CONTEXT", variable}
     assert isinstance(environment[variable], pulumi.Output) == (variable == ENV_KUBECONFIG_CONTENTS)
+
+
+def test_the_kubectl_check_is_read_strictly() -> None:
+    """``CHECKED <pid>`` is the one success; ``PROBLEM <message>`` is the message, as the error; anything else (an
+    empty line, a PID missing) is an error that shows what was printed."""
+    assert parse_kubectl_check("CHECKED 123\n") == "123"
+    with pytest.raises(KubectlError, match=r"^error: kubectl is not on PATH; install it$"):
+        parse_kubectl_check("PROBLEM error: kubectl is not on PATH; install it\n")
+    for printed in ("", "CHECKED", "OK 123"):
+        with pytest.raises(KubectlError, match=f"^the kubectl check printed {printed!r}$"):
+            parse_kubectl_check(printed)
