@@ -80,7 +80,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="S",
         help="each cluster's wait is uniform in W x (1 - S) .. W x (1 + S) (default 0.5 when W > 0)",
     )
-    parsed.add_argument("--agent-seed", type=int, default=1, help="the seed of the waits (one draw per namespace)")
+    parsed.add_argument(
+        "--agent-seed", type=int, default=1, help="the seed of the waits (one draw per cluster number in the fleet)"
+    )
     parsed.add_argument(
         "--no-agent-deployment",
         action="store_true",

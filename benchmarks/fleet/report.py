@@ -34,12 +34,18 @@ def seconds_of(runs: Sequence[Run], op: str, n: int, variant: str | None = "defa
     return [r.seconds for r in runs if r.op == op and r.n == n and (variant is None or r.variant == variant)]
 
 
-def per_repeat_ratio(runs: Sequence[Run], top: tuple[str, int, str], bottom: tuple[str, int, str]) -> list[float]:
-    """``top / bottom`` within each repeat (``(op, n, variant)`` each), so that both come from the same minutes."""
+def per_repeat_ratio(
+    runs: Sequence[Run],
+    top: tuple[str, int, str],
+    bottom: tuple[str, int, str],
+    value: Callable[[Run], float] = lambda r: r.seconds,
+) -> list[float]:
+    """``top / bottom`` within each repeat (``(op, n, variant)`` each), so that both come from the same minutes; of
+    the wall time, or of another ``value`` of a run."""
     ratios = []
     for repeat in sorted({r.repeat for r in runs}):
-        a = [r.seconds for r in runs if (r.op, r.n, r.variant) == top and r.repeat == repeat]
-        b = [r.seconds for r in runs if (r.op, r.n, r.variant) == bottom and r.repeat == repeat]
+        a = [value(r) for r in runs if (r.op, r.n, r.variant) == top and r.repeat == repeat]
+        b = [value(r) for r in runs if (r.op, r.n, r.variant) == bottom and r.repeat == repeat]
         if a and b and b[0] > 0:
             ratios.append(a[0] / b[0])
     return ratios
@@ -320,17 +326,6 @@ def print_targets(runs: Sequence[Run], sizes: Sequence[int], xargs_width: int) -
     print("\n".join(lines))
 
 
-def per_repeat_cpu_ratio(runs: Sequence[Run], top: tuple[str, int, str], bottom: tuple[str, int, str]) -> list[float]:
-    """CPU seconds (the command's tree and the servers) of ``top`` over ``bottom``, within each repeat."""
-    ratios = []
-    for repeat in sorted({r.repeat for r in runs}):
-        a = [r.tree_cpu + r.server_cpu for r in runs if (r.op, r.n, r.variant) == top and r.repeat == repeat]
-        b = [r.tree_cpu + r.server_cpu for r in runs if (r.op, r.n, r.variant) == bottom and r.repeat == repeat]
-        if a and b and b[0] > 0:
-            ratios.append(a[0] / b[0])
-    return ratios
-
-
 def print_issue_23_targets(runs: Sequence[Run], sizes: Sequence[int], xargs_width: int, agent: AgentSettings) -> None:
     """Issue 23's targets that this run measured (those of its agent's wait), each ratio within one repeat."""
     lines: list[str] = []
@@ -356,7 +351,7 @@ def print_issue_23_targets(runs: Sequence[Run], sizes: Sequence[int], xargs_widt
     if "CPU vs sequential" in targets:
         judged(
             f"CPU s per cluster, pulumi up (N={n}) / sequential script (own tree and servers)",
-            per_repeat_cpu_ratio(runs, up, sequential),
+            per_repeat_ratio(runs, up, sequential, lambda r: r.tree_cpu + r.server_cpu),
             targets["CPU vs sequential"],
         )
     big, small = max(sizes), (5 if 5 in sizes else min(sizes))
