@@ -1171,6 +1171,46 @@ def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, nam
     assert f"context 'kind-{'mgmt' if cluster == 'management' else cluster}-cluster'" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("ref", "named"),
+    [
+        (
+            "kubernetesclusters.multicluster.solo.io/gloo-mesh/remote-cluster",
+            "KubernetesCluster 'remote-cluster' exists already in namespace 'gloo-mesh' of the management cluster, "
+            "registered by another stack: ",
+        ),
+        (
+            "secret/gloo-mesh/relay-root-tls-secret",
+            "secret 'relay-root-tls-secret' exists already in namespace 'gloo-mesh', created by another stack that "
+            "registers this cluster into the same namespace: ",
+        ),
+    ],
+)
+def test_a_preview_names_the_other_stack_whose_object_it_would_create(ref: str, named: str) -> None:
+    """Issue 24: one cluster name in two stacks of one management plane. The look prints the other stack's owner label
+    after the object; the message names it, and its fix is not `adopt` (that would take the object from a stack that
+    manages it)."""
+    fake = FakeClusters()
+    fake.existing.add(ref)
+    fake.details[f"{ref}@owned"] = ["gloo-mesh-registration/stack=gloo-mesh-relay-registration.other"]
+    with pytest.raises(ConflictError) as raised:
+        preview(fake)
+    message = str(raised.value)
+    assert (
+        named + "one cluster name can be registered by one stack only. Fix: remove the cluster from one of the two "
+        in message
+    )
+    assert message.endswith(
+        "It carries the other stack's label gloo-mesh-registration/stack=gloo-mesh-relay-registration.other."
+    )
+    assert "adopt" not in message
+    # Another key after the object (the look's other details) is not a stack's mark: the leftover's message.
+    fake.details[f"{ref}@owned"] = ["something=else"]
+    with pytest.raises(ConflictError, match="adopt: true") as raised:
+        preview(fake)
+    assert str(raised.value).endswith("deregister that registration first. Found: something=else.")
+
+
 def _stack_label(project: str, stack: str) -> str:
     recorded = run_program(lambda: RemoteClusterRegistration("remote-cluster", args()), project=project, stack=stack)
     labels: dict[str, str] = plain(recorded.one(SECRET, "-root-ca").inputs)["metadata"]["labels"]

@@ -48,6 +48,9 @@ class PlannedObject:
     marked: bool = False
     """The resource carries the stack's owner label: an object with it is this stack's, being replaced (a rotated
     CA copy is replaced, its ID unknown in the preview like a new object's), not a leftover."""
+    another_stack: str = ""
+    """For a ``marked`` object: what is wrong when it carries another stack's owner label (that label, ``key=value``,
+    is appended), in place of ``problem``, whose fix (adopt it) would take the object from a stack that manages it."""
 
     @property
     def lookup(self) -> str:
@@ -70,6 +73,13 @@ _LEFT_BY_AN_EARLIER_REGISTRATION = (
     "left by an earlier registration (meshctl, the guide's Helm steps, another stack, or a `pulumi up` of this "
     "stack that was terminated). Fix: take it over in place with adopt: true for one pulumi up (README, "
     "Adopting a registered cluster), or deregister that registration first."
+)
+
+
+_IN_TWO_STACKS = (
+    "one cluster name can be registered by one stack only. Fix: remove the cluster from one of the two stack files (or "
+    "give it another name in one of them); to move it to this stack, remove it from the other stack's file and run "
+    "pulumi up there first. It carries the other stack's label"
 )
 
 
@@ -110,7 +120,11 @@ def _remote_objects(settings: RegistrationSettings, resources: RegistrationResou
         problem = (
             f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, {_LEFT_BY_AN_EARLIER_REGISTRATION}"
         )
-        planned.append(PlannedObject(resources.root_ca_copy, ref, problem, marked=True))
+        another_stack = (
+            f"secret {gen.root_ca_secret!r} exists already in namespace {ns!r}, created by another stack that "
+            f"registers this cluster into the same namespace: {_IN_TWO_STACKS}"
+        )
+        planned.append(PlannedObject(resources.root_ca_copy, ref, problem, marked=True, another_stack=another_stack))
     for helm_release, release_name in (
         (resources.crds, gen.crds_chart),
         (resources.release, settings.agent_release_name),
@@ -142,12 +156,16 @@ def _crds_owned_elsewhere(crds: pulumi.CustomResource, gen: AgentGeneration, ns:
 
 def _cluster_object(settings: RegistrationSettings, cluster: pulumi.CustomResource) -> PlannedObject:
     gen = settings.generation
+    where = (
+        f"{gen.cluster_kind} {settings.cluster_name!r} exists already in namespace {settings.mgmt_namespace!r} of the "
+        "management cluster"
+    )
     return PlannedObject(
         cluster,
         f"{gen.cluster_resource}/{settings.mgmt_namespace}/{settings.cluster_name}",
-        f"{gen.cluster_kind} {settings.cluster_name!r} exists already in namespace {settings.mgmt_namespace!r} of the "
-        f"management cluster: the name is registered with this management plane, {_LEFT_BY_AN_EARLIER_REGISTRATION}",
+        f"{where}: the name is registered with this management plane, {_LEFT_BY_AN_EARLIER_REGISTRATION}",
         marked=True,
+        another_stack=f"{where}, registered by another stack: {_IN_TWO_STACKS}",
     )
 
 
@@ -195,13 +213,25 @@ def _check(
             objects_environment([p.lookup for p in creating], owner_label),
             pulumi.InvokeOutputOptions(parent=parent),
         )
-        return pulumi.Output.unsecret(found.stdout).apply(lambda out: _verdict(settings, access, creating, out))
+        return pulumi.Output.unsecret(found.stdout).apply(
+            lambda out: _verdict(settings, access, owner_label, creating, out)
+        )
 
     creating = cast("pulumi.Output[list[PlannedObject]]", pulumi.Output.from_input(to_create()))
     return creating.apply(look)
 
 
-def _verdict(settings: RegistrationSettings, access: ClusterAccess, creating: list[PlannedObject], stdout: str) -> bool:
+def _problem(planned: PlannedObject, detail: str | None, owner_label: str) -> str:
+    """What is wrong with a found object: another stack's (it carries the owner label's key with another value), or
+    a leftover (what was found, where the look says more)."""
+    if planned.another_stack and detail is not None and detail.startswith(owner_label.partition("=")[0] + "="):
+        return f"{planned.another_stack} {detail}."
+    return planned.problem + (f" Found: {detail}." if detail is not None else "")
+
+
+def _verdict(
+    settings: RegistrationSettings, access: ClusterAccess, owner_label: str, creating: list[PlannedObject], stdout: str
+) -> bool:
     where = f"cluster {settings.cluster_name} ({access.describe()})"
     found = parse_existing(stdout)
     if found.unreachable is not None:
@@ -213,7 +243,7 @@ def _verdict(settings: RegistrationSettings, access: ClusterAccess, creating: li
         )
         return True
     problems = [
-        p.problem + (f" Found: {found.details[p.lookup]}." if p.lookup in found.details else "")
+        _problem(p, found.details.get(p.lookup), owner_label)
         for p in creating
         if (p.lookup in found.refs) != p.must_exist
     ]

@@ -3,7 +3,8 @@
 # Each word of $GM_OBJECTS is `namespace/<name>`, `helm-release/<ns>/<name>` (Helm's release secrets, labelled
 # owner=helm), `helm-crds/<ns>/<release>` or `<resource>/<ns>/<name>` of any other namespaced kind, the last
 # optionally suffixed `@owned`: such an object counts only if it lacks the label $GM_OWNER_LABEL (`key=value`), the
-# stack's own mark. Each object that counts is printed, one per line. A cluster that cannot be asked prints
+# stack's own mark; if it carries that key with another value (another stack's mark), `key=<that value>` follows the
+# ref. Each object that counts is printed, one per line. A cluster that cannot be asked prints
 # `UNREACHABLE <kubectl's reason>` and nothing else.
 # shellcheck disable=SC2154 # _gm_step, _gm_dir: set by preamble.sh, which comes first in every step's script
 case "$_gm_step" in
@@ -38,10 +39,17 @@ for _gm_ref in $GM_OBJECTS; do
     echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
     exit 0
   fi
+  _gm_mark=
   if [ -n "$_gm_found" ] && [ "$_gm_ref" != "$_gm_object" ] && [ -n "${GM_OWNER_LABEL:-}" ]; then
-    # Ours (a replacement in this preview, not a leftover): it carries the stack's mark.
-    _gm_found=$(k get "$_gm_kind" -n "$_gm_ns" --field-selector "metadata.name=$_gm_name" -l "$GM_OWNER_LABEL" -o name \
-      2>/dev/null | grep -q . || echo "$_gm_found")
+    # Whose mark it carries: this stack's (a replacement in this preview, not a leftover: nothing printed), another
+    # stack's (printed after the ref as `<key>=<value>`), or none.
+    _gm_mark=$(k get "$_gm_kind" "$_gm_name" -n "$_gm_ns" \
+      -o "go-template={{with .metadata.labels}}{{index . \"${GM_OWNER_LABEL%%=*}\"}}{{end}}" 2>/dev/null) || _gm_mark=
+    case "$_gm_mark" in
+      "${GM_OWNER_LABEL#*=}") continue ;;
+      "" | "<no value>") _gm_mark= ;;
+      *) _gm_mark=" ${GM_OWNER_LABEL%%=*}=$_gm_mark" ;;
+    esac
   fi
-  if [ -n "$_gm_found" ]; then echo "$_gm_ref"; fi
+  if [ -n "$_gm_found" ]; then echo "$_gm_ref$_gm_mark"; fi
 done
