@@ -156,6 +156,12 @@ build_helm() {
     -o "$out/helm" helm.sh/helm/v3/cmd/helm
 }
 
+build_seaweedfs() {
+  # `weed mini` is the S3 server of the S3 state scenarios (lab/object_store.py); the wrapper's go.mod pins the
+  # pseudo-version (see its tools.go for why SeaweedFS). The binary reports its own version (`weed version`: 4.53).
+  go build -trimpath -ldflags "-s -w" -o "$out/weed" github.com/seaweedfs/seaweedfs/weed
+}
+
 started=$SECONDS
 build pulumi "pulumi" build_pulumi
 build language-python "pulumi-language-python pulumi-language-python-exec pulumi-analyzer-policy-python pulumi-resource-pulumi-python" build_language_python
@@ -166,5 +172,6 @@ build kubernetes-provider "pulumi-resource-kubernetes" build_kubernetes_provider
 build kubernetes "kube-apiserver kube-controller-manager kubectl" build_kubernetes
 build etcd "etcd" build_etcd
 build helm "helm" build_helm
+build seaweedfs "weed" build_seaweedfs
 say "== tools ready in $((SECONDS - started)) s"
 echo "$bin"

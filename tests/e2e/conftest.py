@@ -16,6 +16,8 @@ import pytest
 
 from lab.cluster import ControlPlanes, control_planes
 from lab.gloo import ChartRepository, ManagementPlane, SimulatedAgent, install_management_plane
+from lab.object_store import ObjectStore
+from lab.object_store import object_store as running_object_store
 from lab.pulumi_cli import ROOT, component_provider_copy, plugin_folder
 from lab.scenarios import CLUSTER, REMOTE_NAMESPACE, Lab
 
@@ -77,6 +79,15 @@ def chart_repo(tools_bin: Path, e2e_dir: Path) -> Iterator[ChartRepository]:
     repository.start()
     yield repository
     repository.stop()
+
+
+@pytest.fixture(scope="session")
+def object_store(tools_bin: Path, e2e_dir: Path) -> Iterator[ObjectStore]:
+    """A real S3 server (SeaweedFS) with one bucket for Pulumi state, for the session (see lab/object_store.py)."""
+    with running_object_store(tools_bin, e2e_dir / "s3") as store:
+        yield store
+        if _failed:
+            print(f"\nreal-engine suite: the S3 server's log is {store.process.log}")
 
 
 @pytest.fixture(scope="session")
