@@ -76,6 +76,15 @@ build() {
   for o in $outputs; do ln -sfn "$out/$o" "$bin/$o"; done
 }
 
+actionlint_version=v1.7.12
+build_actionlint() {
+  # The linter of .github/workflows/*.yml (scripts/test.sh), stamped as its releases are (GoReleaser's version,
+  # without the v: `actionlint -version` and the links of -help then name the release).
+  go build -trimpath \
+    -ldflags "-s -w -X github.com/rhysd/actionlint.version=${actionlint_version#v} -X 'github.com/rhysd/actionlint.installedFrom=built from its Go module by scripts/e2e-tools.sh'" \
+    -o "$out/actionlint" github.com/rhysd/actionlint/cmd/actionlint
+}
+
 pulumi_version=v3.274.1
 build_pulumi() {
   go build -trimpath -tags osusergo,grpcnotrace \
@@ -163,6 +172,7 @@ build_seaweedfs() {
 }
 
 started=$SECONDS
+build actionlint "actionlint" build_actionlint
 build pulumi "pulumi" build_pulumi
 build language-python "pulumi-language-python pulumi-language-python-exec pulumi-analyzer-policy-python pulumi-resource-pulumi-python" build_language_python
 build language-nodejs "pulumi-language-nodejs" build_language_nodejs
