@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -88,6 +89,12 @@ def uses(workflow: dict[Any, Any], action: str) -> list[dict[str, Any]]:
     return [
         s for job in workflow["jobs"] for s in steps(workflow, job) if str(s.get("uses", "")).startswith(action + "@")
     ]
+
+
+def suite_pulumi_version() -> str:
+    """The Pulumi CLI the real-engine suite builds and tests: ``pulumi_version`` in scripts/e2e-tools.sh."""
+    [version] = re.findall(r"^pulumi_version=(v[0-9.]+)$", (ROOT / "scripts" / "e2e-tools.sh").read_text(), re.M)
+    return str(version)
 
 
 StepKey = tuple[str, str]
@@ -220,6 +227,8 @@ class Runner:
         entries (all of them, no others: the runner would put in the values of their expressions)."""
         script = step["run"]
         assert "${{" not in script, "expressions go through the step's env:, not into the script"
+        # The workflows' default shell (bash, run as below) in the checkout's root: what this runs them as.
+        assert "working-directory" not in step and step.get("shell", "bash") == "bash"
         values = dict(env or {})
         assert set(values) == set(step.get("env", {})), (set(values), set(step.get("env", {})))
         for name, value in step.get("env", {}).items():
