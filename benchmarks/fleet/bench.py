@@ -6,15 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.benchlib import PROJECT, ROOT
 from benchmarks.fleet.agent import AgentSettings, Answer, FleetAgent
 from lab.cluster import ControlPlanes
 from lab.gloo import ChartRepository, ManagementPlane
+from lab.object_store import ObjectStore
 from lab.pulumi_cli import PulumiProject, project_copy
 
+if TYPE_CHECKING:
+    from benchmarks.fleet.runs import Variant
+
 STACK = "fleet"
+S3_PREFIX = "fleet-benchmark"
+"""Where in the S3 server's bucket the ``backend=s3`` variant keeps the stack's state."""
 CERT_TIMEOUT_SECONDS = 180
 
 
@@ -70,6 +76,25 @@ class Bench:
     xargs_parallel: int
     log: Callable[[str], None]
     agent_settings: AgentSettings
+    object_store: ObjectStore | None = None
+    """The S3 server of the ``backend=s3`` variant's state (None: no such variant), the stack initialised in it."""
+
+    def variant_env(self, variant: Variant | None) -> dict[str, str]:
+        """The environment a run of ``variant`` adds (the defaults: none; their state is the file backend)."""
+        if variant is None:
+            return {}
+        env = dict(variant.env)
+        if variant.s3_state:
+            assert self.object_store is not None, "a backend=s3 variant without the bench's S3 server"
+            env |= self.object_store.env(S3_PREFIX)
+        return env
+
+    def s3_history(self) -> int:
+        """Updates recorded in the S3 server's bucket so far (the backend writes one history entry per update): a
+        ``backend=s3`` run that leaves the number as it was did not use the bucket."""
+        if self.object_store is None:
+            return 0
+        return sum(1 for key in self.object_store.keys(f"{S3_PREFIX}/.pulumi/history") if key.endswith(".history.json"))
 
     def certificates(self) -> int:
         """Client certificates the agents have written so far: a run registered what the difference says."""

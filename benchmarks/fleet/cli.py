@@ -18,7 +18,7 @@ from typing import Any
 import benchmarks.fleet
 from benchmarks.benchlib import ROOT, machine_summary, tools_folder
 from benchmarks.fleet.agent import AgentSettings, FleetAgent, drawn_wait
-from benchmarks.fleet.bench import STACK, Bench, fleet, stack_config
+from benchmarks.fleet.bench import S3_PREFIX, STACK, Bench, fleet, stack_config
 from benchmarks.fleet.guide import run_script
 from benchmarks.fleet.plot import plot
 from benchmarks.fleet.plugins import WORKERS, plugin_folder
@@ -26,6 +26,7 @@ from benchmarks.fleet.report import print_results
 from benchmarks.fleet.runs import SCRIPT_OPS, Run, Variant, parse_variant, pulumi, pulumi_cycle
 from lab.cluster import CONTROLLERS, WORKLOAD_CONTROLLERS, ControlPlanes, control_planes
 from lab.gloo import ChartRepository, install_management_plane
+from lab.object_store import object_store
 from lab.observe import ApiClient
 from lab.pulumi_cli import PulumiProject, project_copy
 
@@ -183,17 +184,26 @@ def started_bench(
             ).start()
             for server in remotes
         }
+        stack = contextlib.ExitStack()
         try:
             folder = project_copy(ROOT, work / "project", STACK, stack_config(planes, repo, []))
             shim = any(v.startswith("provider-env=") for v in args.variants)
             plugins = plugin_folder(bin_dir, work / "bin", args.command_workers, provider_env=shim)
             cli = PulumiProject(plugins, work / "home", folder, STACK)
             cli.init()
+            store = None
+            if any(parse_variant(v, args.sizes).s3_state for v in args.variants):
+                store = stack.enter_context(object_store(bin_dir, work / "s3"))
+                cli.extra_env = store.env(S3_PREFIX)
+                cli.init()  # the same stack in the S3 server's bucket, for the backend=s3 runs
+                cli.extra_env = {}
             servers = describe_servers(planes, bin_dir, len(remotes), args.command_workers)
             print(servers)
             print(settings.line())
-            yield Bench(planes, plane, repo, agents, cli, work, remotes, args.xargs_parallel, log, settings), servers
+            bench = Bench(planes, plane, repo, agents, cli, work, remotes, args.xargs_parallel, log, settings, store)
+            yield bench, servers
         finally:
+            stack.close()
             for agent in agents.values():
                 agent.stop()
             repo.stop()

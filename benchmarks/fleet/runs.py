@@ -33,6 +33,8 @@ class Variant:
     sizes: tuple[int, ...] = ()
     engine_parallel: bool = False
     """Run without ``--parallel``: the engine's own default, 4 x the cores (``parallel=engine``)."""
+    s3_state: bool = False
+    """The stack's state in the bench's S3 server (``backend=s3``: :attr:`Bench.object_store`), not the file backend."""
 
 
 def up_sh_parallel(n: int) -> int:
@@ -42,7 +44,8 @@ def up_sh_parallel(n: int) -> int:
 
 
 def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
-    """``parallel=P`` (``parallel=engine``: the engine's default), ``skip-checkpoints`` or ``env=NAME=VALUE``,
+    """``parallel=P`` (``parallel=engine``: the engine's default), ``skip-checkpoints``, ``backend=s3`` (the state
+    in a real S3 server, every checkpoint a network write) or ``env=NAME=VALUE``,
     optionally ``@N,N`` (the sizes; all sizes without). The default runs pass ``scripts/up.sh``'s ``--parallel``.
     ``env=``: one variable in the ``pulumi`` run's environment, which the plugins inherit (``GOGC``, ``GOMEMLIMIT``,
     the kubernetes provider's ``PULUMI_K8S_*`` settings); ``provider-env=``: in the kubernetes providers' alone (the
@@ -63,13 +66,16 @@ def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
             ops=("up", "destroy"),
             sizes=sizes,
         )
+    if name == "backend" and value == "s3":  # the same stack, its state in a real S3 server (lab/object_store.py)
+        return Variant("state on S3", sizes=sizes, s3_state=True)
     if name == "env" and "=" in value:
         variable, _, setting = value.partition("=")
         return Variant(value, env=((variable, setting),), ops=("up", "destroy"), sizes=sizes)
     if name == "provider-env" and "=" in value:  # the plugin folder's shim adds it to the providers' environment
         return Variant(f"providers: {value}", env=((PROVIDER_ENV, value),), ops=("up", "destroy"), sizes=sizes)
     raise SystemExit(
-        f"error: unknown variant {text!r} (parallel=P, skip-checkpoints, env=NAME=VALUE, provider-env=NAME=VALUE)"
+        f"error: unknown variant {text!r} (parallel=P, skip-checkpoints, env=NAME=VALUE, provider-env=NAME=VALUE, "
+        "backend=s3)"
     )
 
 
@@ -170,7 +176,8 @@ def pulumi(
     before = scrape(bench) if op == "preview" else {}
     servers = server_pids(bench)
     cpu_before, servers_before = os.times(), cpu_of(servers)
-    bench.cli.extra_env = dict(variant.env) if variant is not None else {}
+    bench.cli.extra_env = bench.variant_env(variant)
+    s3_updates = bench.s3_history()
     started = time.monotonic()
     process = bench.cli.start(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     sampler = CpuSampler(process.pid, servers).start() if sample_cpu else None
@@ -180,6 +187,8 @@ def pulumi(
     bench.cli.extra_env = {}
     if process.returncode != 0:
         raise RuntimeError(f"pulumi {' '.join(args)} (N={n}) exited {process.returncode}:\n{output[-8000:]}")
+    if variant is not None and variant.s3_state and op != "preview" and bench.s3_history() == s3_updates:
+        raise RuntimeError(f"pulumi {' '.join(args)} (N={n}) of {variant.label!r} recorded no update in the S3 bucket")
     run = Run(op, n, repeat, seconds, "default" if variant is None else variant.label, trace=trace)
     run.tree_cpu = tree_cpu(cpu_before, cpu_after)
     run.server_cpu = servers_after - servers_before

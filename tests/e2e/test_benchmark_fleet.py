@@ -40,6 +40,7 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
             "--quick",
             "--variants",
             "parallel=4",
+            "backend=s3",
             "--agent-wait",
             str(WAIT),
             "--agent-spread",
@@ -83,7 +84,9 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
 
     assert_median_spread(table(out, "CPU seconds per cluster")[0], "up: client", "sequential script: client")
     changes = table(out, "Changes measured against the defaults")
-    assert {row["change"] for row in changes} == {"--parallel 4"}
+    # backend=s3: the same runs with the state in a real S3 server; the benchmark fails a run of it that recorded no
+    # update in the bucket.
+    assert {row["change"] for row in changes} == {"--parallel 4", "state on S3"}
 
     assert "Targets (issue 23, agent wait W = 2 s" in out and "constant in N" in out
     assert "pulumi up (N=2) / sequential script = " in out and "pulumi up (N=2) / parallel script = " in out
