@@ -182,8 +182,16 @@ def test_the_push_filter_starts_a_run_exactly_when_a_stack_is_selected(
     assert filtered == (json.loads(selected) != []), (path, selected)
 
 
-def _stacks(workflow: dict[Any, Any], tmp_path: Path, repo: Path, event: str, before: str, stack: str) -> Any:
-    runner = Runner(tmp_path / f"runner-{len(list(tmp_path.glob('runner-*')))}", event=event)
+def _stacks(
+    workflow: dict[Any, Any],
+    tmp_path: Path,
+    repo: Path,
+    event: str,
+    before: str,
+    stack: str,
+    ref: str = "refs/heads/main",
+) -> Any:
+    runner = Runner(tmp_path / f"runner-{len(list(tmp_path.glob('runner-*')))}", event=event, ref=ref)
     return runner.run(step(workflow, "stacks", "stacks to register"), cwd=repo, env={"BEFORE": before, "STACK": stack})
 
 
@@ -224,6 +232,12 @@ def test_stacks_to_register(workflow: dict[Any, Any], tmp_path: Path) -> None:
         assert ran.stdout == (
             f'::error::there is no stacks/Pulumi.{wrong}.yaml; stacks here: ["dev","fleet-example","prod"]\n'
         )
+    # By hand from another branch: refused, nothing selected.
+    ran = _stacks(workflow, tmp_path, repo, "workflow_dispatch", "", "prod", ref="refs/heads/feature")
+    assert ran.returncode == 1 and ran.outputs == {}
+    assert (
+        ran.stdout == "::error::register runs from main only (this run is of refs/heads/feature): start it from main\n"
+    )
 
 
 # -- the register job's run: steps ------------------------------------------------------------------------------

@@ -202,7 +202,9 @@ class Runner:
     """The runner of one job: its temp folder, its files for outputs, environment and summary, a folder of
     stand-ins put first on PATH, and the environment that earlier steps wrote to ``GITHUB_ENV``."""
 
-    def __init__(self, tmp: Path, *, event: str = "push", repository: str = "owner/repo") -> None:
+    def __init__(
+        self, tmp: Path, *, event: str = "push", repository: str = "owner/repo", ref: str = "refs/heads/main"
+    ) -> None:
         self.tmp = tmp
         self.temp = tmp / "runner-temp"
         self.temp.mkdir(parents=True)
@@ -215,6 +217,7 @@ class Runner:
             "CI": "true",
             "GITHUB_ACTIONS": "true",
             "GITHUB_EVENT_NAME": event,
+            "GITHUB_REF": ref,
             "GITHUB_REPOSITORY": repository,
             "RUNNER_TEMP": str(self.temp),
         }
