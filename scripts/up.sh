@@ -47,25 +47,8 @@ pulumi install
 # Secrets in the stack file are encrypted with a passphrase (asked for, or PULUMI_CONFIG_PASSPHRASE[_FILE]).
 pulumi stack select --create --secrets-provider passphrase "$stack"
 
-# --parallel: Pulumi's default (4 x the runner's cores, 8 on a 2-core CI runner) would queue a fleet's clusters, each
-# of whose agent releases waits for the agent to come up; so 4 per cluster of the stack file (a cluster has at most 3
-# steps running at once), at least 16, unless given (-p, --parallel, PULUMI_PARALLEL). Measured: BENCHMARKS.md.
-parallel=()
-given=no
-for arg in "$@"; do
-  case "$arg" in -p | -p[0-9]* | --parallel | --parallel=*) given=yes ;; esac
-done
-if [ "$given" = no ] && [ -z "${PULUMI_PARALLEL:-}" ]; then
-  clusters=$(.venv/bin/python - "stacks/Pulumi.$stack.yaml" <<'COUNT'
-import sys
-
-import yaml
-
-with open(sys.argv[1], encoding="utf-8") as stack_file:
-    config = (yaml.safe_load(stack_file) or {}).get("config") or {}
-print(max([len(v) for k, v in config.items() if k.endswith(":clusters") and isinstance(v, list)] or [0]))
-COUNT
-)
-  parallel=(--parallel "$(( clusters * 4 > 16 ? clusters * 4 : 16 ))")
-fi
+# --parallel: 4 per cluster of the stack file, at least 16, unless given (-p, --parallel, PULUMI_PARALLEL); the rule,
+# and why, is parallel_for in scripts/fleet.py, which the fleet command applies to each of its stacks too.
+flags=$(.venv/bin/python scripts/fleet.py parallel "stacks/Pulumi.$stack.yaml" -- "$@")
+read -r -a parallel <<<"$flags"
 pulumi up --stack "$stack" ${parallel[@]+"${parallel[@]}"} "$@"

@@ -21,10 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def checkout(tmp_path: Path, clusters: int) -> Path:
-    """A copy of what up.sh reads: itself, the kubectl check, a stack file with ``clusters`` entries, a ``.venv``."""
+    """A copy of what up.sh reads: itself, the fleet command's module (the ``--parallel`` rule), the kubectl check,
+    a stack file with ``clusters`` entries, a ``.venv``."""
     folder = tmp_path / "checkout"
     (folder / "scripts").mkdir(parents=True)
-    shutil.copy(ROOT / "scripts" / "up.sh", folder / "scripts" / "up.sh")
+    for script in ("up.sh", "fleet.py"):
+        shutil.copy(ROOT / "scripts" / script, folder / "scripts" / script)
     shell = folder / "components" / "gloo_mesh_registration" / "shell"
     shell.mkdir(parents=True)
     shutil.copy(ROOT / "components" / "gloo_mesh_registration" / "shell" / "require_kubectl.sh", shell)
@@ -34,8 +36,8 @@ def checkout(tmp_path: Path, clusters: int) -> Path:
         "config": {"gloo-mesh-registration:management": {"context": "m"}, "gloo-mesh-registration:clusters": entries}
     }
     (folder / "stacks" / "Pulumi.fleet.yaml").write_text(yaml.safe_dump(config))
-    (folder / ".venv" / "bin").mkdir(parents=True)
-    (folder / ".venv" / "bin" / "python").symlink_to(sys.executable)  # what `pulumi install` makes, with PyYAML
+    # What `pulumi install` makes, with the Pulumi SDK and PyYAML that scripts/fleet.py imports: the suite's own.
+    (folder / ".venv").symlink_to(Path(sys.executable).parent.parent)
     return folder
 
 
