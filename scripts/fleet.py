@@ -161,7 +161,18 @@ def select_stacks(project_dir: Path, names: Sequence[str]) -> list[StackFile]:
 
 QUIET_OPS = ("same", "read")
 """Operations that change nothing: a run with only these has no changes."""
-OP_ORDER = ("create", "update", "replace", "create-replacement", "delete-replaced", "delete", "import", "read", "same")
+OP_ORDER = (
+    "create",
+    "update",
+    "replace",
+    "create-replacement",
+    "delete-replaced",
+    "delete",
+    "discard",
+    "import",
+    "read",
+    "same",
+)
 
 _COLOR_TAG = re.compile(r"<\{%[^%]*%\}>")  # the engine's colour directives, e.g. <{%reset%}>
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -174,6 +185,19 @@ def plain(text: str) -> str:
 def first_line(text: str) -> str:
     """The first non-blank line of ``text``, stripped, without colour."""
     return next((line.strip() for line in plain(text).splitlines() if line.strip()), "")
+
+
+def diagnostic_line(message: str) -> str:
+    """An engine error diagnostic in one line: its first line, and when that only introduces what follows (it ends
+    with ``:``), its last line too, which then holds the cause. The kubernetes provider's "configured Kubernetes
+    cluster is unreachable: ... Make sure you have:" ends, after a line of advice, with what is wrong (``context
+    "x" does not exist``)."""
+    lines = [line.strip() for line in plain(message).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} ... {lines[-1]}"
+    return lines[0]
 
 
 def first_error_line(text: str) -> str:
@@ -762,9 +786,9 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
     """One stack's run on the Automation API, as ``scripts/up.sh`` runs one: a ``LocalWorkspace`` of its own on the
     project with a ``TMPDIR`` of its own, ``stack select --create`` with the passphrase secrets provider (``destroy``
     only selects: it never creates a stack to destroy nothing), then the operation with the stack's ``--parallel``,
-    every output line to the log. The first error line is the first line of the engine's first error diagnostic, else
-    the CLI's ``error:`` line. Secrets: the summaries are read with ``show_secrets=False``, and what is logged is what
-    the CLI prints, which masks them."""
+    every output line to the log. The first error line is the engine's first error diagnostic
+    (:func:`diagnostic_line`), else the CLI's ``error:`` line. Secrets: the summaries are read with
+    ``show_secrets=False``, and what is logged is what the CLI prints, which masks them."""
 
     def run(job: Job, log: Log) -> Outcome:
         errors: list[str] = []
@@ -772,8 +796,8 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
 
         def on_event(event: auto.EngineEvent) -> None:
             diagnostic = event.diagnostic_event
-            if diagnostic is not None and diagnostic.severity == "error" and first_line(diagnostic.message):
-                errors.append(first_line(diagnostic.message))
+            if diagnostic is not None and diagnostic.severity == "error" and diagnostic_line(diagnostic.message):
+                errors.append(diagnostic_line(diagnostic.message))
             if event.summary_event is not None:
                 summaries.append(op_counts(event.summary_event.resource_changes))
 

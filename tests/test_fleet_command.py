@@ -437,9 +437,8 @@ def test_the_default_log_folder_is_new_for_each_run(tmp_path: Path) -> None:
 
 
 def test_changes_in_the_order_a_reader_looks_for_them() -> None:
-    assert fleet.format_changes({"same": 3, "delete": 1, "create": 2, "update": 0, "discard": 1}) == (
-        "create 2, delete 1, same 3, discard 1"
-    )
+    changes = {"same": 3, "delete": 1, "create": 2, "update": 0, "discard": 1, "remove-pending-replace": 1}
+    assert fleet.format_changes(changes) == "create 2, delete 1, discard 1, same 3, remove-pending-replace 1"
     assert fleet.format_changes(None) == fleet.format_changes({}) == "-"
     assert fleet.has_changes({"same": 3, "read": 2}) is False
     assert fleet.has_changes({"same": 3, "delete": 1}) is True
@@ -458,6 +457,24 @@ def test_the_first_error_line() -> None:
     assert fleet.first_line("\n\n  <{%fg 1%}>kubernetes:core/v1:Namespace failed\nstack trace") == (
         "kubernetes:core/v1:Namespace failed"
     )
+
+
+def test_an_engine_diagnostic_in_one_line() -> None:
+    """The kubernetes provider's error for a context that is not in the kubeconfig (seen in the real-engine test): its
+    first line introduces the advice and the cause, which is its last."""
+    message = (
+        "configured Kubernetes cluster is unreachable: unable to load Kubernetes client configuration from kubeconfig "
+        "file. Make sure you have:\n\n \t \u2022 set up the provider as per https://www.pulumi.com/registry/packages/"
+        'kubernetes/installation-configuration/\n\n context "no-such-context" does not exist\n'
+    )
+    assert fleet.diagnostic_line(message) == (
+        "configured Kubernetes cluster is unreachable: unable to load Kubernetes client configuration from kubeconfig "
+        'file. Make sure you have: ... context "no-such-context" does not exist'
+    )
+    assert fleet.diagnostic_line("<{%reset%}>the agent never connected\nwaited 60s<{%reset%}>\n") == (
+        "the agent never connected"
+    )
+    assert fleet.diagnostic_line("\n\n") == ""
 
 
 def test_the_first_error_line_of_a_failed_pulumi_run() -> None:
