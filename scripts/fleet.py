@@ -806,12 +806,14 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
             secrets_provider="passphrase", env_vars={"TMPDIR": str(tmp)}, pulumi_command=command
         )
         settings = job.settings
+        running = False  # the operation itself started (before: selecting the stack, whose output is not streamed)
         try:
             if job.op == "destroy":
                 stack = auto.select_stack(job.stack.name, work_dir=str(project_dir), opts=options)
             else:
                 stack = auto.create_or_select_stack(job.stack.name, work_dir=str(project_dir), opts=options)
             changes: Mapping[str, int] | None
+            running = True
             if job.op == "preview":
                 preview = stack.preview(
                     parallel=job.parallel,
@@ -853,6 +855,8 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
                 changes = op_counts(destroyed.summary.resource_changes)
             return Outcome(changes=changes)
         except auto.CommandError as error:
+            if not running:
+                log(str(error).strip())
             return Outcome(
                 changes=summaries[-1] if summaries else None, error=errors[0] if errors else command_error_line(error)
             )
@@ -1006,7 +1010,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_FAILED
     settings = Settings(args.refresh, args.diff, args.expect_no_changes, args.message)
     jobs = [Job(args.op, stack, job_parallel(stack, args.parallel, os.environ), settings) for stack in stacks]
-    log_dir = new_log_dir(project_dir, args.op, args.log_dir)
+    try:
+        log_dir = new_log_dir(project_dir, args.op, args.log_dir)
+    except (UsageError, OSError) as problem:
+        print(f"error: no log folder: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     display = Display(out, tty=out.isatty() and os.environ.get("TERM") != "dumb")
     fleet = Fleet(
         jobs,
