@@ -50,7 +50,8 @@ def user(
     chart_repo: ChartRepository,
     agent: SimulatedAgent,
 ) -> PulumiProject:
-    """A user's checkout (the program, the component package, ``scripts/up.sh``, one stack file) and home folder.
+    """A user's checkout (the program, the component package, ``scripts/up.sh`` and ``scripts/fleet.py``, whose
+    ``--parallel`` rule it runs, one stack file) and home folder.
 
     No virtualenv is made for it: ``pulumi install``, run by the script, makes one. The state stays in the suite's
     ``PULUMI_BACKEND_URL``, which wins over ``Pulumi.yaml``'s ``file://~``: the CLI expands ``~`` to the account's home
@@ -64,7 +65,8 @@ def user(
         shutil.copy(ROOT / name, folder / name)
     shutil.copytree(ROOT / "components", folder / "components", ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "up.sh", folder / "scripts" / "up.sh")
+    for script in ("up.sh", "fleet.py"):
+        shutil.copy(ROOT / "scripts" / script, folder / "scripts" / script)
     home = e2e_dir / "home-main-job"
     (home / "user").mkdir(parents=True, exist_ok=True)
     # Pulumi as a user's machine holds it: the CLI with its language hosts beside it, kubectl on PATH, and the
