@@ -265,6 +265,8 @@ class Settings:
     diff: bool = False
     expect_no_changes: bool = False
     message: str | None = None
+    skip_preview: bool = False
+    """``up`` only: no preview first (``pulumi up --yes`` previews first, and so does ``scripts/up.sh``)."""
 
 
 @dataclass(frozen=True)
@@ -279,10 +281,13 @@ class Job:
 @dataclass(frozen=True)
 class Outcome:
     """What one stack's run gave: the resource changes (the Automation API's summary; for a failed run, what the
-    engine's summary event counted, if it got that far) and, when it failed, its first error line."""
+    engine's summary event counted, if it got that far), when it failed its first error line, and the engine's
+    warnings, each once (a preview passes with a warning that a cluster is unreachable, say: a reader of the summary
+    must see it)."""
 
     changes: Mapping[str, int] | None = None
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 Log = Callable[[str], None]
@@ -314,6 +319,7 @@ class Record:
     ended: float | None = None
     changes: Mapping[str, int] | None = None
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -459,6 +465,7 @@ class Fleet:
             record.ended = self.clock()
             record.changes = outcome.changes
             record.error = outcome.error
+            record.warnings = outcome.warnings
             if outcome.error is not None:
                 record.state = INTERRUPTED if self._stopping.is_set() else FAILED
             else:
@@ -502,6 +509,12 @@ def describe(job: Job) -> str:
 # --- What the operator sees: live lines and the summary --------------------------------------------------------------
 
 
+def warned(record: Record) -> str:
+    """``; 1 warning: <the first>`` when the engine warned, else nothing."""
+    count = len(record.warnings)
+    return f"; {count} warning{'' if count == 1 else 's'}: {record.warnings[0]}" if count else ""
+
+
 def event_line(record: Record, now: float) -> str:
     """One line per change of a stack's state (the form for logs that are not a terminal)."""
     took = format_duration(record.duration(now))
@@ -509,7 +522,8 @@ def event_line(record: Record, now: float) -> str:
         return f"{record.name}: running ({describe(record.job)})"
     if record.state in (SUCCEEDED, NO_CHANGES):
         changes = format_changes(record.changes)
-        return f"{record.name}: done in {took} ({'no changes: ' if record.state == NO_CHANGES else ''}{changes})"
+        done = f"{record.name}: done in {took} ({'no changes: ' if record.state == NO_CHANGES else ''}{changes})"
+        return done + warned(record)
     if record.state == FAILED:
         return f"{record.name}: failed in {took}: {record.error}"
     if record.state == INTERRUPTED:
@@ -524,6 +538,7 @@ def live_line(record: Record, now: float, width: int) -> str:
         detail = describe(record.job)
     elif record.state in (SUCCEEDED, NO_CHANGES):
         detail = ("no changes: " if record.state == NO_CHANGES else "") + format_changes(record.changes)
+        detail += warned(record)
     else:
         detail = record.error or ""
     took = format_duration(record.duration(now)) if record.started is not None else ""
@@ -612,8 +627,11 @@ def summary_table(records: Sequence[Record]) -> list[str]:
 
 
 def closing_lines(fleet: Fleet, op: str) -> list[str]:
-    """Under the table: each failed stack with its first error line and its log, and the verdict."""
+    """Under the table: each failed stack with its first error line and its log, each stack the engine warned about
+    with its warnings, and the verdict."""
     lines = [f"{r.name} failed: {r.error} (log: {r.log})" for r in fleet.records if r.state == FAILED]
+    for record in fleet.records:
+        lines += [f"{record.name} warning: {warning}" for warning in record.warnings]
     failed = [r.name for r in fleet.records if r.state == FAILED]
     if fleet.prepare_error is not None:
         lines.append(f"pulumi install failed: {fleet.prepare_error} (log: {fleet.log_dir / INSTALL_LOG}); no stack ran")
@@ -623,7 +641,8 @@ def closing_lines(fleet: Fleet, op: str) -> list[str]:
     elif failed:
         lines.append(f"fleet {op}: {len(failed)} of {len(fleet.records)} stacks failed: {', '.join(failed)}")
     elif fleet.prepare_error is None:
-        lines.append(f"fleet {op}: all {len(fleet.records)} stacks succeeded")
+        count = len(fleet.records)
+        lines.append(f"fleet {op}: " + ("the stack succeeded" if count == 1 else f"all {count} stacks succeeded"))
     lines.append(f"logs: {fleet.log_dir}")
     return lines
 
@@ -786,18 +805,23 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
     """One stack's run on the Automation API, as ``scripts/up.sh`` runs one: a ``LocalWorkspace`` of its own on the
     project with a ``TMPDIR`` of its own, ``stack select --create`` with the passphrase secrets provider (``destroy``
     only selects: it never creates a stack to destroy nothing), then the operation with the stack's ``--parallel``,
-    every output line to the log. The first error line is the engine's first error diagnostic
-    (:func:`diagnostic_line`), else the CLI's ``error:`` line. Secrets: the summaries are read with
-    ``show_secrets=False``, and what is logged is what the CLI prints, which masks them."""
+    every output line to the log. ``up`` previews first, as ``pulumi up --yes`` does (the Automation API's ``up``
+    alone is ``pulumi up --skip-preview``): the checks that only a preview makes (README, "A preview fails where
+    ``pulumi up`` would": objects that exist already) stop the stack before anything changes. The first error line
+    is the engine's first error diagnostic (:func:`diagnostic_line`), else the CLI's ``error:`` line. Secrets: the
+    summaries are read with ``show_secrets=False``, and what is logged is what the CLI prints, which masks them."""
 
     def run(job: Job, log: Log) -> Outcome:
         errors: list[str] = []
+        warnings: dict[str, None] = {}  # each once: a preview and then an update give the same ones
         summaries: list[dict[str, int] | None] = []
 
         def on_event(event: auto.EngineEvent) -> None:
             diagnostic = event.diagnostic_event
             if diagnostic is not None and diagnostic.severity == "error" and diagnostic_line(diagnostic.message):
                 errors.append(diagnostic_line(diagnostic.message))
+            if diagnostic is not None and diagnostic.severity == "warning" and diagnostic_line(diagnostic.message):
+                warnings.setdefault(diagnostic_line(diagnostic.message))
             if event.summary_event is not None:
                 summaries.append(op_counts(event.summary_event.resource_changes))
 
@@ -814,7 +838,7 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
                 stack = auto.create_or_select_stack(job.stack.name, work_dir=str(project_dir), opts=options)
             changes: Mapping[str, int] | None
             running = True
-            if job.op == "preview":
+            if job.op == "preview" or (job.op == "up" and not settings.skip_preview):
                 preview = stack.preview(
                     parallel=job.parallel,
                     refresh=settings.refresh or None,
@@ -827,7 +851,7 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
                     on_event=on_event,
                 )
                 changes = op_counts(preview.change_summary)
-            elif job.op == "up":
+            if job.op == "up":
                 up = stack.up(
                     parallel=job.parallel,
                     refresh=settings.refresh or None,
@@ -841,7 +865,7 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
                     show_secrets=False,
                 )
                 changes = op_counts(up.summary.resource_changes)
-            else:
+            if job.op == "destroy":
                 destroyed = stack.destroy(
                     parallel=job.parallel,
                     refresh=settings.refresh or None,
@@ -853,12 +877,14 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
                     show_secrets=False,
                 )
                 changes = op_counts(destroyed.summary.resource_changes)
-            return Outcome(changes=changes)
+            return Outcome(changes=changes, warnings=tuple(warnings))
         except auto.CommandError as error:
             if not running:
                 log(str(error).strip())
             return Outcome(
-                changes=summaries[-1] if summaries else None, error=errors[0] if errors else command_error_line(error)
+                changes=summaries[-1] if summaries else None,
+                error=errors[0] if errors else command_error_line(error),
+                warnings=tuple(warnings),
             )
         finally:
             remove_provider_copies(tmp)
@@ -904,8 +930,11 @@ def parser() -> argparse.ArgumentParser:
         help="pulumi's --parallel for every stack (default: 4 per cluster of its stack file, at least 16, unless "
         "PULUMI_PARALLEL is set)",
     )
+    parse.add_argument("-y", "--yes", action="store_true", help="needed for up and destroy, which do not ask")
     parse.add_argument(
-        "-y", "--yes", action="store_true", help="needed for up and destroy, which run without a preview of their own"
+        "--skip-preview",
+        action="store_true",
+        help="up: no preview of each stack first (the preview's checks stop a stack before anything changes)",
     )
     parse.add_argument("--refresh", action="store_true", help="refresh each stack's state first")
     parse.add_argument("--diff", action="store_true", help="preview and up: the detailed diff, in the logs")
@@ -992,8 +1021,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_USAGE
     if args.op in ("up", "destroy") and not args.yes:
         print(
-            f"error: {args.op} runs on {len(stacks)} stack(s) without a preview of its own: run `fleet.py preview` "
-            f"first, then `fleet.py {args.op} --yes`",
+            f"error: {args.op} changes {len(stacks)} stack(s) without asking: run `fleet.py preview` first, then "
+            f"`fleet.py {args.op} --yes`",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -1008,7 +1037,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    settings = Settings(args.refresh, args.diff, args.expect_no_changes, args.message)
+    settings = Settings(args.refresh, args.diff, args.expect_no_changes, args.message, args.skip_preview)
     jobs = [Job(args.op, stack, job_parallel(stack, args.parallel, os.environ), settings) for stack in stacks]
     try:
         log_dir = new_log_dir(project_dir, args.op, args.log_dir)
@@ -1026,7 +1055,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         on_interrupt=command.interrupt,
     )
     names = ", ".join(stack.name for stack in stacks)
-    display.note(f"fleet {args.op}: {len(stacks)} stack(s) ({names}), {args.jobs} at a time; logs in {log_dir}")
+    at_once = min(args.jobs, len(stacks))
+    display.note(f"fleet {args.op}: {len(stacks)} stack(s) ({names}), {at_once} at a time; logs in {log_dir}")
     with signals_to(fleet):
         fleet.run()
     out.write("\n" + "\n".join([*summary_table(fleet.records), "", *closing_lines(fleet, args.op)]) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -401,6 +402,32 @@ def test_the_summary_table_and_what_follows_it(tmp_path: Path) -> None:
         "fleet up: 1 of 3 stacks failed: b",
         f"logs: {tmp_path / 'logs'}",
     ]
+
+
+def test_the_engines_warnings_show_in_the_live_line_and_under_the_table(tmp_path: Path) -> None:
+    """A preview passes with a warning (the program's: a cluster it cannot reach); it must not pass unseen."""
+    unreachable = "cluster eu-0 (context 'gone') is not reachable (context was not found); objects are not checked"
+
+    def runner(job: Job, log: Log) -> Outcome:
+        warnings = (unreachable, "second warning") if job.stack.name == "eu" else ()
+        return Outcome(changes={"create": 9}, warnings=warnings)
+
+    made, out = make_fleet(tmp_path, jobs(("eu", 1), ("us", 1), op="preview"), runner, concurrency=1)
+    made.run()
+    assert f"eu: done in 0.0s (create 9); 2 warnings: {unreachable}" in re.sub(r"in [\d.]+s", "in 0.0s", out.getvalue())
+    assert made.exit_status() == 0
+    assert fleet.closing_lines(made, "preview") == [
+        f"eu warning: {unreachable}",
+        "eu warning: second warning",
+        "fleet preview: all 2 stacks succeeded",
+        f"logs: {tmp_path / 'logs'}",
+    ]
+
+
+def test_one_stack_is_one_stack(tmp_path: Path) -> None:
+    made, _ = make_fleet(tmp_path, jobs(("eu", 1)), lambda job, log: Outcome(changes={"same": 1}))
+    made.run()
+    assert fleet.closing_lines(made, "preview")[0] == "fleet preview: the stack succeeded"
 
 
 def test_a_summary_of_stacks_that_never_ran() -> None:

@@ -4,10 +4,11 @@ of a copy of this project, each registering a cluster on an API server of its ow
 The checkout is a user's (the program, the component package, ``scripts/fleet.py``, two stack files), with Pulumi
 laid out as installed (the providers in the plugin cache from the local builds, as in ``test_main_job.py``) and a
 ``.venv`` that its own ``pulumi install`` made, whose Python runs the command. The command then runs ``pulumi install``
-once itself, and per stack ``stack select --create`` and the operation: ``up`` registers both (the summary's changes
-are the CLI's own counts, each stack's output is in its log, and no kubeconfig copy is left in ``TMPDIR``), a
-``preview`` shows no change, a Ctrl-C cancels a running preview, a stack whose cluster context does not exist fails
-the fleet (named, with its first error line) while the other succeeds, and ``destroy`` deregisters both.
+once itself, and per stack ``stack select --create`` and the operation: ``up`` previews and registers both (the
+summary's changes are the CLI's own counts, each stack's output is in its log, and no kubeconfig copy is left in
+``TMPDIR``), a ``preview`` shows no change, a Ctrl-C cancels a running preview, a stack whose cluster context does
+not exist passes a preview with the program's warning shown and fails ``up`` (named, with its first error line) while
+the other succeeds, and ``destroy`` deregisters both.
 
 The state backend of the runs is :func:`state_backend_env`'s.
 """
@@ -186,7 +187,9 @@ def test_up_registers_both_stacks_at_once(
     assert sorted(p.name for p in logs.iterdir()) == ["_install.log", "fleet-a.log", "fleet-b.log"]
     for stack in STACKS:
         log = (logs / f"{stack}.log").read_text()
-        assert f"Updating ({stack})" in log and "Resources:" in log
+        # A preview first, as `pulumi up --yes` (and scripts/up.sh) runs one, then the update.
+        assert 0 <= log.index(f"Previewing update ({stack})") < log.index(f"Updating ({stack})"), log[-4000:]
+        assert "Resources:" in log
         assert_no_secret_in(log, management_plane, f"{stack}.log")
         assert not warning_lines(log), log
     assert_no_secret_in(run.stdout + run.stderr, management_plane, "the fleet's output")
@@ -254,6 +257,13 @@ def test_a_failing_stack_fails_the_fleet_naming_it_and_its_first_error_while_the
 ) -> None:
     config = stack_file_config(lab, "remote", "fleet-bad-e2e", "gm-fleet-bad", context=MISSING_CONTEXT)
     (operator.project_dir / "stacks" / f"Pulumi.{BAD}.yaml").write_text(yaml.safe_dump({"config": config}))
+    # Its preview passes with the program's warning, which the fleet shows beside the result and under the table.
+    preview = fleet(operator, tmp_path / "tmp", state_backend_env, "preview", BAD)
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    unreachable = f"cluster fleet-bad-e2e (context '{MISSING_CONTEXT}' in kubeconfig file"
+    [done] = [line for line in preview.stdout.splitlines() if line.startswith(f"{BAD}: done in ")]
+    assert f"; 1 warning: {unreachable}" in done, done
+    assert any(line.startswith(f"{BAD} warning: {unreachable}") for line in preview.stdout.splitlines())
     run = fleet(operator, tmp_path / "tmp", state_backend_env, "up", "--yes", "fleet-a", BAD)
     assert run.returncode == 1, run.stdout + run.stderr
     rows = summary_rows(run.stdout)
