@@ -7,8 +7,8 @@ at start. What the CLI meets is a real S3 server: SigV4-signed requests, path-st
 checkpoint, lock objects under ``.pulumi/locks/``.
 
 The state URL is the gocloud form the CLI takes (pulumi ``pkg/backend/diy``):
-``s3://<bucket>?endpoint=http://127.0.0.1:<port>&s3ForcePathStyle=true&region=<region>``, with the credentials in
-``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY`` (:attr:`ObjectStore.env`).
+``s3://<bucket>?endpoint=http://127.0.0.1:<port>&s3ForcePathStyle=true&region=<region>&response_checksum_validation=
+when_required``, with the credentials in ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY`` (:attr:`ObjectStore.env`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,16 @@ class ObjectStore:
 
     def backend_url(self, prefix: str = "") -> str:
         """The ``pulumi login`` URL of the bucket (or of a folder ``prefix`` in it: each test its own state)."""
-        query = urllib.parse.urlencode({"endpoint": self.endpoint, "s3ForcePathStyle": "true", "region": REGION})
+        query = urllib.parse.urlencode(
+            {
+                "endpoint": self.endpoint,
+                "s3ForcePathStyle": "true",
+                "region": REGION,
+                # SeaweedFS sends no checksum headers with an object, as AWS S3 does; without this the CLI's AWS SDK
+                # prints "WARN Response has no supported checksum" on stderr for every state read (gocloud.dev/aws).
+                "response_checksum_validation": "when_required",
+            }
+        )
         path = f"/{prefix.strip('/')}" if prefix.strip("/") else ""
         return f"s3://{self.bucket}{path}?{query}"
 

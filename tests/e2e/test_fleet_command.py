@@ -10,7 +10,7 @@ summary's changes are the CLI's own counts, each stack's output is in its log, a
 not exist passes a preview with the program's warning shown and fails ``up`` (named, with its first error line) while
 the other succeeds, and ``destroy`` deregisters both.
 
-The state backend of the runs is :func:`state_backend_env`'s.
+The state of the runs is on a real S3 server (:func:`state_backend_env`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import yaml
 
 from lab.cluster import ControlPlanes
 from lab.gloo import ManagementPlane
+from lab.object_store import ObjectStore
 from lab.pulumi_cli import ROOT, PulumiProject, plugin_folder, project_copy, warning_lines
 from lab.registration_checks import assert_no_secret_in, assert_nothing_registered, assert_registered, wait_until
 from lab.scenarios import Lab
@@ -44,11 +45,10 @@ COMMAND_TIMEOUT = 900
 
 
 @pytest.fixture(scope="module")
-def state_backend_env() -> dict[str, str]:
-    """The environment of the fleet's runs that chooses the state backend: none here, so the file backend of
-    ``PulumiProject.env()`` (``PULUMI_BACKEND_URL`` in the project's home). An S3 backend is a change of this alone
-    (its ``PULUMI_BACKEND_URL`` and ``AWS_*`` settings)."""
-    return {}
+def state_backend_env(object_store: ObjectStore) -> dict[str, str]:
+    """The environment of the fleet's runs that chooses the state backend: the session's real S3 server (SeaweedFS,
+    lab/object_store.py), a folder of its bucket of this module's own, as a team's fleet keeps its state."""
+    return object_store.env("fleet-command-e2e")
 
 
 @pytest.fixture(scope="module")
