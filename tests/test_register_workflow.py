@@ -248,9 +248,8 @@ def test_kubeconfig(workflow: dict[Any, Any], tmp_path: Path) -> None:
 
 
 PULUMI_INSTALL = """
-if sys.argv[1:] == ["install"]:  # what `pulumi install` makes: .venv from requirements.txt (with PyYAML)
-    os.makedirs(".venv/bin")
-    os.symlink({python!r}, ".venv/bin/python")
+if sys.argv[1:] == ["install"]:  # what `pulumi install` makes: .venv from requirements.txt (the Pulumi SDK, PyYAML)
+    os.symlink({venv!r}, ".venv")
 """
 
 
@@ -259,7 +258,8 @@ def test_register(workflow: dict[Any, Any], tmp_path: Path) -> None:
     stand-ins for `pulumi` (which records what it was given and, for `install`, makes .venv) and `kubectl`."""
     repo = checkout(tmp_path / "checkout")
     runner = Runner(tmp_path / "runner")
-    runner.stand_in("pulumi", body=PULUMI_INSTALL.format(python=sys.executable))
+    # The suite's virtualenv as the checkout's .venv (a link to its python alone would run without its packages).
+    runner.stand_in("pulumi", body=PULUMI_INSTALL.format(venv=str(Path(sys.executable).parent.parent)))
     runner.stand_in("kubectl", body='print(json.dumps({"clientVersion": {"gitVersion": "v1.32.2"}}))')
     run_kubeconfig_step(runner, step(workflow, "register", "kubeconfig"), repo)
     env = {
