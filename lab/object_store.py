@@ -9,6 +9,10 @@ checkpoint, lock objects under ``.pulumi/locks/``.
 The state URL is the gocloud form the CLI takes (pulumi ``pkg/backend/diy``):
 ``s3://<bucket>?endpoint=http://127.0.0.1:<port>&s3ForcePathStyle=true&region=<region>&response_checksum_validation=
 when_required``, with the credentials in ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY`` (:attr:`ObjectStore.env`).
+
+A bucket a network away: ``env(prefix, rtt_ms=30)`` gives the same bucket through a latency proxy
+(``lab/latency_proxy.py``, started at first use and stopped with the store) that adds 30 ms to every request's round
+trip, latency alone; ``rtt_ms=0`` goes through the proxy with no delay (what the proxy itself costs).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cluster import Process, free_port, start_process
+from .latency_proxy import LatencyProxy
 
 BUCKET = "gloo-registration-state"
 REGION = "us-east-1"
@@ -41,16 +46,32 @@ class ObjectStore:
     process: Process
     bucket: str = BUCKET
     work_dir: Path = field(default_factory=Path)
+    proxies: dict[float, LatencyProxy] = field(default_factory=dict, repr=False)
+    """The latency proxies started so far, by round-trip time in ms (:meth:`proxy`)."""
 
     @property
     def endpoint(self) -> str:
+        """The S3 gateway itself, on loopback."""
         return f"http://127.0.0.1:{self.s3_port}"
 
-    def backend_url(self, prefix: str = "") -> str:
-        """The ``pulumi login`` URL of the bucket (or of a folder ``prefix`` in it: each test its own state)."""
+    def proxy(self, rtt_ms: float) -> LatencyProxy:
+        """A latency proxy to the S3 gateway with ``rtt_ms`` of round trip (one per value, started at first use,
+        stopped with the store): the bucket as a client ``rtt_ms`` away sees it; its counts say what went through."""
+        if rtt_ms not in self.proxies:
+            self.proxies[rtt_ms] = LatencyProxy(self.s3_port, rtt_ms / 1000).start()
+        return self.proxies[rtt_ms]
+
+    def endpoint_at(self, rtt_ms: float | None = None) -> str:
+        """The S3 endpoint a client uses: the gateway itself (``rtt_ms`` None), or through :meth:`proxy`."""
+        return self.endpoint if rtt_ms is None else f"http://{self.proxy(rtt_ms).address}"
+
+    def backend_url(self, prefix: str = "", rtt_ms: float | None = None) -> str:
+        """The ``pulumi login`` URL of the bucket (or of a folder ``prefix`` in it: each test its own state), the
+        gateway reached directly or ``rtt_ms`` away (:meth:`endpoint_at`)."""
+        endpoint = self.endpoint_at(rtt_ms)
         query = urllib.parse.urlencode(
             {
-                "endpoint": self.endpoint,
+                "endpoint": endpoint,
                 "s3ForcePathStyle": "true",
                 "region": REGION,
                 # SeaweedFS sends no checksum headers with an object, as AWS S3 does; without this the CLI's AWS SDK
@@ -61,10 +82,11 @@ class ObjectStore:
         path = f"/{prefix.strip('/')}" if prefix.strip("/") else ""
         return f"s3://{self.bucket}{path}?{query}"
 
-    def env(self, prefix: str = "") -> dict[str, str]:
-        """Environment variables for a CLI whose state is in this store (under ``prefix``)."""
+    def env(self, prefix: str = "", rtt_ms: float | None = None) -> dict[str, str]:
+        """Environment variables for a CLI whose state is in this store (under ``prefix``), ``rtt_ms`` away if
+        given (:meth:`endpoint_at`)."""
         return {
-            "PULUMI_BACKEND_URL": self.backend_url(prefix),
+            "PULUMI_BACKEND_URL": self.backend_url(prefix, rtt_ms),
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_REGION": REGION,
@@ -73,6 +95,12 @@ class ObjectStore:
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+    def stop_proxies(self) -> None:
+        """Stop every latency proxy (the store's context does on exit)."""
+        for proxy in self.proxies.values():
+            proxy.stop()
+        self.proxies.clear()
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every object key under ``prefix`` of the bucket, as the filer lists them (sorted)."""
@@ -191,4 +219,5 @@ def object_store(tools_bin: Path, work_dir: Path) -> Iterator[ObjectStore]:
         _wait_ready(store)
         yield store
     finally:
+        store.stop_proxies()
         process.stop()

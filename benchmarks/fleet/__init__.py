@@ -30,11 +30,14 @@ shows which processes used the CPU. ``--variants`` repeats Pulumi runs with a ch
 runs with the engine's default ``--parallel``, 4 x the cores, at N = 20; ``skip-checkpoints@50``: up and destroy with
 ``PULUMI_SKIP_CHECKPOINTS=true`` at N = 50; ``env=GOGC=50@20``: up and destroy with a variable in the ``pulumi``
 run's environment, which every plugin inherits; ``provider-env=GOMEMLIMIT=40MiB@20``: in the kubernetes providers'
-alone, through a shim), in the same repeat as the defaults. At ``--sample-sizes`` N, every ``pulumi`` run is sampled
-as the traced ones are, and the memory tables show the process tree's peak PSS (``/proc/<pid>/smaps_rollup``: shared
-pages divided among the processes sharing them, where RSS counts the providers' common binary once per process) by
-kind of process. ``python -m benchmarks.fleet.provider_memory`` takes one kubernetes provider apart (its memory before
-and after ``Configure``, against a server with more or fewer CRDs).
+alone, through a shim; ``backend=s3@20``: the four runs with the state in a real S3 server on 127.0.0.1,
+``lab/object_store.py``; ``backend=s3:rtt=30@20``: that server 30 ms of round trip away, through a latency proxy,
+``lab/latency_proxy.py``, whose round trips each run counts), in the same repeat as the defaults. At
+``--sample-sizes`` N, every ``pulumi`` run is sampled as the traced ones are, and the memory tables show the process
+tree's peak PSS (``/proc/<pid>/smaps_rollup``: shared pages divided among the processes sharing them, where RSS counts
+the providers' common binary once per process) by kind of process. ``python -m benchmarks.fleet.provider_memory``
+takes one kubernetes provider apart (its memory before and after ``Configure``, against a server with more or fewer
+CRDs).
 
 The command provider is ``lab/command_provider.py`` (the real-engine suite's one double), served as wide as the
 real Go provider (``benchmarks/fleet/plugins.py``). Every figure is the median of ``--repeats`` runs with its spread

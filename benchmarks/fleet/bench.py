@@ -12,6 +12,7 @@ from benchmarks.benchlib import PROJECT, ROOT
 from benchmarks.fleet.agent import AgentSettings, Answer, FleetAgent
 from lab.cluster import ControlPlanes
 from lab.gloo import ChartRepository, ManagementPlane
+from lab.latency_proxy import LatencyProxy
 from lab.object_store import ObjectStore
 from lab.pulumi_cli import PulumiProject, project_copy
 
@@ -86,8 +87,15 @@ class Bench:
         env = dict(variant.env)
         if variant.s3_state:
             assert self.object_store is not None, "a backend=s3 variant without the bench's S3 server"
-            env |= self.object_store.env(S3_PREFIX)
+            env |= self.object_store.env(S3_PREFIX, variant.s3_rtt_ms)
         return env
+
+    def s3_proxy(self, variant: Variant | None) -> LatencyProxy | None:
+        """The latency proxy a run of ``variant`` reaches the S3 server through (None: none, or directly)."""
+        if variant is None or not variant.s3_state or variant.s3_rtt_ms is None:
+            return None
+        assert self.object_store is not None, "a backend=s3 variant without the bench's S3 server"
+        return self.object_store.proxy(variant.s3_rtt_ms)
 
     def s3_history(self) -> int:
         """Updates recorded in the S3 server's bucket so far (the backend writes one history entry per update): a

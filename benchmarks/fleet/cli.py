@@ -65,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
         default=["parallel=engine@20", "skip-checkpoints@50"],
         help="changes measured against the defaults in the same repeats: parallel=P (engine: the engine's default "
         "instead of scripts/up.sh's), skip-checkpoints, env=NAME=VALUE, "
-        "provider-env=NAME=VALUE (the kubernetes providers' alone); @N,N: sizes",
+        "provider-env=NAME=VALUE (the kubernetes providers' alone), backend=s3 (the state in a real S3 server on "
+        "127.0.0.1), backend=s3:rtt=MS (that server MS ms of round trip away, through a latency proxy); @N,N: sizes",
     )
     parsed.add_argument("--command-workers", type=int, default=WORKERS, help="threads of the command stand-in")
     parsed.add_argument(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from benchmarks.benchlib import print_table, summarize, verdict
 from benchmarks.fleet.agent import AgentSettings
 from benchmarks.fleet.memory_report import peak_row_cells, print_memory_by_kind, print_memory_by_n
-from benchmarks.fleet.runs import PULUMI_OPS, SCRIPT_OPS, Run
+from benchmarks.fleet.runs import PULUMI_OPS, S3_LABEL, SCRIPT_OPS, Run
 from benchmarks.fleet.traces import BREAKDOWN_KINDS, union_seconds
 
 # Targets of issue 13 (runs saved before the agent had a wait)
@@ -282,6 +282,52 @@ def print_changes(runs: Sequence[Run], repeats: int) -> None:
             variant_rows,
         )
         print("\nCPU s: the whole process tree of the pulumi run (the servers not included).")
+    print_s3_round_trips(runs, repeats)
+
+
+def print_s3_round_trips(runs: Sequence[Run], repeats: int) -> None:
+    """The ``backend=s3:rtt=MS`` runs: the round trips the latency proxy counted, and the time they added against the
+    S3 server reached directly in the same repeat (nothing printed without such a run)."""
+    rows = []
+    proxied = sorted({(r.s3_rtt_ms, r.variant, r.n, PULUMI_OPS.index(r.op)) for r in runs if r.s3_rtt_ms is not None})
+    for rtt, label, n, op_index in proxied:
+        op = PULUMI_OPS[op_index]
+        chosen = [r for r in runs if (r.op, r.n, r.variant) == (op, n, label)]
+        extra, per_trip = [], []
+        for run in chosen:
+            direct = [r.seconds for r in runs if (r.op, r.n, r.variant, r.repeat) == (op, n, S3_LABEL, run.repeat)]
+            if direct:
+                extra.append(run.seconds - direct[0])
+                if run.s3_round_trips:
+                    per_trip.append(1000 * extra[-1] / run.s3_round_trips)
+        rows.append(
+            [
+                label,
+                str(n),
+                op,
+                f"{rtt:g}",
+                cell([r.s3_round_trips for r in chosen], 0),
+                cell([r.s3_connections for r in chosen], 0),
+                cell(seconds_of(runs, op, n, S3_LABEL)),
+                cell([r.seconds for r in chosen]),
+                cell(extra),
+                cell(per_trip),
+            ]
+        )
+    if not rows:
+        return
+    headers = ["change", "N", "run", "RTT ms", "round trips", "connections", "direct s", "proxied s", "extra s"]
+    print_table(
+        f"The state on S3 a round trip away, through the latency proxy (median ±spread of {repeats} runs)",
+        [*headers, "extra ms/trip"],
+        rows,
+    )
+    print(
+        "\nround trips, connections: counted by the proxy (a request after an answer on its connection; each new "
+        f"connection pays one RTT more); direct s: {S3_LABEL!r}, the same server on loopback; extra s: proxied minus "
+        "direct in the same repeat; extra ms/trip: extra s / round trips, the RTT when every round trip is on the "
+        "run's critical path, less when they overlap (the proxy's own cost and the connections' handshakes included)."
+    )
 
 
 def print_targets(runs: Sequence[Run], sizes: Sequence[int], xargs_width: int) -> None:

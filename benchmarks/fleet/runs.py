@@ -35,6 +35,31 @@ class Variant:
     """Run without ``--parallel``: the engine's own default, 4 x the cores (``parallel=engine``)."""
     s3_state: bool = False
     """The stack's state in the bench's S3 server (``backend=s3``: :attr:`Bench.object_store`), not the file backend."""
+    s3_rtt_ms: float | None = None
+    """The S3 server reached through a latency proxy with this round-trip time (``backend=s3:rtt=MS``; None: directly,
+    on loopback)."""
+
+
+S3_LABEL = "state on S3"
+"""The label of ``backend=s3`` (its ``rtt=`` forms add the round-trip time to it)."""
+
+
+def s3_variant(value: str, sizes: tuple[int, ...]) -> Variant | None:
+    """``s3`` (the state in the bench's S3 server, on loopback) or ``s3:rtt=MS`` (the same server ``MS`` ms of round
+    trip away, through ``lab/latency_proxy.py``); None for anything else."""
+    backend, _, option = value.partition(":")
+    if backend != "s3":
+        return None
+    if not option:
+        return Variant(S3_LABEL, sizes=sizes, s3_state=True)
+    key, _, milliseconds = option.partition("=")
+    try:
+        rtt = float(milliseconds)
+    except ValueError:
+        return None
+    if key != "rtt" or not rtt >= 0 or rtt == float("inf"):
+        return None
+    return Variant(f"{S3_LABEL}, RTT {rtt:g} ms", sizes=sizes, s3_state=True, s3_rtt_ms=rtt)
 
 
 def up_sh_parallel(n: int) -> int:
@@ -45,12 +70,13 @@ def up_sh_parallel(n: int) -> int:
 
 def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
     """``parallel=P`` (``parallel=engine``: the engine's default), ``skip-checkpoints``, ``backend=s3`` (the state
-    in a real S3 server, every checkpoint a network write) or ``env=NAME=VALUE``,
-    optionally ``@N,N`` (the sizes; all sizes without). The default runs pass ``scripts/up.sh``'s ``--parallel``.
-    ``env=``: one variable in the ``pulumi`` run's environment, which the plugins inherit (``GOGC``, ``GOMEMLIMIT``,
-    the kubernetes provider's ``PULUMI_K8S_*`` settings); ``provider-env=``: in the kubernetes providers' alone (the
-    plugin folder's shim, :data:`~benchmarks.fleet.plugins.PROVIDER_ENV`); up and destroy only, as for
-    ``skip-checkpoints``."""
+    in a real S3 server, every checkpoint a network write; ``backend=s3:rtt=MS``: that server ``MS`` ms of round trip
+    away, latency alone, through ``lab/latency_proxy.py``; ``rtt=0``: through the proxy, no delay) or
+    ``env=NAME=VALUE``, optionally ``@N,N`` (the sizes; all sizes without). The default runs pass
+    ``scripts/up.sh``'s ``--parallel``. ``env=``: one variable in the ``pulumi`` run's environment, which the plugins
+    inherit (``GOGC``, ``GOMEMLIMIT``, the kubernetes provider's ``PULUMI_K8S_*`` settings); ``provider-env=``: in the
+    kubernetes providers' alone (the plugin folder's shim, :data:`~benchmarks.fleet.plugins.PROVIDER_ENV`); up and
+    destroy only, as for ``skip-checkpoints``."""
     spec, _, at = text.partition("@")
     name, _, value = spec.partition("=")
     sizes = tuple(int(n) for n in at.split(",")) if at else tuple(default_sizes)
@@ -66,8 +92,8 @@ def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
             ops=("up", "destroy"),
             sizes=sizes,
         )
-    if name == "backend" and value == "s3":  # the same stack, its state in a real S3 server (lab/object_store.py)
-        return Variant("state on S3", sizes=sizes, s3_state=True)
+    if name == "backend" and (s3 := s3_variant(value, sizes)) is not None:  # the same stack in lab/object_store.py
+        return s3
     if name == "env" and "=" in value:
         variable, _, setting = value.partition("=")
         return Variant(value, env=((variable, setting),), ops=("up", "destroy"), sizes=sizes)
@@ -75,7 +101,7 @@ def parse_variant(text: str, default_sizes: Sequence[int]) -> Variant:
         return Variant(f"providers: {value}", env=((PROVIDER_ENV, value),), ops=("up", "destroy"), sizes=sizes)
     raise SystemExit(
         f"error: unknown variant {text!r} (parallel=P, skip-checkpoints, env=NAME=VALUE, provider-env=NAME=VALUE, "
-        "backend=s3)"
+        "backend=s3, backend=s3:rtt=MS)"
     )
 
 
@@ -110,6 +136,12 @@ class Run:
     """A traced run's kinds of work (:data:`BREAKDOWN_KINDS`), each with the intervals it ran in, from the trace."""
     waits: list[float] = field(default_factory=list)
     """The waits the agents drew for the certificates the run had written (none in a run saved before they had)."""
+    s3_rtt_ms: float | None = None
+    """The round-trip time the latency proxy added to the S3 server (None: no proxy, or saved before it existed)."""
+    s3_round_trips: int = 0
+    """Round trips to the S3 server through the latency proxy during the run (requests, each paying one RTT)."""
+    s3_connections: int = 0
+    """Connections to the S3 server the run opened through the latency proxy (each paying one RTT more)."""
 
     def record(self) -> dict[str, Any]:
         """The run as JSON for ``--json``, everything the tables need (:meth:`from_record` reads it back)."""
@@ -133,6 +165,9 @@ class Run:
             "traced_wall": self.traced_wall,
             "work": self.work,
             "waits": self.waits,
+            "s3_rtt_ms": self.s3_rtt_ms,
+            "s3_round_trips": self.s3_round_trips,
+            "s3_connections": self.s3_connections,
         }
 
     @classmethod
@@ -178,6 +213,8 @@ def pulumi(
     cpu_before, servers_before = os.times(), cpu_of(servers)
     bench.cli.extra_env = bench.variant_env(variant)
     s3_updates = bench.s3_history()
+    proxy = bench.s3_proxy(variant)
+    proxied = proxy.counts() if proxy is not None else None
     started = time.monotonic()
     process = bench.cli.start(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     sampler = CpuSampler(process.pid, servers).start() if sample_cpu else None
@@ -190,6 +227,11 @@ def pulumi(
     if variant is not None and variant.s3_state and op != "preview" and bench.s3_history() == s3_updates:
         raise RuntimeError(f"pulumi {' '.join(args)} (N={n}) of {variant.label!r} recorded no update in the S3 bucket")
     run = Run(op, n, repeat, seconds, "default" if variant is None else variant.label, trace=trace)
+    if proxy is not None and proxied is not None and variant is not None:
+        sent = proxy.counts() - proxied
+        run.s3_rtt_ms, run.s3_round_trips, run.s3_connections = variant.s3_rtt_ms, sent.round_trips, sent.connections
+        if sent.round_trips == 0:
+            raise RuntimeError(f"pulumi {' '.join(args)} (N={n}) of {variant.label!r} sent nothing through the proxy")
     run.tree_cpu = tree_cpu(cpu_before, cpu_after)
     run.server_cpu = servers_after - servers_before
     run.guards, run.guards_seconds = wait_for_guards(bench.cli.home / "pulumi-home")
@@ -210,7 +252,8 @@ def pulumi(
     expected = {"up": n, "preview": 0, "up no-change": 0, "destroy": 0}[op]
     if run.certificates != expected:
         raise RuntimeError(f"pulumi {op} (N={n}): the agents wrote {run.certificates} certificates, not {expected}")
-    bench.log(f"  N={n} repeat {repeat + 1} {op:<13} {run.variant:<13} {seconds:7.1f} s")
+    proxied_line = f" ({run.s3_round_trips} S3 round trips, {run.s3_connections} connections)" if proxy else ""
+    bench.log(f"  N={n} repeat {repeat + 1} {op:<13} {run.variant:<13} {seconds:7.1f} s{proxied_line}")
     return run
 
 
