@@ -41,6 +41,7 @@ def test_other_backends_and_round_trips_are_refused(text: str) -> None:
 
 def test_a_proxied_run_keeps_its_counts_in_the_saved_record() -> None:
     run = Run("up", 20, 0, 30.0, "state on S3, RTT 10 ms", s3_rtt_ms=10.0, s3_round_trips=2000, s3_connections=3)
+    run.s3_bytes_sent = 3 * 2**20
     assert Run.from_record(run.record()) == run
     old = {k: v for k, v in run.record().items() if not k.startswith("s3_")}  # saved before the proxy existed
     assert (Run.from_record(old).s3_rtt_ms, Run.from_record(old).s3_round_trips) == (None, 0)
@@ -50,14 +51,15 @@ def test_the_proxied_table_takes_the_extra_time_within_each_repeat(capsys: pytes
     label = "state on S3, RTT 10 ms"
     runs = [
         Run("up", 20, 0, 20.0, S3_LABEL),
-        Run("up", 20, 0, 40.0, label, s3_rtt_ms=10.0, s3_round_trips=2000, s3_connections=2),
+        Run("up", 20, 0, 40.0, label, s3_rtt_ms=10.0, s3_round_trips=2000, s3_connections=2, s3_bytes_sent=2**20),
         Run("up", 20, 1, 30.0, S3_LABEL),  # a slower repeat: its own direct run is the baseline
-        Run("up", 20, 1, 46.0, label, s3_rtt_ms=10.0, s3_round_trips=2000, s3_connections=2),
+        Run("up", 20, 1, 46.0, label, s3_rtt_ms=10.0, s3_round_trips=2000, s3_connections=2, s3_bytes_sent=2**20),
     ]
     print_s3_round_trips(runs, 2)
     [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {label}")]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells == [label, "20", "up", "10", "2000 ±0", "2 ±0", "25.0 ±5.0", "43.0 ±3.0", "18.0 ±2.0", "9.0 ±1.0"]
+    assert cells[:7] == [label, "20", "up", "10", "2000 ±0", "2 ±0", "1.0 ±0.0"]
+    assert cells[7:] == ["25.0 ±5.0", "43.0 ±3.0", "18.0 ±2.0", "9.0 ±1.0"]
 
 
 def test_no_proxied_run_no_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -308,6 +308,7 @@ def print_s3_round_trips(runs: Sequence[Run], repeats: int) -> None:
                 f"{rtt:g}",
                 cell([r.s3_round_trips for r in chosen], 0),
                 cell([r.s3_connections for r in chosen], 0),
+                cell([r.s3_bytes_sent / 2**20 for r in chosen]),
                 cell(seconds_of(runs, op, n, S3_LABEL)),
                 cell([r.seconds for r in chosen]),
                 cell(extra),
@@ -316,17 +317,18 @@ def print_s3_round_trips(runs: Sequence[Run], repeats: int) -> None:
         )
     if not rows:
         return
-    headers = ["change", "N", "run", "RTT ms", "round trips", "connections", "direct s", "proxied s", "extra s"]
+    headers = ["change", "N", "run", "RTT ms", "round trips", "connections", "MiB sent", "direct s", "proxied s"]
     print_table(
         f"The state on S3 a round trip away, through the latency proxy (median ±spread of {repeats} runs)",
-        [*headers, "extra ms/trip"],
+        [*headers, "extra s", "extra ms/trip"],
         rows,
     )
     print(
-        "\nround trips, connections: counted by the proxy (a request after an answer on its connection; each new "
-        f"connection pays one RTT more); direct s: {S3_LABEL!r}, the same server on loopback; extra s: proxied minus "
-        "direct in the same repeat; extra ms/trip: extra s / round trips, the RTT when every round trip is on the "
-        "run's critical path, less when they overlap (the proxy's own cost and the connections' handshakes included)."
+        "\nround trips, connections, MiB sent: counted by the proxy (a request after an answer on its connection; "
+        "each new connection pays one RTT more; the requests with their bodies); "
+        f"direct s: {S3_LABEL!r}, the same server on loopback; extra s: proxied minus direct in the same repeat; "
+        "extra ms/trip: extra s / round trips, the RTT when every round trip is on the run's critical path, less when "
+        "they overlap (the proxy's own cost and the connections' handshakes included)."
     )
 
 

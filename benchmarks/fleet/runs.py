@@ -142,6 +142,8 @@ class Run:
     """Round trips to the S3 server through the latency proxy during the run (requests, each paying one RTT)."""
     s3_connections: int = 0
     """Connections to the S3 server the run opened through the latency proxy (each paying one RTT more)."""
+    s3_bytes_sent: int = 0
+    """Bytes the run sent to the S3 server through the latency proxy (requests and their bodies: the checkpoints)."""
 
     def record(self) -> dict[str, Any]:
         """The run as JSON for ``--json``, everything the tables need (:meth:`from_record` reads it back)."""
@@ -168,6 +170,7 @@ class Run:
             "s3_rtt_ms": self.s3_rtt_ms,
             "s3_round_trips": self.s3_round_trips,
             "s3_connections": self.s3_connections,
+            "s3_bytes_sent": self.s3_bytes_sent,
         }
 
     @classmethod
@@ -230,6 +233,7 @@ def pulumi(
     if proxy is not None and proxied is not None and variant is not None:
         sent = proxy.counts() - proxied
         run.s3_rtt_ms, run.s3_round_trips, run.s3_connections = variant.s3_rtt_ms, sent.round_trips, sent.connections
+        run.s3_bytes_sent = sent.bytes_to_server
         if sent.round_trips == 0:
             raise RuntimeError(f"pulumi {' '.join(args)} (N={n}) of {variant.label!r} sent nothing through the proxy")
     run.tree_cpu = tree_cpu(cpu_before, cpu_after)
@@ -252,7 +256,11 @@ def pulumi(
     expected = {"up": n, "preview": 0, "up no-change": 0, "destroy": 0}[op]
     if run.certificates != expected:
         raise RuntimeError(f"pulumi {op} (N={n}): the agents wrote {run.certificates} certificates, not {expected}")
-    proxied_line = f" ({run.s3_round_trips} S3 round trips, {run.s3_connections} connections)" if proxy else ""
+    proxied_line = (
+        f" ({run.s3_round_trips} S3 round trips, {run.s3_connections} connections, {run.s3_bytes_sent} bytes sent)"
+        if proxy
+        else ""
+    )
     bench.log(f"  N={n} repeat {repeat + 1} {op:<13} {run.variant:<13} {seconds:7.1f} s{proxied_line}")
     return run
 
