@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.fleet.report import print_s3_round_trips
+from benchmarks.fleet.report import print_s3_round_trips, rtt_slopes
 from benchmarks.fleet.runs import PULUMI_OPS, S3_LABEL, Run, parse_variant
 
 
@@ -65,3 +65,16 @@ def test_the_proxied_table_takes_the_extra_time_within_each_repeat(capsys: pytes
 def test_no_proxied_run_no_table(capsys: pytest.CaptureFixture[str]) -> None:
     print_s3_round_trips([Run("up", 20, 0, 20.0, S3_LABEL)], 1)
     assert capsys.readouterr().out == ""
+
+
+def test_the_slope_between_two_round_trip_times_is_taken_within_each_repeat() -> None:
+    def proxied(repeat: int, rtt: float, seconds: float) -> Run:
+        return Run("up", 20, repeat, seconds, f"state on S3, RTT {rtt:g} ms", s3_rtt_ms=rtt, s3_round_trips=1000)
+
+    runs = [proxied(0, 10, 20.0), proxied(0, 40, 50.0), proxied(1, 10, 22.0), proxied(1, 40, 46.0)]
+    assert rtt_slopes(runs) == [
+        "",
+        "Slopes, within each repeat:",
+        "- N=20 up, RTT 10 to 40 ms: 0.90 ±0.10 s per ms of RTT, 0.90 ±0.10 ms per round trip per ms of RTT",
+    ]
+    assert rtt_slopes([proxied(0, 10, 20.0)]) == [], "one RTT: no slope"

@@ -285,6 +285,11 @@ def print_changes(runs: Sequence[Run], repeats: int) -> None:
     print_s3_round_trips(runs, repeats)
 
 
+PER_TRIP_MIN_SECONDS = 5.0
+"""The least time a proxied run's round trips can add (round trips x RTT) for its extra time per round trip to be
+shown: the runs' own spread is a second or two."""
+
+
 def print_s3_round_trips(runs: Sequence[Run], repeats: int) -> None:
     """The ``backend=s3:rtt=MS`` runs: the round trips the latency proxy counted, and the time they added against the
     S3 server reached directly in the same repeat (nothing printed without such a run)."""
@@ -298,7 +303,7 @@ def print_s3_round_trips(runs: Sequence[Run], repeats: int) -> None:
             direct = [r.seconds for r in runs if (r.op, r.n, r.variant, r.repeat) == (op, n, S3_LABEL, run.repeat)]
             if direct:
                 extra.append(run.seconds - direct[0])
-                if run.s3_round_trips:
+                if run.s3_round_trips * rtt / 1000 >= PER_TRIP_MIN_SECONDS:
                     per_trip.append(1000 * extra[-1] / run.s3_round_trips)
         rows.append(
             [
@@ -328,8 +333,36 @@ def print_s3_round_trips(runs: Sequence[Run], repeats: int) -> None:
         "each new connection pays one RTT more; the requests with their bodies); "
         f"direct s: {S3_LABEL!r}, the same server on loopback; extra s: proxied minus direct in the same repeat; "
         "extra ms/trip: extra s / round trips, the RTT when every round trip is on the run's critical path, less when "
-        "they overlap (the proxy's own cost and the connections' handshakes included)."
+        "they overlap (the proxy's own cost and the connections' handshakes included; shown where round trips x RTT "
+        f"is at least {PER_TRIP_MIN_SECONDS:g} s, above the runs' own spread)."
     )
+    for line in rtt_slopes(runs):
+        print(line)
+
+
+def rtt_slopes(runs: Sequence[Run]) -> list[str]:
+    """Between the smallest and the largest RTT of each run's kind: the seconds one more ms of RTT costs, per repeat,
+    and per round trip (1.0: each round trip adds its RTT to the wall time). The proxy's own cost and the direct
+    runs' spread cancel out."""
+    lines = []
+    for n, op in sorted(
+        {(r.n, r.op) for r in runs if r.s3_rtt_ms is not None}, key=lambda k: (k[0], PULUMI_OPS.index(k[1]))
+    ):
+        proxied = [r for r in runs if (r.n, r.op) == (n, op) and r.s3_rtt_ms is not None]
+        low, high = min(r.s3_rtt_ms or 0.0 for r in proxied), max(r.s3_rtt_ms or 0.0 for r in proxied)
+        per_ms, per_trip = [], []
+        for repeat in sorted({r.repeat for r in proxied}):
+            a = [r for r in proxied if r.repeat == repeat and r.s3_rtt_ms == low]
+            b = [r for r in proxied if r.repeat == repeat and r.s3_rtt_ms == high]
+            if a and b and high > low and b[0].s3_round_trips:
+                per_ms.append((b[0].seconds - a[0].seconds) / (high - low))
+                per_trip.append(per_ms[-1] * 1000 / b[0].s3_round_trips)
+        if per_ms and (high - low) * max(r.s3_round_trips for r in proxied) / 1000 >= PER_TRIP_MIN_SECONDS:
+            lines.append(
+                f"- N={n} {op}, RTT {low:g} to {high:g} ms: {cell(per_ms, 2)} s per ms of RTT, "
+                f"{cell(per_trip, 2)} ms per round trip per ms of RTT"
+            )
+    return ["", "Slopes, within each repeat:", *lines] if lines else []
 
 
 def print_targets(runs: Sequence[Run], sizes: Sequence[int], xargs_width: int) -> None:
