@@ -7,8 +7,9 @@ CLI and the guide's steps as shell scripts, and prints its tables. Only the shap
 machine: every run registered what it should (the script fails otherwise), the management API server served the same
 requests for a no-change preview of 1 and of 2 clusters, and the breakdown saw each kind of step; the agents' own
 records show each certificate written no earlier than its drawn wait after they saw token and values, each wait drawn
-by the rule (seed, namespace), and the release's agent Pod made Ready by them; and ``--from-json`` prints the same
-tables again from the saved runs alone. Never a timing of the product.
+by the rule (seed, namespace), and the release's agent Pod made Ready by them; the state on S3, directly and through
+the latency proxy (every proxied run sent its requests through it); and ``--from-json`` prints the same tables again
+from the saved runs alone. Never a timing of the product.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
             "--variants",
             "parallel=4",
             "backend=s3",
+            "backend=s3:rtt=5",
             "--agent-wait",
             str(WAIT),
             "--agent-spread",
@@ -85,8 +87,14 @@ def test_fleet_quick_prints_its_tables(tools_bin: Path, tmp_path: Path) -> None:
     assert_median_spread(table(out, "CPU seconds per cluster")[0], "up: client", "sequential script: client")
     changes = table(out, "Changes measured against the defaults")
     # backend=s3: the same runs with the state in a real S3 server; the benchmark fails a run of it that recorded no
-    # update in the bucket.
-    assert {row["change"] for row in changes} == {"--parallel 4", "state on S3"}
+    # update in the bucket (or, through the latency proxy, sent nothing through it).
+    assert {row["change"] for row in changes} == {"--parallel 4", "state on S3", "state on S3, RTT 5 ms"}
+    proxied = table(out, "The state on S3 a round trip away")  # --quick runs the variants at N = 2
+    assert [(row["N"], row["run"]) for row in proxied] == [
+        ("2", op) for op in ("up", "preview", "up no-change", "destroy")
+    ]
+    for row in proxied:
+        assert row["RTT ms"] == "5" and int(row["round trips"].split(" ±")[0]) > 0, row
 
     assert "Targets (issue 23, agent wait W = 2 s" in out and "constant in N" in out
     assert "pulumi up (N=2) / sequential script = " in out and "pulumi up (N=2) / parallel script = " in out
