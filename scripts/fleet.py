@@ -37,7 +37,7 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import yaml
 from pulumi import automation as auto
@@ -838,45 +838,26 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
                 stack = auto.create_or_select_stack(job.stack.name, work_dir=str(project_dir), opts=options)
             changes: Mapping[str, int] | None
             running = True
+            # What every operation is given; preview and up also take the diff and expect-no-changes flags.
+            common: dict[str, Any] = {
+                "parallel": job.parallel,
+                "refresh": settings.refresh or None,
+                "message": settings.message,
+                "color": "never",
+                "on_output": log,
+                "on_error": log,
+                "on_event": on_event,
+            }
+            planned: dict[str, Any] = {
+                "diff": settings.diff or None,
+                "expect_no_changes": settings.expect_no_changes or None,
+            }
             if job.op == "preview" or (job.op == "up" and not settings.skip_preview):
-                preview = stack.preview(
-                    parallel=job.parallel,
-                    refresh=settings.refresh or None,
-                    diff=settings.diff or None,
-                    expect_no_changes=settings.expect_no_changes or None,
-                    message=settings.message,
-                    color="never",
-                    on_output=log,
-                    on_error=log,
-                    on_event=on_event,
-                )
-                changes = op_counts(preview.change_summary)
+                changes = op_counts(stack.preview(**common, **planned).change_summary)
             if job.op == "up":
-                up = stack.up(
-                    parallel=job.parallel,
-                    refresh=settings.refresh or None,
-                    diff=settings.diff or None,
-                    expect_no_changes=settings.expect_no_changes or None,
-                    message=settings.message,
-                    color="never",
-                    on_output=log,
-                    on_error=log,
-                    on_event=on_event,
-                    show_secrets=False,
-                )
-                changes = op_counts(up.summary.resource_changes)
+                changes = op_counts(stack.up(**common, **planned, show_secrets=False).summary.resource_changes)
             if job.op == "destroy":
-                destroyed = stack.destroy(
-                    parallel=job.parallel,
-                    refresh=settings.refresh or None,
-                    message=settings.message,
-                    color="never",
-                    on_output=log,
-                    on_error=log,
-                    on_event=on_event,
-                    show_secrets=False,
-                )
-                changes = op_counts(destroyed.summary.resource_changes)
+                changes = op_counts(stack.destroy(**common, show_secrets=False).summary.resource_changes)
             return Outcome(changes=changes, warnings=tuple(warnings))
         except auto.CommandError as error:
             if not running:
