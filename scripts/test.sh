@@ -22,9 +22,9 @@ echo "== shellcheck"
 "$VENV/bin/shellcheck" components/gloo_mesh_registration/shell/*.sh scripts/*.sh
 echo "== actionlint (the workflows; their run: scripts through shellcheck)"
 # actionlint is built from its Go module with the real-engine tools, into their folder: on a cold cache this builds
-# them all first, quietly (logs: <tool>.log in $GLOO_E2E_CACHE, default ~/.cache/gloo-registration-e2e), and
-# scripts/e2e.sh below finds them built. No Go: the run fails here.
-tools="$(bash scripts/e2e-tools.sh --print-bin-dir)"
+# them all first, each one's progress on stderr (logs: <tool>.log in $GLOO_E2E_CACHE, default
+# ~/.cache/gloo-registration-e2e), and scripts/e2e.sh below finds them built. No Go: the run fails here.
+tools="$(bash scripts/e2e-tools.sh | tail -n 1)"
 pyflakes=""
 if [ -x "$VENV/bin/pyflakes" ]; then pyflakes="$VENV/bin/pyflakes"; fi
 "$tools/actionlint" -shellcheck "$VENV/bin/shellcheck" -pyflakes "$pyflakes" .github/workflows/*.yml
