@@ -555,16 +555,26 @@ def test_a_token_guards_folder_keeps_the_runs_until_the_guard_is_done(
 
 # --- The pulumi processes and Ctrl-C -----------------------------------------------------------------------------------
 
-STAND_IN = """#!/bin/sh
+STAND_IN = f"""#!{sys.executable}
 # A stand-in pulumi: its version, or a run that records each SIGINT it (its process group) gets until it has had
-# $SIGINTS (default 1).
-if [ "$1" = version ]; then echo v3.274.1; exit 0; fi
-got=0
-trap 'got=$((got + 1)); echo "SIGINT $got"' INT
-echo started
-while [ "$got" -lt "${SIGINTS:-1}" ]; do sleep 0.05; done
-echo "error: update canceled" >&2
-exit 255
+# $SIGINTS (default 1). Python, not sh: a shell cannot trap a signal that was ignored when it started, as SIGINT is
+# for a background job of a non-interactive shell (a suite run with `nohup ... &`); Python installs its handler
+# anyway, as the Go CLI does (os/signal.Notify).
+import os, signal, sys, time
+if sys.argv[1:2] == ["version"]:
+    print("v3.274.1")
+    sys.exit(0)
+got = 0
+def count(signum, frame):
+    global got
+    got += 1
+    print(f"SIGINT {{got}}", flush=True)
+signal.signal(signal.SIGINT, count)
+print("started", flush=True)
+while got < int(os.environ.get("SIGINTS", "1")):
+    time.sleep(0.05)
+print("error: update canceled", file=sys.stderr, flush=True)
+sys.exit(255)
 """
 
 
