@@ -26,7 +26,7 @@ from benchmarks.fleet.agent import FleetAgent
 from lab.cluster import CONTROLLERS, WORKLOAD_CONTROLLERS, ControlPlanes, extra_servers
 from lab.gloo import ChartRepository, ManagementPlane
 from lab.object_store import ObjectStore
-from lab.pulumi_cli import PulumiProject
+from lab.pulumi_cli import PulumiProject, Result
 from lab.registration_checks import (
     assert_nothing_registered,
     assert_registered,
@@ -53,8 +53,7 @@ def projects(lab: Lab, object_store: ObjectStore, tmp_path_factory: pytest.TempP
     work = lab.at(tmp_path_factory.mktemp("s3"))
     made: dict[str, PulumiProject] = {}
     for stack, (cluster, server, namespace) in STACKS.items():
-        config = work.stack_config([work.cluster_entry(cluster, namespace, server=server, clientCertTimeoutSeconds=60)])
-        made[stack] = work.project(stack, config, extra_env=object_store.env(PREFIX))
+        made[stack] = _s3_stack(work, object_store, stack, cluster, server, namespace, clientCertTimeoutSeconds=60)
     yield {"lab": work, "projects": made}
     for cli in made.values():
         cli.run("destroy", "--yes", timeout=600)
@@ -66,6 +65,23 @@ def _state_keys(store: ObjectStore) -> list[str]:
 
 def _locks(store: ObjectStore) -> list[str]:
     return [key for key in _state_keys(store) if key.startswith(LOCKS)]
+
+
+def _s3_stack(
+    work: Lab, store: ObjectStore, stack: str, cluster: str, server: str, namespace: str, **settings: Any
+) -> PulumiProject:
+    """A project with one stack registering ``cluster`` (agent namespace ``namespace`` on ``server``), its state in
+    this module's folder of the S3 bucket."""
+    config = work.stack_config([work.cluster_entry(cluster, namespace, server=server, **settings)])
+    return work.project(stack, config, extra_env=store.env(PREFIX))
+
+
+def _assert_refused_by(result: Result, lock: str) -> None:
+    """A run refused by the stack's lock ``lock`` (an object key), which the message names with the fix."""
+    assert result.returncode != 0, result.output
+    assert "the stack is currently locked by 1 lock(s)" in result.output, result.output
+    assert lock.rsplit("/", 1)[-1] in result.output, f"the lock {lock} is not named:\n{result.output}"
+    assert "pulumi cancel" in result.output
 
 
 def _another_checkout(work: Lab, cli: PulumiProject, name: str) -> PulumiProject:
@@ -144,8 +160,7 @@ def test_a_second_run_of_a_stack_is_refused_by_its_lock_and_the_first_finishes(
 ) -> None:
     work: Lab = projects["lab"]
     cluster, server, namespace = "s3-locked", "remote", "s3-locked-agent"
-    config = work.stack_config([work.cluster_entry(cluster, namespace, server=server, clientCertTimeoutSeconds=90)])
-    first = work.project("fleet-locked", config, extra_env=object_store.env(PREFIX))
+    first = _s3_stack(work, object_store, "fleet-locked", cluster, server, namespace, clientCertTimeoutSeconds=90)
     second = _another_checkout(work, first, "second-runner")
     log = work.work / "up-fleet-locked.log"
     # The agent answers 20 s after the token is there: the first update holds the lock that long, at least.
@@ -154,11 +169,7 @@ def test_a_second_run_of_a_stack_is_refused_by_its_lock_and_the_first_finishes(
         try:
             wait_until(lambda: bool(_locks(object_store)), "the first update's lock", timeout=120)
             [lock] = _locks(object_store)
-            refused = up(second)
-            assert refused.returncode != 0, refused.output
-            assert "the stack is currently locked by 1 lock(s)" in refused.output, refused.output
-            assert lock.rsplit("/", 1)[-1] in refused.output, f"the lock {lock} is not named:\n{refused.output}"
-            assert "pulumi cancel" in refused.output
+            _assert_refused_by(up(second), lock)
             assert running.poll() is None, "the refused run must not end the first"
             assert running.wait(timeout=600) == 0, log.read_text()[-6000:]
         finally:
@@ -178,8 +189,7 @@ def test_a_killed_runner_leaves_a_lock_that_cancel_clears_and_the_next_up_conver
 ) -> None:
     work: Lab = projects["lab"]
     cluster, server, namespace = "s3-killed", "remote", "s3-killed-agent"
-    config = work.stack_config([work.cluster_entry(cluster, namespace, server=server, clientCertTimeoutSeconds=120)])
-    cli = work.project("fleet-killed", config, extra_env=object_store.env(PREFIX))
+    cli = _s3_stack(work, object_store, "fleet-killed", cluster, server, namespace, clientCertTimeoutSeconds=120)
     log = work.work / "up-fleet-killed.log"
     try:
         with log.open("w") as output:
@@ -196,11 +206,7 @@ def test_a_killed_runner_leaves_a_lock_that_cancel_clears_and_the_next_up_conver
         assert len(killed) >= 3, f"the CLI, its plugins and a step: {killed}"
         [lock] = _locks(object_store)
 
-        refused = up(cli)
-        assert refused.returncode != 0 and "the stack is currently locked by 1 lock(s)" in refused.output, (
-            refused.output
-        )
-        assert lock.rsplit("/", 1)[-1] in refused.output and "pulumi cancel" in refused.output
+        _assert_refused_by(up(cli), lock)
 
         # The README's recovery: `pulumi cancel` deletes the dead run's lock, then `pulumi up` converges.
         cli.run("cancel", "--yes").check()
@@ -284,8 +290,7 @@ def test_a_cluster_name_in_two_stacks_is_refused_by_the_second_stacks_preview(
     work: Lab = projects["lab"]
     cluster = STACKS["fleet-a"][0]
     namespace = "s3-duplicate-agent"
-    config = work.stack_config([work.cluster_entry(cluster, namespace, server="remote-b")])
-    cli = work.project("fleet-duplicate", config, extra_env=object_store.env(PREFIX))
+    cli = _s3_stack(work, object_store, "fleet-duplicate", cluster, "remote-b", namespace)
     for command in (("preview", "--diff"), ("up", "--yes")):
         result = cli.run(*command)
         assert result.returncode != 0, result.output
