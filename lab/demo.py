@@ -1,4 +1,4 @@
-"""The main job, for real, on this machine: ``scripts/demo.sh`` runs this (see README, "Demo").
+"""The main job, for real, on this machine: ``scripts/demo.sh`` runs this (see README, "No clusters? The demo").
 
 Starts two real API servers with the simulated Gloo management plane (lab/gloo.py), runs the real
 ``pulumi up`` of a local stack of this project, prints what was registered and how to look at it, then waits.

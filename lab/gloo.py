@@ -1,6 +1,6 @@
 """A simulated Gloo Mesh 1.x management plane, a stand-in ``enterprise-agent`` chart repository, and a simulated agent.
 
-What each emulates, and from where (the facts and their sources are in ``shared/reference/gloo-mesh-relay.md``):
+What each emulates, and from where (the facts and their sources are in ``docs/gloo-facts.md``):
 
 * :func:`install_management_plane`: what the ``gloo-mesh-enterprise`` chart leaves on a management cluster that the
   registration reads: namespace ``gloo-mesh``, the KubernetesCluster CRD (``tests/data``, vendored from the chart),
@@ -20,7 +20,7 @@ What each emulates, and from where (the facts and their sources are in ``shared/
   bootstrap token exists in the agent namespace and the release's values name the cluster and a relay address, it
   writes ``relay-client-tls-secret`` after a short delay. Modes where it never answers, or answers late.
 
-Gloo Platform 2.x (``shared/reference/gloo-mesh-relay.md``, "Gloo Platform 2.4-2.7, in detail"), alongside:
+Gloo Platform 2.x (``docs/gloo-facts.md``, "Gloo Platform 2.4-2.7, in detail"), alongside:
 
 * :func:`install_platform_management_plane`: what the ``gloo-platform`` chart leaves on a management cluster, in a
   namespace of its own (``gloo-platform``; the 1.x plane is in ``gloo-mesh``, and a namespace holding both servers

@@ -1,6 +1,6 @@
 """The fleet command: ``preview``, ``up`` or ``destroy`` of many stacks of this project, K at a time, on Pulumi's
-Automation API, with a live line per stack, a summary table at the end and one log file per stack (README, "Fleets:
-many stacks at once"). Also the one rule for ``--parallel`` that it and ``scripts/up.sh`` share.
+Automation API, with a live line per stack, a summary table at the end and one log file per stack (docs/fleets.md,
+"Many stacks at once"). Also the one rule for ``--parallel`` that it and ``scripts/up.sh`` share.
 
     .venv/bin/python scripts/fleet.py preview                         # every stacks/Pulumi.<stack>.yaml
     .venv/bin/python scripts/fleet.py up --yes eu-west us-east        # those two, 2 at a time
@@ -806,8 +806,8 @@ def automation_runner(project_dir: Path, command: FleetCommand) -> Runner:
     project with a ``TMPDIR`` of its own, ``stack select --create`` with the passphrase secrets provider (``destroy``
     only selects: it never creates a stack to destroy nothing), then the operation with the stack's ``--parallel``,
     every output line to the log. ``up`` previews first, as ``pulumi up --yes`` does (the Automation API's ``up``
-    alone is ``pulumi up --skip-preview``): the checks that only a preview makes (README, "A preview fails where
-    ``pulumi up`` would": objects that exist already) stop the stack before anything changes. The first error line
+    alone is ``pulumi up --skip-preview``): the checks that only a preview makes (docs/how-it-works.md, "A preview
+    fails where up would": objects that exist already) stop the stack before anything changes. The first error line
     is the engine's first error diagnostic (:func:`diagnostic_line`), else the CLI's ``error:`` line. Secrets: the
     summaries are read with ``show_secrets=False``, and what is logged is what the CLI prints, which masks them."""
 

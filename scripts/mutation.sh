@@ -31,8 +31,8 @@ source scripts/venv.sh
 VENV=$(cd "$VENV" && pwd)
 root=$(pwd)
 target=${MUTATION_TARGET:-components}
-linked=(tests __main__.py Pulumi.yaml README.md BENCHMARKS.md TESTING.md ARCHITECTURE.md constraints.txt requirements.txt requirements-dev.txt .github benchmarks examples
-  provider scripts stacks toolchain lab)
+linked=(tests __main__.py Pulumi.yaml README.md BENCHMARKS.md TESTING.md ARCHITECTURE.md CONTRIBUTING.md CHANGELOG.md LICENSE
+  constraints.txt requirements.txt requirements-dev.txt .github benchmarks docs examples provider scripts stacks toolchain lab)
 case "$target" in
   components)
     stage=build/mutation

@@ -1158,12 +1158,12 @@ def test_a_preview_fails_on_a_leftover_object_it_would_create(leftover: str, nam
             "cluster remote-cluster (context 'kind-remote-cluster'): Helm release 'enterprise-agent' exists already in "
             "namespace 'gloo-mesh', left by an earlier registration (meshctl, the guide's Helm steps, another stack, "
             "or a `pulumi up` of this stack that was terminated). Fix: take it over in place with adopt: true for one "
-            "pulumi up (README, Adopting a registered cluster), or deregister that registration first."
+            "pulumi up (docs/adopting.md), or deregister that registration first."
         )
     fix = (
         "Fix: set createNamespace: false (create_remote_namespace=False) to use it as it is, or delete it."
         if leftover.startswith("namespace/")
-        else "Fix: take it over in place with adopt: true for one pulumi up (README, Adopting a registered cluster), "
+        else "Fix: take it over in place with adopt: true for one pulumi up (docs/adopting.md), "
         "or deregister that registration first."
     )
     assert str(raised.value).endswith(fix)

@@ -137,11 +137,3 @@ def test_actionlint_is_pinned_and_stamped_with_its_version() -> None:
         command
         and command.group(1) == '-shellcheck "$VENV/bin/shellcheck" -pyflakes "$pyflakes" .github/workflows/*.yml'
     )
-
-
-@pytest.mark.parametrize("name", sorted(TEST_MODULES))
-def test_the_readme_sections_a_workflow_names_exist(name: str) -> None:
-    text = (WORKFLOWS / name).read_text()
-    headings = set(re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(), re.MULTILINE))
-    named = re.findall(r'README, "([^"]+)"', text)
-    assert named and set(named) <= headings, set(named) - headings

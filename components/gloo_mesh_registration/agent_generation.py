@@ -4,7 +4,7 @@ The registration steps in :mod:`gloo_mesh_registration.registration` never spell
 secret name or an API version themselves: they ask an :class:`AgentGeneration`. Both generations register the same way
 (the relay secrets copied, the agent installed with the server's version and address, a KubernetesCluster on the
 management plane, the wait for the client certificate); only names, value paths and a few defaults differ. Facts and
-their sources: ``shared/reference/gloo-mesh-relay.md``.
+their sources: ``docs/gloo-facts.md``.
 """
 
 from __future__ import annotations
@@ -276,8 +276,8 @@ GLOO_PLATFORM_2X = GlooPlatform2(
     release_name="gloo-platform",
     # solo-io/workshops (01c2f6ee37f6): `helm upgrade --install gloo-platform gloo-platform` in
     # gloo-mesh/enterprise/2-9/default/README.md, `gloo-platform-agent` in enterprise/2-9/mgmt-as-workload/default/
-    # README.md; `gloo-agent` in public Gloo Platform 2.3/2.4 setup guides (README, "Gloo facts as Solo's sources
-    # state them").
+    # README.md; `gloo-agent` in public Gloo Platform 2.3/2.4 setup guides (docs/gloo-facts.md, "Each fact, with
+    # Solo's source (commit and path)").
     release_names_seen=("gloo-platform", "gloo-platform-agent", "gloo-agent"),
     crds_chart="gloo-platform-crds",
     default_namespace="gloo-mesh",

@@ -71,8 +71,8 @@ class RegistrationResources:
 
 _LEFT_BY_AN_EARLIER_REGISTRATION = (
     "left by an earlier registration (meshctl, the guide's Helm steps, another stack, or a `pulumi up` of this "
-    "stack that was terminated). Fix: take it over in place with adopt: true for one pulumi up (README, "
-    "Adopting a registered cluster), or deregister that registration first."
+    "stack that was terminated). Fix: take it over in place with adopt: true for one pulumi up "
+    "(docs/adopting.md), or deregister that registration first."
 )
 
 

@@ -1,1 +1,1 @@
-"""The real-engine suite: real pulumi, real providers, real kube-apiservers (see README, "How this is verified")."""
+"""The real-engine suite: real pulumi, real providers, real kube-apiservers (see CONTRIBUTING.md, "How this is verified")."""

@@ -72,7 +72,7 @@ def user(
     # Pulumi as a user's machine holds it: the CLI with its language hosts beside it, kubectl on PATH, and the
     # providers in the plugin cache. `pulumi install` would download the providers the SDKs ask for; get.pulumi.com is
     # out of reach here, so they are installed from the local builds under those versions first, as an offline user
-    # would (see README, the table of what is real: the kubernetes provider is the release the SDK asks for, the
+    # would (see CONTRIBUTING.md, the table of what is real: the kubernetes provider is the release the SDK asks for, the
     # command provider the stand-in).
     bin_dir = plugin_folder(tools_bin, e2e_dir / "bin-user", providers_on_path=False)
     cli = PulumiProject(bin_dir, home, folder, STACK, extra_env={"HOME": str(home / "user")})

@@ -8,7 +8,7 @@ stand-ins ``gloo-platform-crds`` and ``gloo-platform`` of the session's chart re
 
 One stack goes through its life in order: preview (nothing created), up (then the servers are asked), a second up
 and a refresh with no changes, a preview with the policy pack, destroy (the CRDs release is retained by design). Then
-what the retained CRDs mean for what comes after: the README's ``helm uninstall`` of them, the same stack registering
+what the retained CRDs mean for what comes after: the docs' removal of them, the same stack registering
 again into the same namespace, and another registration of the workload cluster into another namespace.
 """
 
@@ -312,8 +312,8 @@ def test_destroy_removes_the_registration_and_keeps_the_crds(
 
 
 def test_the_retained_crds_are_owned_by_a_release_whose_record_went_with_the_namespace(planes: ControlPlanes) -> None:
-    """Why the README removes retained CRDs with kubectl, not ``helm uninstall``: destroy deleted the namespace it
-    created, and with it Helm's record of the CRDs release (found by this suite: the README said ``helm uninstall``)."""
+    """Why docs/gloo-platform-2.md removes retained CRDs with kubectl, not ``helm uninstall``: destroy deleted the namespace it
+    created, and with it Helm's record of the CRDs release (found by this suite: the README used to say ``helm uninstall``)."""
     crd = get_json(planes, "remote", "crd", PLATFORM_CRDS_CHART_CRD)
     assert crd is not None
     annotations = crd["metadata"].get("annotations", {})
@@ -405,10 +405,11 @@ def test_the_fix_the_preview_names_hands_the_crds_over_and_the_registration_comp
         agent.stop()
 
 
-def test_the_retained_crds_are_removed_as_the_readme_says(planes: ControlPlanes, tmp_path: Path) -> None:
-    """The README's command for a cluster that leaves Gloo for good, run as written (with the suite's context)."""
-    readme = (ROOT / "README.md").read_text()
-    (command,) = [line.strip() for line in readme.splitlines() if "| xargs kubectl delete crd" in line]
+def test_the_retained_crds_are_removed_as_the_docs_say(planes: ControlPlanes, tmp_path: Path) -> None:
+    """docs/gloo-platform-2.md's command for a cluster that leaves Gloo for good, run as written (with the suite's
+    context)."""
+    page = (ROOT / "docs" / "gloo-platform-2.md").read_text()
+    (command,) = [line.strip() for line in page.splitlines() if "| xargs kubectl delete crd" in line]
     context = planes.clusters["remote"].context
     as_run = command.replace("kubectl ", f"kubectl --context {context} ")
     environment = {
