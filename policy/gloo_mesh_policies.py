@@ -469,12 +469,22 @@ def _relay_authority(gen: AgentGeneration) -> ResourceValidation:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if not _is_agent_release(args.resource_type, args.props, gen):
             return
-        allowed = _strings(args.get_config().get("allowedAuthorities")) or [gen.default_authority]
+        configured = _strings(args.get_config().get("allowedAuthorities"))
+        allowed = configured or [gen.default_authority]
         authority = _relay_value(args.props, gen, "authority")
-        effective = authority if isinstance(authority, str) and authority else gen.default_authority
+        path = ".".join((*gen.relay_value_path, "authority"))
+        if isinstance(authority, str) and authority:
+            effective, sets = authority, f"sets {path} {authority!r}"
+        else:
+            effective = gen.default_authority
+            sets = f"sets no {path}, so the {gen.chart} chart's default {effective!r} applies"
         if effective not in allowed:
-            path = ".".join((*gen.relay_value_path, "authority"))
-            report_violation(f"Release '{args.name}' sets {path} {effective!r}; allowed: {', '.join(allowed)}.", None)
+            source = (
+                "policy config allowedAuthorities"
+                if configured
+                else f"the {gen.label} default; allowedAuthorities in the policy config replaces it"
+            )
+            report_violation(f"Release '{args.name}' {sets}; allowed: {', '.join(allowed)} ({source}).", None)
 
     return validate
 
@@ -608,6 +618,7 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
     cluster_paths = " / ".join(".".join(g.cluster_value_path) for g in generations)
     authority_paths = " / ".join(".".join((*g.relay_value_path, "authority")) for g in generations)
     insecure_paths = " / ".join(".".join(path) for g in generations for path in g.insecure_value_paths())
+    default_authorities = "; ".join(f"{g.label} ({g.chart}): {g.default_authority}" for g in generations)
     return [
         ResourceValidationPolicy(
             name="kubernetes-explicit-provider",
@@ -720,16 +731,20 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
             name="relay-authority-allowed",
             description=(
                 f"The relay authority ({authority_paths}) of each agent Release (the relay server's gRPC authority "
-                "and TLS name) is one the "
-                "server certificate is issued for. Fix: set relayAuthority to an allowed name, or add the name your "
-                "server certificate carries to allowedAuthorities in the policy config."
+                "and TLS name; unset, the chart's default) is one the server certificate is issued for: one of "
+                "allowedAuthorities in the policy config, else the default of the Release's generation, known by its "
+                f"chart ({default_authorities}). Fix: set relayAuthority to an allowed name, or list the names your "
+                "server certificates carry in allowedAuthorities in the policy config (the list replaces the "
+                "defaults: include the default of each generation your stacks register with)."
             ),
             validate=_every(_relay_authority, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
             config_schema=PolicyConfigSchema(
                 properties={
                     "allowedAuthorities": _string_list(
-                        "Authorities the relay server certificate is valid for (default: each generation's own).", []
+                        "Authorities the relay server certificate is valid for; they replace the defaults. Empty "
+                        f"(the default): each agent Release's own generation's default ({default_authorities}).",
+                        [],
                     )
                 }
             ),

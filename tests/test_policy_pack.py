@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,8 @@ from pulumi_policy import (
 )
 
 from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X as GEN
+from gloo_mesh_registration.agent_generation import GENERATIONS
+from gloo_mesh_registration.agent_generation import GLOO_PLATFORM_2X as PLATFORM
 from gloo_mesh_registration.facts import COMPONENT_TYPE
 from lab.engine_double import (
     CA_CERT,
@@ -51,6 +54,7 @@ def pack_policy(name: str) -> Policy:
 
 
 CLUSTER = GEN.cluster_type
+POLICY_EXAMPLE = Path(__file__).resolve().parents[1] / "policy" / "config.example.json"
 STACK = "urn:pulumi:test::proj"
 
 
@@ -494,6 +498,32 @@ def test_relay_authority_is_on_the_allow_list() -> None:
     )
     not_the_agent = {**other, "chart": "something-else"}
     assert check_resource("relay-authority-allowed", RELEASE, not_the_agent) == []
+
+
+def test_the_default_relay_authority_is_the_generation_of_the_release() -> None:
+    """Without allowedAuthorities each agent Release is held to its own generation's default (known by its chart),
+    and the message says which list applied; unset, the chart's own default is the authority checked."""
+    platform = {"chart": PLATFORM.chart, "namespace": "gloo-mesh", "values": {"glooAgent": {"relay": {}}}}
+    assert check_resource("relay-authority-allowed", RELEASE, platform) == []
+    with_1x_authority = {**platform, "values": {"glooAgent": {"relay": {"authority": GEN.default_authority}}}}
+    [message] = check_resource("relay-authority-allowed", RELEASE, with_1x_authority)
+    assert f"allowed: {PLATFORM.default_authority} (the {PLATFORM.label} default;" in message
+    assert GEN.default_authority not in message.split("allowed:", 1)[1]
+    # A configured list replaces every generation's default, also for a Release that leaves the authority unset.
+    only_1x = {"allowedAuthorities": [GEN.default_authority]}
+    [message] = check_resource("relay-authority-allowed", RELEASE, platform, config=only_1x)
+    assert f"sets no glooAgent.relay.authority, so the {PLATFORM.chart} chart's default" in message
+    assert message.endswith(f"allowed: {GEN.default_authority} (policy config allowedAuthorities).")
+
+
+def test_the_example_policy_config_allows_each_generations_default_authority() -> None:
+    """policy/config.example.json's allow-list replaces the defaults: it must keep every generation's, or a stack of
+    the generation it leaves out fails with the example config."""
+    config = json.loads(POLICY_EXAMPLE.read_text())["relay-authority-allowed"]
+    assert {gen.default_authority for gen in GENERATIONS.values()} <= set(config["allowedAuthorities"])
+    for gen in GENERATIONS.values():
+        props = {"chart": gen.chart, "namespace": "gloo-mesh", "values": {}}
+        assert check_resource("relay-authority-allowed", RELEASE, props, config=config) == [], gen.label
 
 
 # -- 9. insecure mode --------------------------------------------------------------------------------------------
