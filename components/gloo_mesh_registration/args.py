@@ -1,9 +1,11 @@
 """What the component's arguments are: their types (the package schema is inferred from them), one declaration per
-argument of everything else (stack-file key, default, secret-ness), and the validated settings.
+argument of everything else (stack-file key, default or how an unset one is derived, secret-ness), and the validated
+settings.
 
 Validation itself is in :mod:`gloo_mesh_registration.validation`. To add an argument: a field of
 :class:`RemoteClusterRegistrationArgs` (type and description), its row in :data:`ARGUMENTS`, its check in the
-validation concern it belongs to, and its :class:`RegistrationSettings` field.
+validation concern it belongs to, and its :class:`RegistrationSettings` field; then ``scripts/reference.py`` renders
+it into the reference (``docs/reference.md``) and Pulumi.yaml's config descriptions.
 """
 
 import ipaddress
@@ -28,7 +30,7 @@ class RelayDiscovery(StrEnum):
     """How the relay server address is discovered when it is not given."""
 
     LOADBALANCER = "loadbalancer"
-    """The enterprise-networking Service's LoadBalancer ingress (ip or hostname) and its grpc port."""
+    """The relay server Service's LoadBalancer ingress (ip or hostname) and its grpc port."""
     ISTIO_INGRESS_NODEPORT = "istio-ingress-nodeport"
     """A management node's InternalIP and the nodePort of istio-ingressgateway's https port (the guide's kind setup)."""
 
@@ -129,10 +131,18 @@ class Argument:
     default: object = None
     """A fixed default, a :class:`FromGeneration`, or None: optional, discovered, or derived from other arguments by
     the validation."""
+    derived: str | FromGeneration | None = None
+    """Where :attr:`default` is None: how discovery or the validation fills the argument in when it is unset, in
+    words (a :class:`FromGeneration` of words where that depends on the generation). The reference
+    (``docs/reference.md``, ``scripts/reference.py``) shows it as the default; None: unset stays unset."""
     secret: bool = False
     """May hold credentials (kubeconfig contents). The kubeconfig rule (:func:`kubeconfig_is_path`) makes contents a
     Pulumi secret wherever they go, and messages and ``repr`` never show them; this marks which arguments that is
     (tests/test_stacks.py holds the two in step)."""
+
+    def __post_init__(self) -> None:
+        if self.default is not None and self.derived is not None:
+            raise ValueError(f"argument {self.name}: give its default or how it is derived, not both")
 
     @property
     def stack_key(self) -> str:
@@ -148,18 +158,22 @@ _CLUSTER = (StackObject.CLUSTER,)
 
 ARGUMENTS: tuple[Argument, ...] = (
     Argument("cluster_name", _CLUSTER, key="name"),
-    Argument("agent_generation", _MANAGEMENT),
+    Argument("agent_generation", _MANAGEMENT, derived="discovered: the server Deployment in the management namespace"),
     Argument("mgmt_context", _MANAGEMENT, key="context"),
     Argument("mgmt_kubeconfig", _MANAGEMENT, key="kubeconfig", secret=True),
     Argument("mgmt_provider", ()),
     Argument("remote_context", _CLUSTER, key="context"),
     Argument("remote_kubeconfig", _CLUSTER, key="kubeconfig", secret=True),
     Argument("remote_provider", ()),
-    Argument("relay_server_address", (StackObject.MANAGEMENT, StackObject.CLUSTER)),
+    Argument(
+        "relay_server_address",
+        (StackObject.MANAGEMENT, StackObject.CLUSTER),
+        derived="discovered from the management cluster, by relay discovery",
+    ),
     Argument("relay_discovery", _MANAGEMENT, default=RelayDiscovery.LOADBALANCER),
     Argument("relay_node_name", _MANAGEMENT),
     Argument("relay_authority", _MANAGEMENT, default=FromGeneration(lambda gen: gen.default_authority)),
-    Argument("agent_version", _MANAGEMENT),
+    Argument("agent_version", _MANAGEMENT, derived="discovered: the server Deployment's image tag"),
     Argument("chart_repo", _MANAGEMENT, default=FromGeneration(lambda gen: gen.chart_repo)),
     Argument("mgmt_namespace", _MANAGEMENT, key="namespace", default="gloo-mesh"),
     Argument("remote_namespace", _CLUSTER, key="namespace", default=FromGeneration(lambda gen: gen.default_namespace)),
@@ -168,13 +182,23 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument("agent_values", _CLUSTER, default=MappingProxyType({})),
     Argument("crd_values", _CLUSTER, default=MappingProxyType({})),
     Argument("insecure", _MANAGEMENT, default=False),
-    Argument("wait_for_client_cert", _CLUSTER),  # derived: true unless insecure
+    Argument("wait_for_client_cert", _CLUSTER, derived="true, unless insecure"),
     Argument("client_cert_timeout_seconds", _CLUSTER, default=300),
-    Argument("remove_bootstrap_token", _CLUSTER),  # derived: from waiting and the generation
-    Argument("telemetry", _MANAGEMENT),  # derived: on when a telemetry gateway address is given
+    Argument(
+        "remove_bootstrap_token",
+        _CLUSTER,
+        derived=FromGeneration(
+            lambda gen: "true while waiting for the client certificate" if gen.removes_token_by_default else "false"
+        ),
+    ),
+    Argument("telemetry", _MANAGEMENT, derived="true when a telemetry gateway address is given, else false"),
     Argument("adopt", _CLUSTER, default=False),
     Argument("agent_release_name", _CLUSTER, default=FromGeneration(lambda gen: gen.release_name)),
-    Argument("telemetry_gateway_address", _MANAGEMENT),
+    Argument(
+        "telemetry_gateway_address",
+        _MANAGEMENT,
+        derived="discovered, with telemetry: the telemetry gateway Service's LoadBalancer",
+    ),
 )
 """One row per argument, in the order of :class:`RemoteClusterRegistrationArgs`; the stack-file keys, the set of
 argument names and the fixed defaults are derived from it."""

@@ -70,7 +70,7 @@ CLUSTER_NAME_CLAIMS = _ClusterNameClaims()
 
 
 class RemoteClusterRegistration(pulumi.ComponentResource):
-    """Registers one workload cluster with a Gloo Mesh Enterprise management plane over the relay."""
+    """Registers one workload cluster with a Gloo Mesh Enterprise 1.x or Gloo Platform 2.x management plane."""
 
     cluster_name: pulumi.Output[str]
     """The name the cluster is registered under (`relay.cluster` and the KubernetesCluster name)."""
