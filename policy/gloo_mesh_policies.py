@@ -611,7 +611,7 @@ def _every(factory: Callable[[AgentGeneration], V], generations: Sequence[AgentG
 
 
 def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values())) -> list[Policy]:
-    """The pack's policies, numbered as in the README's "Guardrails (policy pack)" section."""
+    """The pack's policies, in the order of docs/reference.md's policy table."""
     gen = generations[0]  # names the generations share (secret names, namespace) come from the first
     charts = " / ".join(g.chart for g in generations)
     kinds = " / ".join(sorted({g.cluster_kind for g in generations}))

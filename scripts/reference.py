@@ -185,7 +185,11 @@ class Row:
 
 
 def per_generation(default: FromGeneration, show: Callable[[object], str]) -> str:
-    return "; ".join(f"{series(gen)}: {show(default.of(gen))}" for gen in GENERATIONS.values())
+    """Each generation's value, or the one value when every generation has the same."""
+    shown = [show(default.of(gen)) for gen in GENERATIONS.values()]
+    if len(set(shown)) == 1:
+        return shown[0]
+    return "; ".join(f"{series(gen)}: {value}" for gen, value in zip(GENERATIONS.values(), shown, strict=True))
 
 
 def rows() -> list[Row]:

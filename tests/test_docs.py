@@ -5,6 +5,7 @@ own stack within its first 60 lines, with a stack file the program accepts.
 The generated reference (``docs/reference.md``) has its own drift test, ``tests/test_reference.py``.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -179,3 +180,9 @@ def test_no_release_tag_is_named_that_does_not_exist() -> None:
         for version in re.findall(r"(?:provider|\.git)@v(\d+\.\d+\.\d+)", path.read_text())
     }
     assert named <= tags, sorted(named - tags)
+
+
+def test_the_guardrails_page_shows_the_example_policy_config_as_it_is() -> None:
+    """The JSON the guardrails page shows is ``policy/config.example.json``, which the policy tests load."""
+    (shown,) = _code_blocks(ROOT / "docs" / "guardrails.md", "json")
+    assert json.loads(shown) == json.loads((ROOT / "policy" / "config.example.json").read_text())
