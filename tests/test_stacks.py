@@ -16,6 +16,7 @@ from gloo_mesh_registration.lifecycle import ENSURE_CERTIFICATE
 from gloo_mesh_registration.stack_config import read_stack_config
 from lab.engine_double import (
     COMPONENT,
+    DEPLOYMENT,
     KEEPS_TOKEN,
     KUBECONFIG_CONTENTS,
     KUBERNETES_PROVIDER,
@@ -109,6 +110,68 @@ def test_fleet_example_cluster_overrides() -> None:
     assert "GM_TIMEOUT=600" in waits["us-east-1-a"] and "GM_TIMEOUT=300" in waits["eu-west-1-a"]
 
 
+def _agent_versions(recorded: RecordingMonitor, chart: str, cluster_path: tuple[str, ...]) -> dict[str, str]:
+    """The chart version of each ``chart`` Release, by the cluster its values name."""
+    releases = [plain(r.inputs) for r in recorded.registered(RELEASE)]
+    return {_at(r["values"], cluster_path): r["version"] for r in releases if r["chart"] == chart}
+
+
+def _fleet_with(pins: dict[str, str], **management: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The fleet example's clusters, each named in ``pins`` with its own ``agentVersion``; the management keys given
+    replace the example's."""
+    stack_file = ROOT / "stacks" / "Pulumi.fleet-example.yaml"
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    clusters = [
+        {**entry, "agentVersion": pins[entry["name"]]} if entry["name"] in pins else entry
+        for entry in config[f"{PROJECT}:clusters"]
+    ]
+    return {**config[f"{PROJECT}:management"], **management}, clusters
+
+
+def test_a_cluster_agent_version_overrides_the_management_one_for_that_cluster_only() -> None:
+    """A staged upgrade: the server discovered at 1.1.6 (the double's), one cluster held at 1.1.5 by its own entry;
+    the others follow the server. Then a management version for the stack and one cluster held below it: nothing is
+    left to discover, so the server Deployment is not read."""
+    stack_file = ROOT / "stacks" / "Pulumi.fleet-example.yaml"
+    management, clusters = _fleet_with({"eu-west-1-b": "v1.1.5"})
+    override = {f"{PROJECT}:management": management, f"{PROJECT}:clusters": clusters}
+    recorded = run_main(stack_file, config_override=override)
+    assert _agent_versions(recorded, "enterprise-agent", ("relay", "cluster")) == {
+        "eu-west-1-a": "1.1.6",
+        "eu-west-1-b": "1.1.5",
+        "us-east-1-a": "1.1.6",
+    }
+    assert len(recorded.reads(DEPLOYMENT)) == 1  # the followers' version: one shared read of the server
+
+    management, clusters = _fleet_with({"us-east-1-a": "1.1.6"}, agentVersion="1.1.7")
+    override = {f"{PROJECT}:management": management, f"{PROJECT}:clusters": clusters}
+    recorded = run_main(stack_file, config_override=override)
+    assert _agent_versions(recorded, "enterprise-agent", ("relay", "cluster")) == {
+        "eu-west-1-a": "1.1.7",
+        "eu-west-1-b": "1.1.7",
+        "us-east-1-a": "1.1.6",
+    }
+    assert recorded.reads(DEPLOYMENT) == []
+
+
+def test_the_crds_release_follows_a_cluster_agent_version() -> None:
+    """Gloo Platform 2.x: both charts of a held cluster are at its own version, the other cluster's at the server's
+    (2.5.8, discovered)."""
+    stack_file = ROOT / "stacks" / "Pulumi.platform-example.yaml"
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    clusters = config[f"{PROJECT}:clusters"]
+    held = [{**clusters[0], "agentVersion": "2.5.7"}, *clusters[1:]]
+    recorded = run_main(stack_file, config_override={f"{PROJECT}:clusters": held})
+    expected = {"workload-1": "2.5.7", "workload-2": "2.5.8"}
+    assert _agent_versions(recorded, "gloo-platform", ("common", "cluster")) == expected
+    crds = {
+        r.name.removesuffix("-agent-crds"): plain(r.inputs)["version"]
+        for r in recorded.registered(RELEASE)
+        if plain(r.inputs)["chart"] == "gloo-platform-crds"
+    }
+    assert crds == expected
+
+
 def test_secret_kubeconfig_from_stack_config_stays_secret() -> None:
     override = {
         f"{PROJECT}:clusters": [
@@ -171,6 +234,28 @@ def config(**entries: Any) -> dict[str, Any]:
         (
             {"management": {"context": "m", "agentGeneration": "gloo-platform-2", "agentVersion": "v2.2.6"}},
             r"management.agentVersion: '2.2.6' is older than 2.3, the first Gloo Platform 2.x version",
+        ),
+        # A cluster's own agentVersion (a staged upgrade's pin) is checked as the management one is, under its key.
+        (
+            {"clusters": [{"name": "a", "context": "a"}, {"name": "b", "context": "b", "agentVersion": "latest"}]},
+            r"^gloo-mesh-registration:clusters\[1\]\.agentVersion: 'latest' is not a valid agent version\. Fix: give "
+            r"the enterprise-networking version as semver",
+        ),
+        (
+            {"clusters": [{"name": "a", "context": "a", "agentVersion": 116}]},
+            r"^gloo-mesh-registration:clusters\[0\]\.agentVersion: 116 is not a string",
+        ),
+        (
+            {
+                "management": {"context": "m", "agentGeneration": "gloo-platform-2", "agentVersion": "2.5.8"},
+                "clusters": [{"name": "a", "context": "a"}, {"name": "b", "context": "b", "agentVersion": "v2.2.6"}],
+            },
+            r"^gloo-mesh-registration:clusters\[1\]\.agentVersion: '2.2.6' is older than 2.3, the first Gloo "
+            r"Platform 2.x version",
+        ),
+        (
+            {"management": {"context": "m", "agentVersion": "1.1"}, "clusters": [{"name": "a", "context": "a"}]},
+            r"^gloo-mesh-registration:management\.agentVersion: '1.1' is not a valid agent version",
         ),
         (
             {"clusters": [{"name": "a", "context": "a", "agentReleaseName": "Agent"}]},
@@ -299,6 +384,7 @@ def test_the_stack_file_keys_are_derived_from_the_argument_table() -> None:
         "createNamespace": "create_remote_namespace",
         "clusterDomain": "cluster_domain",
         "relayServerAddress": "relay_server_address",
+        "agentVersion": "agent_version",
         "agentValues": "agent_values",
         "crdValues": "crd_values",
         "waitForClientCert": "wait_for_client_cert",

@@ -67,7 +67,7 @@ class RemoteClusterRegistrationArgs(TypedDict, total=False):
     relay_authority: str
     """gRPC authority and TLS server name of the relay server (default: `<the generation's server>.gloo-mesh`)."""
     agent_version: pulumi.Input[str]
-    """Agent chart version; must equal the server's. Discovered from the server Deployment's image when absent."""
+    """Agent chart version: the server's, or an older one held in a staged upgrade; read from the server if absent."""
     chart_repo: str
     """Helm repository of the agent chart(s) (default: the generation's public repository)."""
     mgmt_namespace: str
@@ -173,7 +173,11 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument("relay_discovery", _MANAGEMENT, default=RelayDiscovery.LOADBALANCER),
     Argument("relay_node_name", _MANAGEMENT),
     Argument("relay_authority", _MANAGEMENT, default=FromGeneration(lambda gen: gen.default_authority)),
-    Argument("agent_version", _MANAGEMENT, derived="discovered: the server Deployment's image tag"),
+    Argument(
+        "agent_version",
+        (StackObject.MANAGEMENT, StackObject.CLUSTER),
+        derived="discovered: the server Deployment's image tag",
+    ),
     Argument("chart_repo", _MANAGEMENT, default=FromGeneration(lambda gen: gen.chart_repo)),
     Argument("mgmt_namespace", _MANAGEMENT, key="namespace", default="gloo-mesh"),
     Argument("remote_namespace", _CLUSTER, key="namespace", default=FromGeneration(lambda gen: gen.default_namespace)),

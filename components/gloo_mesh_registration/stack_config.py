@@ -29,7 +29,8 @@ MANAGEMENT_KEYS: dict[str, str] = stack_keys(StackObject.MANAGEMENT)
 :data:`gloo_mesh_registration.args.ARGUMENTS`)."""
 
 CLUSTER_KEYS: dict[str, str] = stack_keys(StackObject.CLUSTER)
-"""Keys of each ``clusters`` entry: one registered cluster (``relayServerAddress`` overrides the management one)."""
+"""Keys of each ``clusters`` entry: one registered cluster (``relayServerAddress`` and ``agentVersion`` override the
+management ones)."""
 
 TOP_LEVEL_KEYS = ("management", "clusters")
 
