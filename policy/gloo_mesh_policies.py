@@ -50,6 +50,7 @@ from gloo_mesh_registration.facts import (
     AgentGeneration,
     RegistrationConfigError,
     check_dns1123_label,
+    configured_cluster_agent_versions,
     configured_management_namespace,
     image_tag,
     is_dns1123_subdomain,
@@ -221,6 +222,7 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
         if expected_raw and expected is None:
             report_violation(f"Policy config expectedAgentVersion {expected_raw!r} is not a version.", None)
         server_tags = _server_versions(graph, gen)
+        held_by_stack = configured_cluster_agent_versions(os.environ.get("PULUMI_PROJECT", ""), _stack_config())
         pinned: dict[str, tuple[PolicyResource, str]] = {}
         for release in _agent_releases(graph, gen):
             raw = release.props.get("version")
@@ -236,6 +238,10 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                 report_violation(
                     f"Release '{release.name}' chart version {raw!r} is not one exact version.", release.urn
                 )
+                continue
+            cluster = _text(_cluster_value(release.props, gen))
+            if cluster is not None and held_by_stack.get(cluster) == version:
+                _check_held_agent(release, cluster, version, expected, server_tags, report_violation)
                 continue
             pinned[release.urn] = (release, version)
             if expected is not None and version != expected:
@@ -261,6 +267,29 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                 )
 
     return validate
+
+
+def _check_held_agent(
+    release: PolicyResource,
+    cluster: str,
+    version: str,
+    expected: str | None,
+    server_tags: list[tuple[str, str]],
+    report_violation: ReportViolation,
+) -> None:
+    """An agent the stack file holds at a version of its own (``clusters[i].agentVersion``, a staged upgrade) may be
+    older than the server, never newer: every skew Solo documents lets agents lag their server, none lets them lead."""
+    servers = [(f"the server Deployment read as '{server}'", tag) for server, tag in server_tags]
+    if expected is not None:
+        servers.append(("the management server (policy config expectedAgentVersion)", expected))
+    for server, server_version in servers:
+        if semver.Version.parse(version) > semver.Version.parse(server_version):
+            report_violation(
+                f"Release '{release.name}' installs agent {version}, held by the stack file's agentVersion of cluster "
+                f"'{cluster}', which is newer than {server}: {server_version}. An agent may stay behind its server "
+                "during a staged upgrade, never ahead of it.",
+                release.urn,
+            )
 
 
 def _server_versions(graph: _Graph, gen: AgentGeneration) -> list[tuple[str, str]]:
@@ -635,8 +664,11 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
             name="agent-chart-version",
             description=(
                 f"Each agent Release ({charts}) pins one exact chart version, equal to the management server's "
-                "version and the same for every cluster of the stack. Fix: set agentVersion to the server's version "
-                "(`meshctl version`), or leave it unset to read it from the server."
+                "version and the same for every cluster of the stack. A cluster whose stack-file entry sets its own "
+                "agentVersion (a staged upgrade's hold) may run that version while it is not newer than the "
+                "server's. Fix: set agentVersion to the server's version (`meshctl version`), or leave it unset to "
+                "read it from the server; to hold a cluster back during a staged upgrade, set agentVersion in its "
+                "clusters entry."
             ),
             validate=_every(_agent_chart_version, generations),
             enforcement_level=EnforcementLevel.MANDATORY,

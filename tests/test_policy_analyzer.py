@@ -69,6 +69,8 @@ from lab.engine_double import (
     FakeClusters,
     RecordingMonitor,
     b64,
+    plain,
+    run_main,
     run_program,
     stack_run,
 )
@@ -597,6 +599,34 @@ def test_an_agent_version_that_differs_from_the_configured_server_version(analyz
     assert names(violations) == {"agent-chart-version"}
     assert "the management server runs 1.2.0" in violations[0].message
     assert analyzer.run(recorded, {"agent-chart-version": {"expectedAgentVersion": "v1.1.6"}}) == []
+
+
+def test_a_staged_upgrade_that_holds_a_cluster_back_passes_the_pack(
+    analyzer: PolicyAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fleet example mid-upgrade: the server (read, 1.1.6) is followed by two clusters, eu-west-1-b is held at
+    1.1.5 by its own agentVersion. The pack reads the hold from the stack file, as the engine hands it over."""
+    stack_file = ROOT / "stacks" / "Pulumi.fleet-example.yaml"
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    project = PROJECT_FILE["name"]
+    clusters = [
+        {**entry, "agentVersion": "1.1.5"} if entry["name"] == "eu-west-1-b" else entry
+        for entry in config[f"{project}:clusters"]
+    ]
+    config[f"{project}:clusters"] = clusters
+    recorded = run_main(stack_file, preview=True, config_override={f"{project}:clusters": clusters})
+    versions = {
+        plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs)["version"] for r in recorded.registered(RELEASE)
+    }
+    assert versions == {"eu-west-1-a": "1.1.6", "eu-west-1-b": "1.1.5", "us-east-1-a": "1.1.6"}
+    monkeypatch.setenv("PULUMI_PROJECT", project)
+    monkeypatch.setenv(
+        "PULUMI_CONFIG", json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    )
+    assert analyzer.run(recorded) == []
+    # Read without the stack file's hold, the same resources break the version rule.
+    monkeypatch.setenv("PULUMI_PROJECT", "another-project")
+    assert names(analyzer.run(recorded)) == {"agent-chart-version"}
 
 
 def test_a_kubernetes_cluster_outside_the_configured_management_namespace(analyzer: PolicyAnalyzer) -> None:

@@ -299,6 +299,67 @@ def test_agent_chart_version_equals_the_configured_and_the_read_server_version()
     assert "'east-server-deployment' runs 1.1.5" in behind_a_sidecar
 
 
+def _with_server_read(stack: Stack, version: str) -> Stack:
+    """The stack read the server Deployment (a cluster that follows the server's version): its image tag."""
+    image = {
+        "containers": [{"name": "enterprise-networking", "image": f"gcr.io/gloo-mesh/enterprise-networking:{version}"}]
+    }
+    stack.add(
+        DEPLOYMENT,
+        "management-server-deployment-gloo-mesh.enterprise-networking",
+        {"metadata": {"name": GEN.server_deployment}, "spec": {"template": {"spec": image}}},
+        via="management",
+    )
+    return stack
+
+
+def _holding(monkeypatch: pytest.MonkeyPatch, **versions: str) -> None:
+    """The stack file the engine hands the pack: each named cluster's entry sets its own agentVersion."""
+    monkeypatch.setenv("PULUMI_PROJECT", "platform-team")
+    clusters = [{"name": name, "context": f"{name}-ctx", "agentVersion": v} for name, v in versions.items()]
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"platform-team:clusters": json.dumps(clusters)}))
+
+
+def test_a_cluster_its_stack_file_holds_back_may_run_an_older_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A staged upgrade: the server at 1.1.7, the canary (east) follows it, west is held at 1.1.6 by its own
+    agentVersion. Without the hold, west breaks the rule twice (the server's version, the same for every cluster)."""
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    stack = _with_server_read(_with_release(fleet("east", "west"), "east", version="1.1.7"), "1.1.7")
+    unheld = check_stack("agent-chart-version", stack.resources)
+    assert sorted(where for where, _ in unheld) == ["east-agent", "west-agent", "west-agent"]
+    assert any("'west-agent' installs agent 1.1.6; the server Deployment read as" in m for _, m in unheld)
+    _holding(monkeypatch, west="v1.1.6")
+    assert check_stack("agent-chart-version", stack.resources) == []
+    assert check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.1.7"}) == []
+    # A hold waives the rule for the version it names only: west's release is not at its hold (1.1.5).
+    _holding(monkeypatch, west="1.1.5")
+    assert len(check_stack("agent-chart-version", stack.resources)) == 3
+    _holding(monkeypatch, east="1.1.7", west="1.1.5")
+    [(where, _)] = check_stack("agent-chart-version", stack.resources)
+    assert where == "west-agent"
+    # Another project's clusters are not this stack's.
+    _holding(monkeypatch, west="1.1.6")
+    monkeypatch.setenv("PULUMI_PROJECT", "another-project")
+    assert len(check_stack("agent-chart-version", stack.resources)) == 3
+
+
+def test_a_held_agent_may_not_be_newer_than_its_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = _with_server_read(_with_release(fleet("east", "west"), "west", version="1.2.0"), "1.1.7")
+    _holding(monkeypatch, west="1.2.0")
+    [(_, newer)] = [v for v in check_stack("agent-chart-version", stack.resources) if v[0] == "west-agent"]
+    assert newer == (
+        "Release 'west-agent' installs agent 1.2.0, held by the stack file's agentVersion of cluster 'west', which is "
+        "newer than the server Deployment read as 'management-server-deployment-gloo-mesh.enterprise-networking': "
+        "1.1.7. An agent may stay behind its server during a staged upgrade, never ahead of it."
+    )
+    # With no server read (every cluster held), the configured server version is the bound.
+    held = _with_release(fleet("east", "west"), "west", version="1.2.0")
+    _holding(monkeypatch, east="1.1.6", west="1.2.0")
+    assert check_stack("agent-chart-version", held.resources) == []
+    [(_, configured)] = check_stack("agent-chart-version", held.resources, {"expectedAgentVersion": "1.1.7"})
+    assert "newer than the management server (policy config expectedAgentVersion): 1.1.7" in configured
+
+
 # -- 3. relay.cluster matches a KubernetesCluster ----------------------------------------------------------------
 
 

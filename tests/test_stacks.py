@@ -291,6 +291,23 @@ def test_the_management_namespace_of_a_stack_file_is_a_non_empty_string_or_none(
     assert configured_management_namespace(PROJECT, {}) is None
 
 
+def test_the_clusters_a_stack_file_holds_at_their_own_agent_version() -> None:
+    """What the policy pack reads of a stack file: each ``clusters`` entry's own agentVersion, by cluster name."""
+    from gloo_mesh_registration.facts import configured_cluster_agent_versions
+
+    clusters = [
+        {"name": "canary", "context": "c"},
+        {"name": "eu-1", "context": "e", "agentVersion": "v1.1.6"},
+        {"name": "eu-2", "context": "e2", "agentVersion": 116},
+        "not-an-entry",
+    ]
+    assert configured_cluster_agent_versions(PROJECT, {f"{PROJECT}:clusters": json.dumps(clusters)}) == {
+        "eu-1": "1.1.6"
+    }
+    assert configured_cluster_agent_versions("another-project", {f"{PROJECT}:clusters": json.dumps(clusters)}) == {}
+    assert configured_cluster_agent_versions(PROJECT, {}) == {}
+
+
 def test_bad_stack_config_declares_nothing() -> None:
     override = {f"{PROJECT}:clusters": [{"name": "ok", "context": "a"}, {"name": "Not_OK", "context": "b"}]}
     monitor = RecordingMonitor(FakeClusters())

@@ -23,6 +23,7 @@ __all__ = [
     "AgentGeneration",
     "RegistrationConfigError",
     "check_dns1123_label",
+    "configured_cluster_agent_versions",
     "configured_management_namespace",
     "decode_config_value",
     "image_tag",
@@ -90,6 +91,23 @@ def configured_management_namespace(project: str, config: Mapping[str, Any]) -> 
     management = decode_config_value(config.get(f"{project}:management"))
     namespace = management.get("namespace") if isinstance(management, Mapping) else None
     return namespace if isinstance(namespace, str) and namespace else None
+
+
+def configured_cluster_agent_versions(project: str, config: Mapping[str, Any]) -> dict[str, str]:
+    """Cluster name to ``clusters[i].agentVersion`` (a leading ``v`` stripped) of a stack file laid out for
+    ``stack_config.read_stack_config``: the clusters the stack holds at a version of their own during a staged
+    upgrade. Entries without one, or with one that is not a plain string, are left out (the program refuses those).
+
+    The policy pack reads it (from the engine's ``PULUMI_CONFIG``): an agent held this way may run a version older
+    than the server's, which the pack otherwise refuses."""
+    clusters = decode_config_value(config.get(f"{project}:clusters"))
+    held: dict[str, str] = {}
+    for entry in clusters if isinstance(clusters, list) else []:
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        version = entry.get("agentVersion") if isinstance(entry, Mapping) else None
+        if isinstance(name, str) and isinstance(version, str) and version:
+            held[name] = version.strip().removeprefix("v")
+    return held
 
 
 def decode_config_value(value: Any) -> Any:
