@@ -224,6 +224,7 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
         server_tags = _server_versions(graph, gen)
         held_by_stack = configured_cluster_agent_versions(os.environ.get("PULUMI_PROJECT", ""), _stack_config())
         pinned: dict[str, tuple[PolicyResource, str]] = {}
+        held: list[tuple[PolicyResource, str, str]] = []
         for release in _agent_releases(graph, gen):
             raw = release.props.get("version")
             if not isinstance(raw, str) or not raw.strip():
@@ -241,7 +242,7 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                 continue
             cluster = _text(_cluster_value(release.props, gen))
             if cluster is not None and held_by_stack.get(cluster) == version:
-                _check_held_agent(release, cluster, version, expected, server_tags, report_violation)
+                held.append((release, cluster, version))
                 continue
             pinned[release.urn] = (release, version)
             if expected is not None and version != expected:
@@ -257,7 +258,8 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                         f"'{server}' runs {tag}.",
                         release.urn,
                     )
-        if len({version for _, version in pinned.values()}) > 1:
+        followed = {version for _, version in pinned.values()}
+        if len(followed) > 1:
             listing = ", ".join(sorted(f"{r.name}={v}" for r, v in pinned.values()))
             for release, _ in pinned.values():
                 report_violation(
@@ -265,6 +267,13 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                     "server's version.",
                     release.urn,
                 )
+        bounds = [(f"the server Deployment read as '{server}'", tag) for server, tag in server_tags]
+        if expected is not None:
+            bounds.append(("the management server (policy config expectedAgentVersion)", expected))
+        if len(followed) == 1:
+            bounds.append(("the version the stack's other agents run (the server's)", next(iter(followed))))
+        for release, cluster, version in held:
+            _check_held_agent(release, cluster, version, bounds, report_violation)
 
     return validate
 
@@ -273,16 +282,17 @@ def _check_held_agent(
     release: PolicyResource,
     cluster: str,
     version: str,
-    expected: str | None,
-    server_tags: list[tuple[str, str]],
+    bounds: list[tuple[str, str]],
     report_violation: ReportViolation,
 ) -> None:
     """An agent the stack file holds at a version of its own (``clusters[i].agentVersion``, a staged upgrade) may be
-    older than the server, never newer: every skew Solo documents lets agents lag their server, none lets them lead."""
-    servers = [(f"the server Deployment read as '{server}'", tag) for server, tag in server_tags]
-    if expected is not None:
-        servers.append(("the management server (policy config expectedAgentVersion)", expected))
-    for server, server_version in servers:
+    older than the server, never newer: every skew Solo documents lets agents lag their server, none lets them lead.
+
+    ``bounds``: what the server's version is known as. The engine hands ``AnalyzeStack`` no reads (pulumi/pulumi
+    v3.274.1 ``step_executor.go`` keeps a read's state in ``deployment.reads``; ``AnalyzeResources`` ranges over
+    ``deployment.news``), so the server Deployment a registration read is not among them under the real CLI: the
+    bound there is ``expectedAgentVersion`` and the version of the stack's agents that follow the server."""
+    for server, server_version in bounds:
         if semver.Version.parse(version) > semver.Version.parse(server_version):
             report_violation(
                 f"Release '{release.name}' installs agent {version}, held by the stack file's agentVersion of cluster "

@@ -334,9 +334,6 @@ def test_a_cluster_its_stack_file_holds_back_may_run_an_older_agent(monkeypatch:
     # A hold waives the rule for the version it names only: west's release is not at its hold (1.1.5).
     _holding(monkeypatch, west="1.1.5")
     assert len(check_stack("agent-chart-version", stack.resources)) == 3
-    _holding(monkeypatch, east="1.1.7", west="1.1.5")
-    [(where, _)] = check_stack("agent-chart-version", stack.resources)
-    assert where == "west-agent"
     # Another project's clusters are not this stack's.
     _holding(monkeypatch, west="1.1.6")
     monkeypatch.setenv("PULUMI_PROJECT", "another-project")
@@ -344,19 +341,28 @@ def test_a_cluster_its_stack_file_holds_back_may_run_an_older_agent(monkeypatch:
 
 
 def test_a_held_agent_may_not_be_newer_than_its_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    stack = _with_server_read(_with_release(fleet("east", "west"), "west", version="1.2.0"), "1.1.7")
+    """The server is known as a Deployment read (never handed to the pack by the real engine, which gives
+    AnalyzeStack no reads), as expectedAgentVersion, or as the version of the agents that follow it."""
+    stack = _with_server_read(fleet("east", "west"), "1.1.7")
+    _with_release(stack, "east", version="1.1.7")
+    _with_release(stack, "west", version="1.2.0")
     _holding(monkeypatch, west="1.2.0")
-    [(_, newer)] = [v for v in check_stack("agent-chart-version", stack.resources) if v[0] == "west-agent"]
-    assert newer == (
+    violations = check_stack("agent-chart-version", stack.resources)
+    assert [where for where, _ in violations] == ["west-agent", "west-agent"]
+    assert violations[0][1] == (
         "Release 'west-agent' installs agent 1.2.0, held by the stack file's agentVersion of cluster 'west', which is "
         "newer than the server Deployment read as 'management-server-deployment-gloo-mesh.enterprise-networking': "
         "1.1.7. An agent may stay behind its server during a staged upgrade, never ahead of it."
     )
-    # With no server read (every cluster held), the configured server version is the bound.
-    held = _with_release(fleet("east", "west"), "west", version="1.2.0")
-    _holding(monkeypatch, east="1.1.6", west="1.2.0")
-    assert check_stack("agent-chart-version", held.resources) == []
-    [(_, configured)] = check_stack("agent-chart-version", held.resources, {"expectedAgentVersion": "1.1.7"})
+    assert "newer than the version the stack's other agents run (the server's): 1.1.7." in violations[1][1]
+    # As the real engine hands the stack over: no read; east follows the server.
+    unread = _with_release(_with_release(fleet("east", "west"), "east", version="1.1.7"), "west", version="1.2.0")
+    [(where, _)] = check_stack("agent-chart-version", unread.resources)
+    assert where == "west-agent"
+    # Every cluster held: only the configured server version bounds them.
+    _holding(monkeypatch, east="1.1.7", west="1.2.0")
+    assert check_stack("agent-chart-version", unread.resources) == []
+    [(_, configured)] = check_stack("agent-chart-version", unread.resources, {"expectedAgentVersion": "1.1.7"})
     assert "newer than the management server (policy config expectedAgentVersion): 1.1.7" in configured
 
 
