@@ -447,6 +447,21 @@ def install_second_management_plane(
     return plane
 
 
+def set_server_version(
+    planes: ControlPlanes,
+    version: str,
+    *,
+    namespace: str = MGMT_NAMESPACE,
+    cluster: str = "mgmt",
+    deployment: str = "enterprise-networking",
+) -> None:
+    """An upgrade of the management server, as far as a registration can tell: the image tag of the server
+    Deployment's container (named as the Deployment) becomes ``version``, as ``helm upgrade`` of the management plane
+    leaves it (the chart sets the tag to the chart version). No pod runs, so nothing rolls out."""
+    image = f"gcr.io/gloo-mesh/{deployment}:{version}"
+    planes.kubectl(cluster, "set", "image", f"deployment/{deployment}", f"{deployment}={image}", "-n", namespace)
+
+
 def root_ca_crt(planes: ControlPlanes, *, namespace: str = MGMT_NAMESPACE, cluster: str = "mgmt") -> str:
     """``ca.crt`` of the management ``relay-root-tls-secret`` (PEM)."""
     from base64 import b64decode
