@@ -50,7 +50,7 @@ from gloo_mesh_registration.facts import (
     AgentGeneration,
     RegistrationConfigError,
     check_dns1123_label,
-    configured_cluster_agent_versions,
+    configured_agent_versions,
     configured_management_namespace,
     image_tag,
     is_dns1123_subdomain,
@@ -222,7 +222,7 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
         if expected_raw and expected is None:
             report_violation(f"Policy config expectedAgentVersion {expected_raw!r} is not a version.", None)
         server_tags = _server_versions(graph, gen)
-        held_by_stack = configured_cluster_agent_versions(os.environ.get("PULUMI_PROJECT", ""), _stack_config())
+        configured = configured_agent_versions(os.environ.get("PULUMI_PROJECT", ""), _stack_config())
         pinned: dict[str, tuple[PolicyResource, str]] = {}
         held: list[tuple[PolicyResource, str, str]] = []
         for release in _agent_releases(graph, gen):
@@ -241,7 +241,7 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                 )
                 continue
             cluster = _text(_cluster_value(release.props, gen))
-            if cluster is not None and held_by_stack.get(cluster) == version:
+            if cluster is not None and configured.clusters.get(cluster) == version:
                 held.append((release, cluster, version))
                 continue
             pinned[release.urn] = (release, version)
@@ -270,7 +270,7 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
         bounds = [(f"the server Deployment read as '{server}'", tag) for server, tag in server_tags]
         if expected is not None:
             bounds.append(("the management server (policy config expectedAgentVersion)", expected))
-        if len(followed) == 1:
+        if len(followed) == 1 and configured.management is None:  # the others follow the server, discovered
             bounds.append(("the version the stack's other agents run (the server's)", next(iter(followed))))
         for release, cluster, version in held:
             _check_held_agent(release, cluster, version, bounds, report_violation)
@@ -291,7 +291,8 @@ def _check_held_agent(
     ``bounds``: what the server's version is known as. The engine hands ``AnalyzeStack`` no reads (pulumi/pulumi
     v3.274.1 ``step_executor.go`` keeps a read's state in ``deployment.reads``; ``AnalyzeResources`` ranges over
     ``deployment.news``), so the server Deployment a registration read is not among them under the real CLI: the
-    bound there is ``expectedAgentVersion`` and the version of the stack's agents that follow the server."""
+    bound there is ``expectedAgentVersion`` and, where the stack file sets no management ``agentVersion``, the version
+    of the stack's agents that follow the server (with one, they follow it instead, and may be the ones held back)."""
     for server, server_version in bounds:
         if semver.Version.parse(version) > semver.Version.parse(server_version):
             report_violation(

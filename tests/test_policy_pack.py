@@ -366,6 +366,23 @@ def test_a_held_agent_may_not_be_newer_than_its_server(monkeypatch: pytest.Monke
     assert "newer than the management server (policy config expectedAgentVersion): 1.1.7" in configured
 
 
+def test_a_stack_frozen_at_the_old_version_may_lead_with_a_held_canary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack-wide variant: management.agentVersion keeps every cluster at 1.1.6, the canary's own entry moves it
+    to 1.1.7. The others follow the stack's version, not the server's, so they bound nothing."""
+    stack = _with_release(fleet("east", "west"), "east", version="1.1.7")
+    monkeypatch.setenv("PULUMI_PROJECT", "platform-team")
+    management = json.dumps({"context": "mgmt", "agentVersion": "1.1.6"})
+    clusters = json.dumps([{"name": "east", "context": "east-ctx", "agentVersion": "1.1.7"}])
+    config = {"platform-team:management": management, "platform-team:clusters": clusters}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    assert check_stack("agent-chart-version", stack.resources) == []
+    # Without the stack's version, the others are the server's: a canary ahead of them is refused.
+    config["platform-team:management"] = json.dumps({"context": "mgmt"})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    [(where, ahead)] = check_stack("agent-chart-version", stack.resources)
+    assert where == "east-agent" and "newer than the version the stack's other agents run" in ahead
+
+
 # -- 3. relay.cluster matches a KubernetesCluster ----------------------------------------------------------------
 
 

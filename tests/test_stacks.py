@@ -291,9 +291,10 @@ def test_the_management_namespace_of_a_stack_file_is_a_non_empty_string_or_none(
     assert configured_management_namespace(PROJECT, {}) is None
 
 
-def test_the_clusters_a_stack_file_holds_at_their_own_agent_version() -> None:
-    """What the policy pack reads of a stack file: each ``clusters`` entry's own agentVersion, by cluster name."""
-    from gloo_mesh_registration.facts import configured_cluster_agent_versions
+def test_the_agent_versions_a_stack_file_sets() -> None:
+    """What the policy pack reads of a stack file: the management agentVersion, and each ``clusters`` entry's own by
+    cluster name."""
+    from gloo_mesh_registration.facts import ConfiguredAgentVersions, configured_agent_versions
 
     clusters = [
         {"name": "canary", "context": "c"},
@@ -301,11 +302,13 @@ def test_the_clusters_a_stack_file_holds_at_their_own_agent_version() -> None:
         {"name": "eu-2", "context": "e2", "agentVersion": 116},
         "not-an-entry",
     ]
-    assert configured_cluster_agent_versions(PROJECT, {f"{PROJECT}:clusters": json.dumps(clusters)}) == {
-        "eu-1": "1.1.6"
+    config = {
+        f"{PROJECT}:clusters": json.dumps(clusters),
+        f"{PROJECT}:management": json.dumps({"agentVersion": "1.1.7"}),
     }
-    assert configured_cluster_agent_versions("another-project", {f"{PROJECT}:clusters": json.dumps(clusters)}) == {}
-    assert configured_cluster_agent_versions(PROJECT, {}) == {}
+    assert configured_agent_versions(PROJECT, config) == ConfiguredAgentVersions("1.1.7", {"eu-1": "1.1.6"})
+    assert configured_agent_versions("another-project", config) == ConfiguredAgentVersions(None, {})
+    assert configured_agent_versions(PROJECT, {}) == ConfiguredAgentVersions(None, {})
 
 
 def test_bad_stack_config_declares_nothing() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -21,9 +22,10 @@ __all__ = [
     "COMPONENT_TYPE",
     "GENERATIONS",
     "AgentGeneration",
+    "ConfiguredAgentVersions",
     "RegistrationConfigError",
     "check_dns1123_label",
-    "configured_cluster_agent_versions",
+    "configured_agent_versions",
     "configured_management_namespace",
     "decode_config_value",
     "image_tag",
@@ -93,21 +95,37 @@ def configured_management_namespace(project: str, config: Mapping[str, Any]) -> 
     return namespace if isinstance(namespace, str) and namespace else None
 
 
-def configured_cluster_agent_versions(project: str, config: Mapping[str, Any]) -> dict[str, str]:
-    """Cluster name to ``clusters[i].agentVersion`` (a leading ``v`` stripped) of a stack file laid out for
-    ``stack_config.read_stack_config``: the clusters the stack holds at a version of their own during a staged
-    upgrade. Entries without one, or with one that is not a plain string, are left out (the program refuses those).
+@dataclass(frozen=True)
+class ConfiguredAgentVersions:
+    """The agent versions a stack file sets (each with a leading ``v`` stripped)."""
 
-    The policy pack reads it (from the engine's ``PULUMI_CONFIG``): an agent held this way may run a version older
-    than the server's, which the pack otherwise refuses."""
+    management: str | None
+    """``management.agentVersion``: every cluster without its own follows it instead of the server (None: they follow
+    the server's version, discovered)."""
+    clusters: Mapping[str, str]
+    """Cluster name to ``clusters[i].agentVersion``: the clusters held at a version of their own (a staged upgrade)."""
+
+
+def configured_agent_versions(project: str, config: Mapping[str, Any]) -> ConfiguredAgentVersions:
+    """The agent versions of a stack file laid out for ``stack_config.read_stack_config``. A value that is not a plain
+    non-empty string is left out (the program refuses those).
+
+    The policy pack reads them (from the engine's ``PULUMI_CONFIG``): an agent held by its cluster's entry may run a
+    version older than the server's, which the pack otherwise refuses; and only where the stack sets no management
+    version do the other agents run the server's version."""
+
+    def version(entry: object) -> str | None:
+        value = entry.get("agentVersion") if isinstance(entry, Mapping) else None
+        return value.strip().removeprefix("v") if isinstance(value, str) and value.strip() else None
+
     clusters = decode_config_value(config.get(f"{project}:clusters"))
     held: dict[str, str] = {}
     for entry in clusters if isinstance(clusters, list) else []:
         name = entry.get("name") if isinstance(entry, Mapping) else None
-        version = entry.get("agentVersion") if isinstance(entry, Mapping) else None
-        if isinstance(name, str) and isinstance(version, str) and version:
-            held[name] = version.strip().removeprefix("v")
-    return held
+        pinned = version(entry)
+        if isinstance(name, str) and pinned is not None:
+            held[name] = pinned
+    return ConfiguredAgentVersions(version(decode_config_value(config.get(f"{project}:management"))), held)
 
 
 def decode_config_value(value: Any) -> Any:
