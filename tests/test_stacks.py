@@ -172,6 +172,18 @@ def test_the_crds_release_follows_a_cluster_agent_version() -> None:
     assert crds == expected
 
 
+def test_the_staged_upgrade_pages_stack_file_holds_all_but_the_canary() -> None:
+    """docs/operations-staged-upgrade.md: its stack file is one this program reads, with the canary following the
+    server (the double's, 1.1.6) and the others held at their own version."""
+    page = (ROOT / "docs" / "operations-staged-upgrade.md").read_text()
+    snippet = next(block for block in page.split("```yaml\n")[1:] if block.startswith("config:"))
+    config = yaml.safe_load(snippet.split("```", 1)[0])["config"]
+    read: list[Any] = []
+    run_program(lambda: read.append(read_stack_config(PROJECT, {k: json.dumps(v) for k, v in config.items()})))
+    versions = {settings.cluster_name: settings.agent_version for settings in read[0].clusters}
+    assert versions == {"eu-west-1-a": None, "eu-west-1-b": "1.1.6", "eu-west-1-c": "1.1.6"}
+
+
 def test_secret_kubeconfig_from_stack_config_stays_secret() -> None:
     override = {
         f"{PROJECT}:clusters": [
