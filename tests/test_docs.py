@@ -27,7 +27,7 @@ _CITATION = re.compile(rf"(?<![\w/])(?P<page>{_CITABLE}),\s+\"(?P<section>[^\"]+
 _LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6} (.+?)\s*$", re.MULTILINE)
 _REPO_PATH = re.compile(
-    r"`(?P<path>(?:components|scripts|tests|lab|policy|stacks|examples|benchmarks|rbac|toolchain)/[\w./-]*)`"
+    r"`(?P<path>(?:components|scripts|tests|lab|policy|stacks|examples|benchmarks|rbac|toolchain|shared)/[\w./-]*)`"
 )
 """A path of this repository in code marks (``docs/`` and ``provider/`` are left to the link test: other
 repositories cited in the pages have folders of those names)."""

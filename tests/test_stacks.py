@@ -173,9 +173,9 @@ def test_the_crds_release_follows_a_cluster_agent_version() -> None:
 
 
 def test_the_staged_upgrade_pages_stack_file_holds_all_but_the_canary() -> None:
-    """docs/operations-staged-upgrade.md: its stack file is one this program reads, with the canary following the
+    """docs/staged-upgrade.md: its stack file is one this program reads, with the canary following the
     server (the double's, 1.1.6) and the others held at their own version."""
-    page = (ROOT / "docs" / "operations-staged-upgrade.md").read_text()
+    page = (ROOT / "docs" / "staged-upgrade.md").read_text()
     snippet = next(block for block in page.split("```yaml\n")[1:] if block.startswith("config:"))
     config = yaml.safe_load(snippet.split("```", 1)[0])["config"]
     read: list[Any] = []
