@@ -2,7 +2,9 @@
 
 The pack is served in process by its own `serve()` (a real `PolicyPack`, its gRPC server on a local port) and called
 over gRPC with requests built from `pulumi.runtime.proto.analyzer_pb2`. What the engine does around the analyzer is
-emulated here, from these sources (pulumi/pulumi unless noted):
+emulated here, from these sources (pulumi/pulumi unless noted; its `pkg/resource/deploy` read at commit 1b5949891b,
+3.260 in development, the newest copy at hand, which has no release tags; the real-engine suite runs the v3.274.1 CLI,
+and `tests/e2e/test_staged_upgrade.py` checks there what the pack is handed):
 
 * Start-up: the pack prints its port and serves `Analyzer` (pulumi-policy `PolicyPack.__init__`); the CLI starts it
   with `python -m pulumi.policy ENGINE .` in the pack folder (`sdk/python/dist/pulumi-analyzer-policy-python`),
@@ -10,19 +12,28 @@ emulated here, from these sources (pulumi/pulumi unless noted):
 * Config: defaults from each policy's `configSchema`, then the `--policy-pack-config` file (a level, or an object
   with `enforcementLevel` and properties; `all` for every policy), validated against the schema, sent with
   `Configure` (`pkg/resource/analyzer/config.go`, `ReconcilePolicyPackConfig`).
-* `Analyze`: once per registered resource (not for reads), with its inputs, `options.parent` and its provider
-  (URN, type, name, the provider's inputs) (`pkg/resource/deploy/step_generator.go`, `generateSteps`). A custom
-  resource registered without a provider gets the package's default provider `default_<version>`
-  (`source_eval.go`, `defaultProviders`), unless `pulumi:disable-default-providers` denies it, which fails the
-  deployment.
-* `AnalyzeStack`: every resource of the deployment (root stack, providers, components, registrations, reads) with
-  its outputs, parent, dependencies and provider (`step_generator.go`, `AnalyzeResources`).
+* `Analyze`: once per registered resource, with its inputs, `options.parent` and its provider (URN, type, name, the
+  provider's inputs) (`pkg/resource/deploy/step_generator.go`: `continueStepsFromImport` calls `analyzeAll`, on the
+  path of `GenerateSteps`). Never for a read: `GenerateReadSteps` (the `ReadResourceEvent` of an `X.get`) makes a
+  `ReadStep` and calls no analyzer. A custom resource registered without a provider gets the package's default
+  provider `default_<version>` (`source_eval.go`, `defaultProviders`; a read too, `resmon.ReadResource`), unless
+  `pulumi:disable-default-providers` denies it, which fails the deployment.
+* `AnalyzeStack`: every resource the deployment registered (root stack, providers, components, custom resources) with
+  its outputs, parent, dependencies and provider, and **no reads** (`step_generator.go`, `AnalyzeResources`, ranges
+  over `deployment.news`; `step_executor.go`, `continueExecuteStep`, stores the state of an `OpRead` or
+  `OpReadReplacement` step in `deployment.reads` instead). A registered resource's `dependencies` still name the reads it
+  waits on, as the engine's state does; pulumi-policy leaves out every dependency that names no resource of the
+  request (`pulumi_policy/policy.py`, `AnalyzeStack`), so a policy never sees them.
+* A component's properties there are the outputs it registered (`register_outputs`): `RegisterResourceOutputs`
+  overwrites the outputs of its state in `news` (`step_executor.go`, `executeRegisterResourceOutputs`).
 * Properties keep secrets and unknowns (`sdk/go/common/resource/plugin/analyzer_plugin.go`, `MarshalProperties`
   with `KeepSecrets`/`KeepUnknowns`); outputs named in `additionalSecretOutputs` are secret.
 * The stack's config reaches the pack as JSON in `PULUMI_CONFIG` (`analyzer_plugin.go`, `constructEnv`).
 
-Not emulated: the provider's `Check` (pulumi-kubernetes adds `apiVersion`/`kind` to inputs; no policy reads them)
-and `propertyDependencies` (no policy reads them).
+Not emulated: the provider's `Check` (pulumi-kubernetes adds `apiVersion`/`kind` to inputs; no policy reads them),
+`propertyDependencies` (no policy reads them), and the root stack's properties: the engine's are the stack outputs,
+finalized before `AnalyzeResources` runs (`deployment_executor.go`, `Execute`), but the mock runtime registers the
+root stack's outputs before the program runs, so there are none to send (no policy reads them).
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_command import local
 
 from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X, RemoteClusterRegistration, RemoteClusterRegistrationArgs
+from gloo_mesh_registration.facts import COMPONENT_TYPE
 from lab.engine_double import (
     CA_CERT,
     CA_PRIVATE_KEY,
@@ -64,6 +76,7 @@ from lab.engine_double import (
     RELEASE,
     ROOT,
     SECRET,
+    SERVICE,
     STACK_FILES,
     STACK_TYPE,
     FakeClusters,
@@ -117,6 +130,17 @@ def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(dict(value))
     return struct
+
+
+def _wire(value: Any) -> Any:
+    """A deserialized value as it goes over the wire again: an unknown as the engine's unknown sentinel."""
+    if isinstance(value, pulumi.output.Unknown):
+        return rpc.UNKNOWN
+    if isinstance(value, Mapping):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire(v) for v in value]
+    return value
 
 
 def _mark_secret(state: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -201,7 +225,9 @@ def _violations(response: Any, stage: str) -> list[Violation]:
 
 
 def _stack_resources(monitor: RecordingMonitor, denied: frozenset[str]) -> list[Any]:
-    """Every resource of the deployment as `AnalyzerResource`s, default providers and the root stack included."""
+    """Every resource the deployment registered as `AnalyzerResource`s, default providers and the root stack included,
+    reads left out: what `AnalyzeResources` sends. A component's properties are the outputs it registered, a custom
+    resource's its state."""
     outputs = monitor.get_registered_resources()
     providers: dict[str, analyzer_pb2.AnalyzerProviderResource] = {}
     resources: list[Any] = []
@@ -221,7 +247,12 @@ def _stack_resources(monitor: RecordingMonitor, denied: frozenset[str]) -> list[
             provider = _default_provider(
                 record.type.split(":", 1)[0], stack_urn, denied, record.urn, providers, resources
             )
-        state = outputs[record.urn].state if record.urn in outputs else {}
+        if record.op == "read":
+            continue  # its default provider is registered (above), the read itself is in `deployment.reads`
+        if record.custom:
+            state = outputs[record.urn].state if record.urn in outputs else {}
+        else:
+            state = _wire(monitor.registered_outputs.get(record.urn, {}))
         resources.append(
             analyzer_pb2.AnalyzerResource(
                 urn=record.urn,
@@ -399,6 +430,21 @@ def test_the_pack_folder_is_a_pulumi_policy_pack() -> None:
     assert len(main) == 2 and main[1] == "serve()"
 
 
+def test_analyze_stack_gets_what_the_engine_registered_and_no_reads() -> None:
+    """The request `AnalyzeStack` gets, as `AnalyzeResources` builds it: no read of the server Deployment or Service,
+    though the registrations' Releases depend on them, and each component with the outputs it registered."""
+    recorded = stack_run(ROOT / "stacks" / "Pulumi.fleet-example.yaml", preview=True)
+    resources = {r.urn: r for r in _stack_resources(recorded, frozenset())}
+    reads = {r.urn for r in recorded.reads()}
+    assert reads and not reads & set(resources)
+    assert all(reads & set(resources[r.urn].dependencies) for r in recorded.registered(RELEASE))
+    components = recorded.registered(COMPONENT_TYPE)
+    for component in components:
+        outputs = json_format.MessageToDict(resources[component.urn].properties)
+        assert outputs["cluster_name"] == component.name and outputs["agent_version"] == "1.1.6", outputs
+    assert len(components) == 3
+
+
 # -- every stack passes ------------------------------------------------------------------------------------------
 
 
@@ -574,16 +620,32 @@ def test_an_authority_outside_the_allow_list(analyzer: PolicyAnalyzer) -> None:
     assert analyzer.run(recorded, allowed) == []
 
 
-def test_one_registration_using_another_registrations_relay_address(analyzer: PolicyAnalyzer) -> None:
+def test_one_registration_waiting_on_another(analyzer: PolicyAnalyzer) -> None:
     def program() -> None:
         west = RemoteClusterRegistration("west", args("west"))
-        RemoteClusterRegistration("east", args(relay_server_address=west.relay_server_address))
+        RemoteClusterRegistration("east", args(), pulumi.ResourceOptions(depends_on=[west]))
 
     violations = analyzer.run(run_program(program, preview=True))
     assert names(violations) == {"registrations-independent"}
     assert [v.message.splitlines()[-1].split(":")[0] for v in violations] == [
         "Registration 'east' waits on registration 'west'"
     ]
+
+
+def test_a_dependency_only_through_another_registrations_read_is_not_seen(analyzer: PolicyAnalyzer) -> None:
+    """East's relay address is west's, discovered by west's read of the management Service: east's agent Release
+    depends on that read, and the engine says so, but it hands the pack no reads, and pulumi-policy drops a dependency
+    on a resource it was not handed. The read is of the management cluster, which east reaches anyway."""
+
+    def program() -> None:
+        west = RemoteClusterRegistration("west", args("west"))
+        RemoteClusterRegistration("east", args(relay_server_address=west.relay_server_address))
+
+    recorded = run_program(program, preview=True)
+    read = recorded.one(SERVICE, "west-relay-service", op="read")
+    assert read.parent == recorded.one(COMPONENT_TYPE, "west").urn
+    assert read.urn in recorded.one(RELEASE, "east-agent").dependencies
+    assert analyzer.run(recorded) == []
 
 
 def test_agent_versions_that_differ_across_clusters(analyzer: PolicyAnalyzer) -> None:
