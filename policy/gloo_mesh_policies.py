@@ -473,7 +473,13 @@ def _agent_namespace(gen: AgentGeneration) -> StackValidation:
 
 
 def _independent_registrations(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Registrations are recognised by the component's type, whatever their generation."""
+    """Registrations are recognised by the component's type, whatever their generation.
+
+    The edges are the dependencies and providers of the resources the engine hands over: the registered ones. Reads
+    are not among them (pulumi/pulumi ``step_generator.go``, ``AnalyzeResources``, ranges over ``deployment.news``;
+    ``step_executor.go`` keeps a read in ``deployment.reads``), and pulumi-policy drops a dependency on a resource it
+    was not handed, so an edge that only passes through another registration's read is not seen. Such a read is of
+    the management cluster, which every registration reaches anyway, never of another registered cluster."""
     graph = _Graph(args.resources)
     owner = {r.urn: _registration_of(r) for r in graph.resources}
     reported: set[tuple[str, str]] = set()
@@ -762,9 +768,13 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
         StackValidationPolicy(
             name="registrations-independent",
             description=(
-                "No resource of one cluster's registration depends on a resource of another's, so one unreachable "
-                "cluster never holds up the others. Fix: give each registration its own inputs (e.g. the relay "
-                "address as a value, not another registration's output) and no depends_on across registrations."
+                "No resource of one cluster's registration depends on a resource of another's (directly, through "
+                "resources outside both, or through its Provider), so one unreachable cluster never holds up the "
+                "others. It sees the resources the stack registers, not its reads (the engine hands the pack none): "
+                "a dependency only on another registration's read of the management cluster, such as its discovered "
+                "relay address given as an input, is not reported. Fix: give each registration its own inputs (e.g. "
+                "the relay address as a value, not another registration's output) and no depends_on across "
+                "registrations."
             ),
             validate=_independent_registrations,
             enforcement_level=EnforcementLevel.ADVISORY,

@@ -166,7 +166,8 @@ class Stack:
     def registration(
         self, name: str, *, mgmt: str = "management", version: str | None = "1.1.6", insecure: bool = False
     ) -> PolicyResource:
-        """What RemoteClusterRegistration declares for one cluster (reads of the management secrets included)."""
+        """What RemoteClusterRegistration declares for one cluster, as AnalyzeStack hands it over: no reads (the
+        engine sends none; the component reads the server Deployment and Services, and the relay secrets by invoke)."""
         if mgmt not in self.providers:
             self.add(KUBERNETES_PROVIDER, mgmt, {"context": "mgmt"})
         component = self.add(COMPONENT_TYPE, name)
@@ -181,23 +182,13 @@ class Stack:
         prerequisites: tuple[PolicyResource, ...] = (ns,)
         relay: dict[str, Any] = {"insecure": True} if insecure else {}
         if not insecure:
-            source = self.add(
-                SECRET,
-                f"{name}-mgmt-root-ca",
-                {
-                    "metadata": {"name": GEN.root_ca_secret, "namespace": "gloo-mesh"},
-                    "data": {"ca.crt": "x", "tls.key": "y"},
-                },
-                parent=component,
-                via=mgmt,
-            )
             ca = self.add(
                 SECRET,
                 f"{name}-root-ca",
                 {"metadata": {"name": GEN.root_ca_secret, "namespace": "gloo-mesh"}, "data": {"ca.crt": b64(CA_CERT)}},
                 parent=component,
                 via=remote,
-                deps=(source, ns),
+                deps=(ns,),
             )
             manifest = {
                 "apiVersion": "v1",
@@ -551,7 +542,7 @@ def test_agent_namespace_is_declared_and_not_injected() -> None:
 def test_registrations_stay_independent() -> None:
     stack = fleet("east", "west")
     west_release = stack.named("west-agent")
-    west_release.dependencies.append(stack.named("east-mgmt-root-ca"))
+    west_release.dependencies.append(stack.named("east-root-ca"))
     [(where, message)] = check_stack("registrations-independent", stack.resources)
     assert where == "west-agent" and "Registration 'west' waits on registration 'east'" in message
 
