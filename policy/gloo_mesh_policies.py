@@ -45,14 +45,16 @@ from pulumi_policy import (
 )
 
 from gloo_mesh_registration.facts import (
+    AGENT_VERSION_OUTPUT,
+    CLUSTER_NAME_OUTPUT,
     COMPONENT_TYPE,
     GENERATIONS,
     AgentGeneration,
+    ConfiguredAgentVersions,
     RegistrationConfigError,
     check_dns1123_label,
     configured_agent_versions,
     configured_management_namespace,
-    image_tag,
     is_dns1123_subdomain,
 )
 
@@ -68,7 +70,6 @@ PACK_DESCRIPTION = (
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
 NAMESPACE_TYPES = ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:NamespacePatch")
-DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 COMMAND_TYPE = "command:local:Command"
 
 STACK_ALLOW_INSECURE_KEY = "gloo-mesh-guardrails:allowInsecure"
@@ -221,11 +222,12 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
         expected = _version(expected_raw) if expected_raw else None
         if expected_raw and expected is None:
             report_violation(f"Policy config expectedAgentVersion {expected_raw!r} is not a version.", None)
-        server_tags = _server_versions(graph, gen)
         configured = configured_agent_versions(os.environ.get("PULUMI_PROJECT", ""), _stack_config())
+        releases = _agent_releases(graph, gen)
+        servers = _server_versions_read(releases, configured)
         pinned: dict[str, tuple[PolicyResource, str]] = {}
         held: list[tuple[PolicyResource, str, str]] = []
-        for release in _agent_releases(graph, gen):
+        for release in releases:
             raw = release.props.get("version")
             if not isinstance(raw, str) or not raw.strip():
                 report_violation(
@@ -251,15 +253,14 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                     "(policy config expectedAgentVersion).",
                     release.urn,
                 )
-            for server, tag in server_tags:
-                if version != tag:
+            for server_version, readers in servers.items():
+                if version != server_version:
                     report_violation(
-                        f"Release '{release.name}' installs agent {version}; the server Deployment read as "
-                        f"'{server}' runs {tag}.",
+                        f"Release '{release.name}' installs agent {version}; the management server runs "
+                        f"{server_version}, as {_readers(readers)} read it from the server Deployment.",
                         release.urn,
                     )
-        followed = {version for _, version in pinned.values()}
-        if len(followed) > 1:
+        if len({version for _, version in pinned.values()}) > 1:
             listing = ", ".join(sorted(f"{r.name}={v}" for r, v in pinned.values()))
             for release, _ in pinned.values():
                 report_violation(
@@ -267,15 +268,51 @@ def _agent_chart_version(gen: AgentGeneration) -> StackValidation:
                     "server's version.",
                     release.urn,
                 )
-        bounds = [(f"the server Deployment read as '{server}'", tag) for server, tag in server_tags]
+        bounds = [
+            (f"the management server's version as {_readers(readers)} read it from the server Deployment", version)
+            for version, readers in servers.items()
+        ]
         if expected is not None:
             bounds.append(("the management server (policy config expectedAgentVersion)", expected))
-        if len(followed) == 1 and configured.management is None:  # the others follow the server, discovered
-            bounds.append(("the version the stack's other agents run (the server's)", next(iter(followed))))
         for release, cluster, version in held:
             _check_held_agent(release, cluster, version, bounds, report_violation)
 
     return validate
+
+
+def _server_versions_read(
+    releases: Sequence[PolicyResource], configured: ConfiguredAgentVersions
+) -> dict[str, list[str]]:
+    """The management server's version as the stack's registrations read it, each with the names of the registrations
+    that read it.
+
+    The engine hands ``AnalyzeStack`` no reads (pulumi/pulumi ``step_generator.go``, ``AnalyzeResources``, ranges over
+    ``deployment.news``; ``step_executor.go`` keeps a read's state in ``deployment.reads``), so the server Deployment
+    a registration read is never among the resources here. What is: the registration component with the outputs it
+    registered (``executeRegisterResourceOutputs`` puts them in its state), among them the agent version it resolved.
+    That is the version it read from the server's Deployment when it was given none, which the pack knows from the
+    stack file (``configured.following``): a program without this project's stack file gives no server version here
+    (``expectedAgentVersion`` does)."""
+    found: dict[str, set[str]] = {}
+    for release in releases:
+        registration = _registration_of(release)
+        if registration is None:
+            continue
+        cluster = _text(registration.props.get(CLUSTER_NAME_OUTPUT))
+        if cluster is None or cluster not in configured.following:
+            continue
+        raw = _text(registration.props.get(AGENT_VERSION_OUTPUT))
+        version = _version(raw) if raw else None
+        if version is not None:
+            found.setdefault(version, set()).add(registration.name)
+    return {version: sorted(names) for version, names in sorted(found.items())}
+
+
+def _readers(names: Sequence[str]) -> str:
+    """``registration 'a'``, ``registrations 'a', 'b'``, or the first three and how many more."""
+    shown = ", ".join(f"'{name}'" for name in names[:3])
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"registration{'s' if len(names) > 1 else ''} {shown}{more}"
 
 
 def _check_held_agent(
@@ -288,11 +325,9 @@ def _check_held_agent(
     """An agent the stack file holds at a version of its own (``clusters[i].agentVersion``, a staged upgrade) may be
     older than the server, never newer: every skew Solo documents lets agents lag their server, none lets them lead.
 
-    ``bounds``: what the server's version is known as. The engine hands ``AnalyzeStack`` no reads (pulumi/pulumi
-    v3.274.1 ``step_executor.go`` keeps a read's state in ``deployment.reads``; ``AnalyzeResources`` ranges over
-    ``deployment.news``), so the server Deployment a registration read is not among them under the real CLI: the
-    bound there is ``expectedAgentVersion`` and, where the stack file sets no management ``agentVersion``, the version
-    of the stack's agents that follow the server (with one, they follow it instead, and may be the ones held back)."""
+    ``bounds``: what the server's version is known as: the version the stack's following registrations read from its
+    Deployment (their ``agent_version`` outputs), and ``expectedAgentVersion``. Where every cluster is held or the
+    stack file sets a management ``agentVersion``, no registration reads the server, and only the latter bounds it."""
     for server, server_version in bounds:
         if semver.Version.parse(version) > semver.Version.parse(server_version):
             report_violation(
@@ -301,23 +336,6 @@ def _check_held_agent(
                 "during a staged upgrade, never ahead of it.",
                 release.urn,
             )
-
-
-def _server_versions(graph: _Graph, gen: AgentGeneration) -> list[tuple[str, str]]:
-    """(resource name, version) of each server Deployment the stack read, from its container image tag."""
-    found = []
-    for deployment in graph.of_type(DEPLOYMENT_TYPE):
-        if _path(deployment.props, "metadata", "name") != gen.server_deployment:
-            continue
-        containers = _path(deployment.props, "spec", "template", "spec", "containers")
-        containers = [c for c in containers if isinstance(c, Mapping)] if isinstance(containers, Sequence) else []
-        hinted = [c for c in containers if gen.server_container_hint in str(c.get("name", ""))]
-        for container in (hinted or containers)[:1]:
-            tag = image_tag(str(container.get("image", "")))
-            version = _version(tag) if tag else None
-            if version is not None:
-                found.append((deployment.name, version))
-    return found
 
 
 # -- 3. relay.cluster and KubernetesCluster ----------------------------------------------------------------------
@@ -680,12 +698,17 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
         StackValidationPolicy(
             name="agent-chart-version",
             description=(
-                f"Each agent Release ({charts}) pins one exact chart version, equal to the management server's "
-                "version and the same for every cluster of the stack. A cluster whose stack-file entry sets its own "
-                "agentVersion (a staged upgrade's hold) may run that version while it is not newer than the "
-                "server's. Fix: set agentVersion to the server's version (`meshctl version`), or leave it unset to "
-                "read it from the server; to hold a cluster back during a staged upgrade, set agentVersion in its "
-                "clusters entry."
+                f"Each agent Release ({charts}) pins one exact chart version, the same for every cluster of the "
+                "stack and equal to the management server's version. The pack knows the server's version as the "
+                "stack's registrations read it from the server Deployment: the agent_version output of each "
+                "registration whose cluster the stack file lets follow the server (no agentVersion in its clusters "
+                "entry or in management). The engine hands the pack no reads, so it never sees the Deployment "
+                "itself; where no registration reads it (every version set in the stack file, or a program without "
+                "this project's stack file), only expectedAgentVersion in the policy config gives the server's "
+                "version. A cluster whose stack-file entry sets its own agentVersion (a staged upgrade's hold) may "
+                "run that version while it is not newer than the server's. Fix: set agentVersion to the server's "
+                "version (`meshctl version`), or leave it unset to read it from the server; to hold a cluster back "
+                "during a staged upgrade, set agentVersion in its clusters entry."
             ),
             validate=_every(_agent_chart_version, generations),
             enforcement_level=EnforcementLevel.MANDATORY,
@@ -693,7 +716,10 @@ def policies(generations: Sequence[AgentGeneration] = tuple(GENERATIONS.values()
                 properties={
                     "expectedAgentVersion": {
                         "type": "string",
-                        "description": "The management server's version the agents must equal, e.g. 1.1.6.",
+                        "description": (
+                            "The management server's version the agents must equal, e.g. 1.1.6: the one source of "
+                            "it where no registration of the stack reads it from the server."
+                        ),
                     }
                 }
             ),

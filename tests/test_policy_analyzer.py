@@ -663,32 +663,91 @@ def test_an_agent_version_that_differs_from_the_configured_server_version(analyz
     assert analyzer.run(recorded, {"agent-chart-version": {"expectedAgentVersion": "v1.1.6"}}) == []
 
 
+def _fleet_example_holding(
+    monkeypatch: pytest.MonkeyPatch, held: str, version: str
+) -> tuple[RecordingMonitor, dict[str, str]]:
+    """The fleet example with cluster ``held`` held at ``version`` by its own agentVersion, in preview; the stack file
+    handed to the pack as the engine hands it (``PULUMI_CONFIG``, ``PULUMI_PROJECT``). Returns what was recorded and
+    each cluster's agent Release version."""
+    stack_file = ROOT / "stacks" / "Pulumi.fleet-example.yaml"
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    project = PROJECT_FILE["name"]
+    clusters = [
+        {**entry, "agentVersion": version} if entry["name"] == held else entry
+        for entry in config[f"{project}:clusters"]
+    ]
+    config[f"{project}:clusters"] = clusters
+    recorded = run_main(stack_file, preview=True, config_override={f"{project}:clusters": clusters})
+    monkeypatch.setenv("PULUMI_PROJECT", project)
+    monkeypatch.setenv(
+        "PULUMI_CONFIG", json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    )
+    versions = {
+        plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs)["version"] for r in recorded.registered(RELEASE)
+    }
+    return recorded, versions
+
+
 def test_a_staged_upgrade_that_holds_a_cluster_back_passes_the_pack(
     analyzer: PolicyAnalyzer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fleet example mid-upgrade: the server (read, 1.1.6) is followed by two clusters, eu-west-1-b is held at
     1.1.5 by its own agentVersion. The pack reads the hold from the stack file, as the engine hands it over."""
-    stack_file = ROOT / "stacks" / "Pulumi.fleet-example.yaml"
-    config = yaml.safe_load(stack_file.read_text())["config"]
-    project = PROJECT_FILE["name"]
-    clusters = [
-        {**entry, "agentVersion": "1.1.5"} if entry["name"] == "eu-west-1-b" else entry
-        for entry in config[f"{project}:clusters"]
-    ]
-    config[f"{project}:clusters"] = clusters
-    recorded = run_main(stack_file, preview=True, config_override={f"{project}:clusters": clusters})
-    versions = {
-        plain(r.inputs)["values"]["relay"]["cluster"]: plain(r.inputs)["version"] for r in recorded.registered(RELEASE)
-    }
+    recorded, versions = _fleet_example_holding(monkeypatch, "eu-west-1-b", "1.1.5")
     assert versions == {"eu-west-1-a": "1.1.6", "eu-west-1-b": "1.1.5", "us-east-1-a": "1.1.6"}
-    monkeypatch.setenv("PULUMI_PROJECT", project)
-    monkeypatch.setenv(
-        "PULUMI_CONFIG", json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
-    )
     assert analyzer.run(recorded) == []
     # Read without the stack file's hold, the same resources break the version rule.
     monkeypatch.setenv("PULUMI_PROJECT", "another-project")
     assert names(analyzer.run(recorded)) == {"agent-chart-version"}
+
+
+def test_a_hold_newer_than_the_server_its_registrations_read_is_refused(
+    analyzer: PolicyAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's version reaches the pack as the following registrations' agent_version output, not as the read
+    of the server Deployment (which the engine does not hand over)."""
+    recorded, versions = _fleet_example_holding(monkeypatch, "eu-west-1-b", "1.1.7")
+    assert versions == {"eu-west-1-a": "1.1.6", "eu-west-1-b": "1.1.7", "us-east-1-a": "1.1.6"}
+    [violation] = analyzer.run(recorded)
+    assert (violation.policy, violation.level, violation.urn.rsplit("::", 1)[1]) == (
+        "agent-chart-version",
+        "mandatory",
+        "eu-west-1-b-agent",
+    )
+    assert violation.message.endswith(
+        "Release 'eu-west-1-b-agent' installs agent 1.1.7, held by the stack file's agentVersion of cluster "
+        "'eu-west-1-b', which is newer than the management server's version as registrations 'eu-west-1-a', "
+        "'us-east-1-a' read it from the server Deployment: 1.1.6. An agent may stay behind its server during a staged "
+        "upgrade, never ahead of it."
+    )
+
+
+def _older_chart(props: Any, opts: pulumi.ResourceOptions) -> tuple[Any, pulumi.ResourceOptions]:
+    return {**props, "version": "1.1.5"}, opts
+
+
+def test_an_agent_release_behind_the_version_its_registration_read(
+    analyzer: PolicyAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Release that is not at the server's version its registration read (here changed by a transformation; for
+    real, an `up --target` that leaves it behind after a server upgrade): one cluster, so only the registration's
+    output tells the pack the server's version, where the stack file lets the cluster follow the server."""
+    recorded = registrations(("east", args()), change=of_type(RELEASE, _older_chart))
+    assert plain(recorded.one(RELEASE, "east-agent").inputs)["version"] == "1.1.5"
+    assert analyzer.run(recorded) == []  # no stack file: the output might be a version given to the registration
+    monkeypatch.setenv("PULUMI_PROJECT", "platform-team")
+    clusters = json.dumps([{"name": "east", "context": "east-ctx"}])
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"platform-team:clusters": clusters}))
+    [violation] = analyzer.run(recorded)
+    assert (violation.policy, violation.stage, violation.urn.rsplit("::", 1)[1]) == (
+        "agent-chart-version",
+        "AnalyzeStack",
+        "east-agent",
+    )
+    assert violation.message.endswith(
+        "Release 'east-agent' installs agent 1.1.5; the management server runs 1.1.6, as registration 'east' read it "
+        "from the server Deployment."
+    )
 
 
 def test_a_kubernetes_cluster_outside_the_configured_management_namespace(analyzer: PolicyAnalyzer) -> None:

@@ -30,12 +30,11 @@ from pulumi_policy import (
 from gloo_mesh_registration import GLOO_MESH_ENTERPRISE_1X as GEN
 from gloo_mesh_registration.agent_generation import GENERATIONS
 from gloo_mesh_registration.agent_generation import GLOO_PLATFORM_2X as PLATFORM
-from gloo_mesh_registration.facts import COMPONENT_TYPE
+from gloo_mesh_registration.facts import AGENT_VERSION_OUTPUT, CLUSTER_NAME_OUTPUT, COMPONENT_TYPE
 from lab.engine_double import (
     CA_CERT,
     CA_PRIVATE_KEY,
     COMMAND,
-    DEPLOYMENT,
     KUBERNETES_PROVIDER,
     NAMESPACE,
     NAMESPACE_PATCH,
@@ -170,7 +169,9 @@ class Stack:
         engine sends none; the component reads the server Deployment and Services, and the relay secrets by invoke)."""
         if mgmt not in self.providers:
             self.add(KUBERNETES_PROVIDER, mgmt, {"context": "mgmt"})
-        component = self.add(COMPONENT_TYPE, name)
+        # The component's state carries the outputs it registered, among them the agent version it resolved.
+        outputs = {CLUSTER_NAME_OUTPUT: name} | ({AGENT_VERSION_OUTPUT: version} if version is not None else {})
+        component = self.add(COMPONENT_TYPE, name, outputs)
         remote = self.add(KUBERNETES_PROVIDER, f"{name}-remote", {"context": f"{name}-ctx"}, parent=component).name
         ns = self.add(
             NAMESPACE,
@@ -267,7 +268,35 @@ def test_agent_chart_version_is_pinned_exact_and_consistent() -> None:
     assert all("east-agent=1.1.6, west-agent=1.1.5" in message for _, message in differing)
 
 
-def test_agent_chart_version_equals_the_configured_and_the_read_server_version() -> None:
+def _resolved(stack: Stack, name: str, version: str) -> Stack:
+    """Registration ``name`` resolved ``version`` (given, or read from the server) and installs its agent at it."""
+    editable(stack.named(name).props)[AGENT_VERSION_OUTPUT] = version
+    return _with_release(stack, name, version=version)
+
+
+def _stack_file(
+    monkeypatch: pytest.MonkeyPatch, clusters: Mapping[str, str | None], management: str | None = None
+) -> None:
+    """The stack file the engine hands the pack (``PULUMI_CONFIG``, ``PULUMI_PROJECT``): one ``clusters`` entry per
+    name, with its own agentVersion where one is given, and the management agentVersion if given."""
+    monkeypatch.setenv("PULUMI_PROJECT", "platform-team")
+    entries = [
+        {"name": name, "context": f"{name}-ctx", **({"agentVersion": v} if v is not None else {})}
+        for name, v in clusters.items()
+    ]
+    config = {
+        "platform-team:management": json.dumps(
+            {"context": "mgmt", **({"agentVersion": management} if management is not None else {})}
+        ),
+        "platform-team:clusters": json.dumps(entries),
+    }
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+
+
+def test_agent_chart_version_equals_the_configured_server_version_and_the_one_its_registrations_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     stack = fleet("east")
     assert check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.1.6"}) == []
     [(_, configured)] = check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.2.0"})
@@ -275,103 +304,95 @@ def test_agent_chart_version_equals_the_configured_and_the_read_server_version()
         "Release 'east-agent' installs agent 1.1.6; the management server runs 1.2.0 (policy config "
         "expectedAgentVersion)."
     )
-    image = {"containers": [{"name": "enterprise-networking", "image": "gcr.io/gloo-mesh/enterprise-networking:1.1.5"}]}
-    stack.add(
-        DEPLOYMENT,
-        "east-server-deployment",
-        {"metadata": {"name": GEN.server_deployment}, "spec": {"template": {"spec": image}}},
-        via="management",
+    # The registration read the server at 1.1.7 (its agent_version output) while its Release stays at 1.1.6: what an
+    # `up --target` of other resources leaves behind after a server upgrade, or a transformation of the Release.
+    editable(stack.named("east").props)[AGENT_VERSION_OUTPUT] = "1.1.7"
+    _stack_file(monkeypatch, {"east": None})
+    [(where, read)] = check_stack("agent-chart-version", stack.resources)
+    assert (where, read) == (
+        "east-agent",
+        "Release 'east-agent' installs agent 1.1.6; the management server runs 1.1.7, as registration 'east' read it "
+        "from the server Deployment.",
     )
-    [(_, read)] = check_stack("agent-chart-version", stack.resources)
-    assert "'east-server-deployment' runs 1.1.5" in read
-    # The server's container is found by name, wherever a sidecar puts it.
-    image["containers"].insert(0, {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.20.3"})
-    [(_, behind_a_sidecar)] = check_stack("agent-chart-version", stack.resources)
-    assert "'east-server-deployment' runs 1.1.5" in behind_a_sidecar
-
-
-def _with_server_read(stack: Stack, version: str) -> Stack:
-    """The stack read the server Deployment (a cluster that follows the server's version): its image tag."""
-    image = {
-        "containers": [{"name": "enterprise-networking", "image": f"gcr.io/gloo-mesh/enterprise-networking:{version}"}]
-    }
-    stack.add(
-        DEPLOYMENT,
-        "management-server-deployment-gloo-mesh.enterprise-networking",
-        {"metadata": {"name": GEN.server_deployment}, "spec": {"template": {"spec": image}}},
-        via="management",
-    )
-    return stack
-
-
-def _holding(monkeypatch: pytest.MonkeyPatch, **versions: str) -> None:
-    """The stack file the engine hands the pack: each named cluster's entry sets its own agentVersion."""
-    monkeypatch.setenv("PULUMI_PROJECT", "platform-team")
-    clusters = [{"name": name, "context": f"{name}-ctx", "agentVersion": v} for name, v in versions.items()]
-    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"platform-team:clusters": json.dumps(clusters)}))
+    # The output is the server's only where the stack file lets the cluster follow the server: with a management
+    # agentVersion, without a stack file of the project, or for a cluster the file does not list, it may be a version
+    # given to the registration, and the registration read nothing.
+    _stack_file(monkeypatch, {"east": None}, management="1.1.7")
+    assert check_stack("agent-chart-version", stack.resources) == []
+    _stack_file(monkeypatch, {"west": None})
+    assert check_stack("agent-chart-version", stack.resources) == []
+    monkeypatch.setenv("PULUMI_PROJECT", "another-project")
+    assert check_stack("agent-chart-version", stack.resources) == []
+    # An output that is no version tells nothing.
+    _stack_file(monkeypatch, {"east": None})
+    editable(stack.named("east").props)[AGENT_VERSION_OUTPUT] = "latest"
+    assert check_stack("agent-chart-version", stack.resources) == []
 
 
 def test_a_cluster_its_stack_file_holds_back_may_run_an_older_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     """A staged upgrade: the server at 1.1.7, the canary (east) follows it, west is held at 1.1.6 by its own
-    agentVersion. Without the hold, west breaks the rule twice (the server's version, the same for every cluster)."""
-    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
-    stack = _with_server_read(_with_release(fleet("east", "west"), "east", version="1.1.7"), "1.1.7")
+    agentVersion. Without the hold, west follows the server too (its registration reads 1.1.7) while its Release is
+    left at 1.1.6, which breaks the rule twice (the server's version, the same for every cluster)."""
+    stack = _resolved(fleet("east", "west"), "east", "1.1.7")
+    editable(stack.named("west").props)[AGENT_VERSION_OUTPUT] = "1.1.7"
+    _stack_file(monkeypatch, {"east": None, "west": None})
     unheld = check_stack("agent-chart-version", stack.resources)
     assert sorted(where for where, _ in unheld) == ["east-agent", "west-agent", "west-agent"]
-    assert any("'west-agent' installs agent 1.1.6; the server Deployment read as" in m for _, m in unheld)
-    _holding(monkeypatch, west="v1.1.6")
+    assert any(
+        "'west-agent' installs agent 1.1.6; the management server runs 1.1.7, as registrations" in m for _, m in unheld
+    )
+    # Held, west's registration reads nothing: its output is the hold.
+    _resolved(stack, "west", "1.1.6")
+    _stack_file(monkeypatch, {"east": None, "west": "v1.1.6"})
     assert check_stack("agent-chart-version", stack.resources) == []
     assert check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.1.7"}) == []
     # A hold waives the rule for the version it names only: west's release is not at its hold (1.1.5).
-    _holding(monkeypatch, west="1.1.5")
+    _stack_file(monkeypatch, {"east": None, "west": "1.1.5"})
     assert len(check_stack("agent-chart-version", stack.resources)) == 3
-    # Another project's clusters are not this stack's.
-    _holding(monkeypatch, west="1.1.6")
+    # Another project's clusters are not this stack's: only the rule of one version is left to break.
+    _stack_file(monkeypatch, {"east": None, "west": "1.1.6"})
     monkeypatch.setenv("PULUMI_PROJECT", "another-project")
-    assert len(check_stack("agent-chart-version", stack.resources)) == 3
+    assert len(check_stack("agent-chart-version", stack.resources)) == 2
 
 
 def test_a_held_agent_may_not_be_newer_than_its_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The server is known as a Deployment read (never handed to the pack by the real engine, which gives
-    AnalyzeStack no reads), as expectedAgentVersion, or as the version of the agents that follow it."""
-    stack = _with_server_read(fleet("east", "west"), "1.1.7")
-    _with_release(stack, "east", version="1.1.7")
-    _with_release(stack, "west", version="1.2.0")
-    _holding(monkeypatch, west="1.2.0")
-    violations = check_stack("agent-chart-version", stack.resources)
-    assert [where for where, _ in violations] == ["west-agent", "west-agent"]
-    assert violations[0][1] == (
+    """The server's version is known as the following registrations read it (the real engine hands the pack no reads,
+    so not as the server Deployment itself), or as expectedAgentVersion."""
+    stack = _resolved(_resolved(fleet("east", "west"), "east", "1.1.7"), "west", "1.2.0")
+    _stack_file(monkeypatch, {"east": None, "west": "1.2.0"})
+    [(where, newer)] = check_stack("agent-chart-version", stack.resources)
+    assert (where, newer) == (
+        "west-agent",
         "Release 'west-agent' installs agent 1.2.0, held by the stack file's agentVersion of cluster 'west', which is "
-        "newer than the server Deployment read as 'management-server-deployment-gloo-mesh.enterprise-networking': "
-        "1.1.7. An agent may stay behind its server during a staged upgrade, never ahead of it."
+        "newer than the management server's version as registration 'east' read it from the server Deployment: "
+        "1.1.7. An agent may stay behind its server during a staged upgrade, never ahead of it.",
     )
-    assert "newer than the version the stack's other agents run (the server's): 1.1.7." in violations[1][1]
-    # As the real engine hands the stack over: no read; east follows the server.
-    unread = _with_release(_with_release(fleet("east", "west"), "east", version="1.1.7"), "west", version="1.2.0")
-    [(where, _)] = check_stack("agent-chart-version", unread.resources)
-    assert where == "west-agent"
-    # Every cluster held: only the configured server version bounds them.
-    _holding(monkeypatch, east="1.1.7", west="1.2.0")
-    assert check_stack("agent-chart-version", unread.resources) == []
-    [(_, configured)] = check_stack("agent-chart-version", unread.resources, {"expectedAgentVersion": "1.1.7"})
+    # Many readers: the first three are named.
+    fleet_of_five = fleet("a", "b", "c", "d", "west")
+    for name in "abcd":
+        _resolved(fleet_of_five, name, "1.1.7")
+    _resolved(fleet_of_five, "west", "1.2.0")
+    _stack_file(monkeypatch, dict.fromkeys("abcd") | {"west": "1.2.0"})
+    [(_, many)] = check_stack("agent-chart-version", fleet_of_five.resources)
+    assert "as registrations 'a', 'b', 'c' and 1 more read it from the server Deployment: 1.1.7." in many
+    # Every cluster held: no registration read the server; only the configured server version bounds them.
+    _stack_file(monkeypatch, {"east": "1.1.7", "west": "1.2.0"})
+    assert check_stack("agent-chart-version", stack.resources) == []
+    [(_, configured)] = check_stack("agent-chart-version", stack.resources, {"expectedAgentVersion": "1.1.7"})
     assert "newer than the management server (policy config expectedAgentVersion): 1.1.7" in configured
 
 
 def test_a_stack_frozen_at_the_old_version_may_lead_with_a_held_canary(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stack-wide variant: management.agentVersion keeps every cluster at 1.1.6, the canary's own entry moves it
     to 1.1.7. The others follow the stack's version, not the server's, so they bound nothing."""
-    stack = _with_release(fleet("east", "west"), "east", version="1.1.7")
-    monkeypatch.setenv("PULUMI_PROJECT", "platform-team")
-    management = json.dumps({"context": "mgmt", "agentVersion": "1.1.6"})
-    clusters = json.dumps([{"name": "east", "context": "east-ctx", "agentVersion": "1.1.7"}])
-    config = {"platform-team:management": management, "platform-team:clusters": clusters}
-    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    stack = _resolved(fleet("east", "west"), "east", "1.1.7")
+    _stack_file(monkeypatch, {"east": "1.1.7", "west": None}, management="1.1.6")
     assert check_stack("agent-chart-version", stack.resources) == []
-    # Without the stack's version, the others are the server's: a canary ahead of them is refused.
-    config["platform-team:management"] = json.dumps({"context": "mgmt"})
-    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    # Without the stack's version, west follows the server (its registration read 1.1.6): a canary ahead is refused.
+    _stack_file(monkeypatch, {"east": "1.1.7", "west": None})
     [(where, ahead)] = check_stack("agent-chart-version", stack.resources)
-    assert where == "east-agent" and "newer than the version the stack's other agents run" in ahead
+    assert where == "east-agent"
+    assert "newer than the management server's version as registration 'west' read it from the server" in ahead
 
 
 # -- 3. relay.cluster matches a KubernetesCluster ----------------------------------------------------------------

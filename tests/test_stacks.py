@@ -304,8 +304,8 @@ def test_the_management_namespace_of_a_stack_file_is_a_non_empty_string_or_none(
 
 
 def test_the_agent_versions_a_stack_file_sets() -> None:
-    """What the policy pack reads of a stack file: the management agentVersion, and each ``clusters`` entry's own by
-    cluster name."""
+    """What the policy pack reads of a stack file: the management agentVersion, each ``clusters`` entry's own by
+    cluster name, and which clusters follow the server's version."""
     from gloo_mesh_registration.facts import ConfiguredAgentVersions, configured_agent_versions
 
     clusters = [
@@ -319,6 +319,12 @@ def test_the_agent_versions_a_stack_file_sets() -> None:
         f"{PROJECT}:management": json.dumps({"agentVersion": "1.1.7"}),
     }
     assert configured_agent_versions(PROJECT, config) == ConfiguredAgentVersions("1.1.7", {"eu-1": "1.1.6"})
+    # Without a management version, the clusters without one of their own follow the server (the registration reads
+    # it); a value the program refuses follows nothing.
+    config[f"{PROJECT}:management"] = json.dumps({"context": "m"})
+    assert configured_agent_versions(PROJECT, config) == ConfiguredAgentVersions(
+        None, {"eu-1": "1.1.6"}, frozenset({"canary"})
+    )
     assert configured_agent_versions("another-project", config) == ConfiguredAgentVersions(None, {})
     assert configured_agent_versions(PROJECT, {}) == ConfiguredAgentVersions(None, {})
 

@@ -19,6 +19,8 @@ import pulumi
 from .agent_generation import GENERATIONS, AgentGeneration
 
 __all__ = [
+    "AGENT_VERSION_OUTPUT",
+    "CLUSTER_NAME_OUTPUT",
     "COMPONENT_TYPE",
     "GENERATIONS",
     "AgentGeneration",
@@ -95,6 +97,14 @@ def configured_management_namespace(project: str, config: Mapping[str, Any]) -> 
     return namespace if isinstance(namespace, str) and namespace else None
 
 
+AGENT_VERSION_OUTPUT = "agent_version"
+"""The registration's output (``register_outputs``) of the agent version it resolved: given, else the image tag of
+the management server's Deployment, which the registration read. The engine keeps a component's registered outputs in
+its state, where the policy pack sees them (reads it never sees)."""
+CLUSTER_NAME_OUTPUT = "cluster_name"
+"""The registration's output of the name its cluster is registered under (a stack file's ``clusters[i].name``)."""
+
+
 @dataclass(frozen=True)
 class ConfiguredAgentVersions:
     """The agent versions a stack file sets (each with a leading ``v`` stripped)."""
@@ -104,6 +114,9 @@ class ConfiguredAgentVersions:
     the server's version, discovered)."""
     clusters: Mapping[str, str]
     """Cluster name to ``clusters[i].agentVersion``: the clusters held at a version of their own (a staged upgrade)."""
+    following: frozenset[str] = frozenset()
+    """The clusters whose registration reads the server's version from its Deployment and installs the agent at it:
+    every ``clusters`` entry without an ``agentVersion`` of its own, where ``management`` sets none either."""
 
 
 def configured_agent_versions(project: str, config: Mapping[str, Any]) -> ConfiguredAgentVersions:
@@ -112,20 +125,26 @@ def configured_agent_versions(project: str, config: Mapping[str, Any]) -> Config
 
     The policy pack reads them (from the engine's ``PULUMI_CONFIG``): an agent held by its cluster's entry may run a
     version older than the server's, which the pack otherwise refuses; and only where the stack sets no management
-    version do the other agents run the server's version."""
+    version do the other agents run the server's version, which their registrations' ``agent_version`` outputs show."""
 
     def version(entry: object) -> str | None:
         value = entry.get("agentVersion") if isinstance(entry, Mapping) else None
         return value.strip().removeprefix("v") if isinstance(value, str) and value.strip() else None
 
+    management = version(decode_config_value(config.get(f"{project}:management")))
     clusters = decode_config_value(config.get(f"{project}:clusters"))
     held: dict[str, str] = {}
+    following: set[str] = set()
     for entry in clusters if isinstance(clusters, list) else []:
         name = entry.get("name") if isinstance(entry, Mapping) else None
+        if not isinstance(name, str):
+            continue
         pinned = version(entry)
-        if isinstance(name, str) and pinned is not None:
+        if pinned is not None:
             held[name] = pinned
-    return ConfiguredAgentVersions(version(decode_config_value(config.get(f"{project}:management"))), held)
+        elif management is None and entry.get("agentVersion") is None:
+            following.add(name)
+    return ConfiguredAgentVersions(management, held, frozenset(following))
 
 
 def decode_config_value(value: Any) -> Any:

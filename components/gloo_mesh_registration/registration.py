@@ -22,7 +22,7 @@ from .discovery import (
     resolve_relay_address,
     resolve_telemetry_address,
 )
-from .facts import COMPONENT_TYPE
+from .facts import AGENT_VERSION_OUTPUT, CLUSTER_NAME_OUTPUT, COMPONENT_TYPE
 from .lifecycle import ENSURE_CERTIFICATE, client_certificate_step, run_step
 from .preflight import RegistrationResources, check_registration_preview
 from .program_run import run_state
@@ -168,7 +168,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         release: k8s.helm.v3.Release,
         certificate: pulumi.Output[bool],
     ) -> None:
-        """The component's outputs, registered under their attribute names (the package schema's properties)."""
+        """The component's outputs, registered under their attribute names (the package schema's properties). The
+        policy pack reads two of them from the component's state (names from ``facts``): the cluster's name, and the
+        agent version, which is the server's version read from its Deployment when none was given."""
         self.cluster_name = pulumi.Output.from_input(self._settings.cluster_name)
         self.relay_server_address = address
         self.agent_version = version
@@ -177,9 +179,9 @@ class RemoteClusterRegistration(pulumi.ComponentResource):
         self.client_certificate_issued = certificate
         self.register_outputs(
             {
-                "cluster_name": self.cluster_name,
+                CLUSTER_NAME_OUTPUT: self.cluster_name,
                 "relay_server_address": self.relay_server_address,
-                "agent_version": self.agent_version,
+                AGENT_VERSION_OUTPUT: self.agent_version,
                 "remote_namespace": self.remote_namespace,
                 "release_status": self.release_status,
                 "client_certificate_issued": self.client_certificate_issued,
