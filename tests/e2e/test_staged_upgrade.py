@@ -132,6 +132,11 @@ def stack(lab: Lab, charts: ChartRepository, pack: Path, plane: ManagementPlane,
     staged.cli.run("destroy", "--yes", "--skip-preview")
 
 
+def _one_line(output: str) -> str:
+    """The CLI's output with each run of whitespace as one space (it wraps a violation's message)."""
+    return " ".join(output.split())
+
+
 def only_agent_updates(preview: Result) -> list[str]:
     """The clusters whose agent release the preview's diff updates; any other change fails the test."""
     steps = planned_steps(preview.stdout)
@@ -170,13 +175,17 @@ def test_with_the_others_held_the_upgraded_server_moves_the_canary_only(stack: S
 
 
 def test_a_hold_newer_than_the_server_is_refused_by_the_pack(stack: StagedStack) -> None:
-    """An agent may lag its server, never lead it: the pack knows the server's version as the version the following
-    agents run (the real engine hands it no reads, so not the server Deployment itself)."""
+    """An agent may lag its server, never lead it: the pack knows the server's version as the canary's registration
+    read it from the server Deployment (its agent_version output; the real engine hands the pack no reads, so not the
+    Deployment itself)."""
     stack.write(holds={HELD: LATER})
     refused = stack.run("preview", "--diff", check=False)
     assert refused.returncode != 0, refused.output[-6000:]
     assert f"Release '{HELD}-agent' installs agent {LATER}, held by the stack file's agentVersion" in refused.output
-    assert f"newer than the version the stack's other agents run (the server's): {NEW}" in refused.output
+    assert (
+        f"newer than the management server's version as registration '{CANARY}' read it from the server "
+        f"Deployment: {NEW}"
+    ) in _one_line(refused.output)
     assert stack.release_versions(f"hold at {LATER} refused") == {CANARY: NEW, HELD: OLD}
 
 
@@ -209,6 +218,12 @@ def test_up_with_target_is_refused_by_the_pack_and_without_it_holds_nothing(stac
     assert f"Agent versions differ across the stack's clusters ({CANARY}-agent={LATER}, {HELD}-agent={NEW})" in (
         refused.output
     )
+    # The untargeted release stays at NEW while the registrations read LATER from the server: the pack sees that the
+    # agent is not at the server's version, from the registrations' outputs (it is handed no read of the server).
+    assert (
+        f"Release '{HELD}-agent' installs agent {NEW}; the management server runs {LATER}, as registrations "
+        f"'{CANARY}', '{HELD}' read it from the server Deployment."
+    ) in _one_line(refused.output)
     assert stack.release_versions(f"server at {LATER}, up --target refused by the pack") == {CANARY: NEW, HELD: NEW}
 
     stack.run("up", "--yes", "--target", release, pack=False)
