@@ -189,3 +189,13 @@ def test_the_guardrails_page_shows_the_example_policy_config_as_it_is() -> None:
     """The JSON the guardrails page shows is ``policy/config.example.json``, which the policy tests load."""
     (shown,) = _code_blocks(ROOT / "docs" / "guardrails.md", "json")
     assert json.loads(shown) == json.loads((ROOT / "policy" / "config.example.json").read_text())
+
+
+def test_every_real_engine_module_is_described_in_contributing() -> None:
+    """CONTRIBUTING.md's table of the real-engine suite has a row for each module of tests/e2e, and no row for one that
+    is gone."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    first_cells = [line.split("|")[1] for line in text.splitlines() if line.lstrip().startswith("| `test_")]
+    described = {name for cell in first_cells for name in re.findall(r"`(test_\w+\.py)`", cell)}
+    modules = {path.name for path in (ROOT / "tests" / "e2e").glob("test_*.py")}
+    assert described == modules, (sorted(modules - described), sorted(described - modules))
