@@ -2,7 +2,8 @@
 
 The binaries are the real ones, built from their Go modules by ``scripts/e2e-tools.sh``. The flags follow
 controller-runtime's envtest (``pkg/internal/testing/controlplane/apiserver.go``: serving certificates from a tiny CA,
-``ServiceAccount`` admission off, RBAC with an admin in ``system:masters``), with two differences: both API servers
+``ServiceAccount`` admission off, RBAC with an admin in ``system:masters``; users outside it on request,
+:meth:`ControlPlanes.user_kubeconfig`), with two differences: both API servers
 share one etcd under their own ``--etcd-prefix``, and each runs a ``kube-controller-manager`` with the garbage collector
 and namespace controllers, without which foreground deletes and namespace deletes never finish (``controllers`` adds
 others: the fleet benchmark adds the deployment and replicaset controllers, :data:`WORKLOAD_CONTROLLERS`).
@@ -56,7 +57,8 @@ def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 
 @dataclass(frozen=True)
 class CertificateAuthority:
-    """A throwaway CA that signs the API servers' serving certificates and the admin's client certificate."""
+    """A throwaway CA that signs the API servers' serving certificates and the client certificates of the admin and of
+    any other user (:meth:`ControlPlanes.user_kubeconfig`)."""
 
     key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
@@ -190,6 +192,8 @@ class ControlPlanes:
     client_key_pem: bytes
     controllers: tuple[str, ...] = CONTROLLERS
     """Every controller manager's ``--controllers`` (extra servers started later get the same)."""
+    ca: CertificateAuthority | None = None
+    """The session's CA (the API servers' ``--client-ca-file``), to issue client certificates for other users."""
 
     def kubectl(self, cluster: str, *args: str, input: str | None = None, check: bool = True) -> str:
         """Runs the built kubectl against one cluster; returns stdout and raises with stderr on failure."""
@@ -215,6 +219,20 @@ class ControlPlanes:
                 "current-context": context,
             }
         )
+
+    def user_kubeconfig(self, user: str, path: Path, *, groups: Sequence[str] = ()) -> Path:
+        """A kubeconfig at ``path`` for ``user``, a member of ``groups`` and not of ``system:masters``: a client
+        certificate signed by the session's CA (CN the user, O each group: how the API server's x509 authenticator
+        reads them), with one context per cluster, named as the admin's (``e2e-<cluster>``), as a user's own
+        kubeconfig holds them. What the user may do is only what RBAC bindings to it or its groups grant."""
+        if self.ca is None:
+            raise RuntimeError("these control planes keep no CA to issue client certificates with")
+        if "system:masters" in groups:
+            raise ValueError("a user in system:masters bypasses RBAC: use the admin kubeconfig instead")
+        cert, key = self.ca.issue(user, organizations=groups)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_kubeconfig(path, list(self.clusters.values()), self.ca_pem, cert, key, user=user)
+        return path
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cadata=self.ca_pem.decode())
@@ -248,7 +266,13 @@ def _wait_ready(url: str, context: ssl.SSLContext, processes: Sequence[Process])
 
 
 def _write_kubeconfig(
-    path: Path, clusters: Sequence[ApiServer], ca_pem: bytes, cert_pem: bytes, key_pem: bytes
+    path: Path,
+    clusters: Sequence[ApiServer],
+    ca_pem: bytes,
+    cert_pem: bytes,
+    key_pem: bytes,
+    *,
+    user: str = "e2e-admin",
 ) -> None:
     from base64 import b64encode
 
@@ -262,10 +286,8 @@ def _write_kubeconfig(
             {"name": c.context, "cluster": {"server": c.url, "certificate-authority-data": b64(ca_pem)}}
             for c in clusters
         ],
-        "users": [
-            {"name": "e2e-admin", "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}
-        ],
-        "contexts": [{"name": c.context, "context": {"cluster": c.context, "user": "e2e-admin"}} for c in clusters],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}],
+        "contexts": [{"name": c.context, "context": {"cluster": c.context, "user": user}} for c in clusters],
         "current-context": clusters[0].context,
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -325,6 +347,7 @@ def control_planes(
         client_cert,
         client_key,
         tuple(controllers),
+        ca,
     )
     try:
         for server in servers.values():
