@@ -12,7 +12,9 @@ What each emulates, and from where (the facts and their sources are in ``docs/gl
   by the real ``helm``), holding an ``enterprise-agent`` chart at the management plane's version. Its templates
   consume the values the real chart reads (``relay.cluster``, ``relay.serverAddress``, ``relay.authority``, the
   three secret references, ``relay.insecure``/``global.insecure``) and render them into a ConfigMap the tests read
-  back, plus the agent's ServiceAccount; nothing in it needs a kubelet to become ready. With ``agent_deployment``
+  back, plus the agent's ServiceAccount and, as the real chart has them, its cluster-scoped RBAC objects (a ClusterRole
+  and its ClusterRoleBinding to that ServiceAccount, :func:`agent_rbac_template`; the rules are representative, see
+  :data:`AGENT_CLUSTER_ROLE_RULES`); nothing in it needs a kubelet to become ready. With ``agent_deployment``
   (off by default; the fleet benchmark turns it on) it also holds the agent's Deployment, ``enterprise-agent`` (the
   real chart's name, ``AgentGeneration.agent_deployment``), whose Pod only a stand-in can make ready
   (``benchmarks/fleet/agent.py``), so that Helm's await of the release waits for the agent.
@@ -31,7 +33,8 @@ Gloo Platform 2.x (``docs/gloo-facts.md``, "Gloo Platform 2.4-2.7, in detail"), 
 * :class:`ChartRepository` also serves stand-ins of ``gloo-platform-crds`` (one CRD, ``workspaces.admin.gloo.solo.io``)
   and ``gloo-platform`` at the 2.x version: the latter renders the values the real chart reads (``common.cluster``,
   ``glooAgent.*``, ``telemetryCollector.*``) into the same ConfigMap and keys as the 1.x stand-in, only when
-  ``glooAgent.enabled`` (the real chart's agent is off by default), so :class:`SimulatedAgent` serves both.
+  ``glooAgent.enabled`` (the real chart's agent is off by default), so :class:`SimulatedAgent` serves both; with it,
+  the agent's ServiceAccount and cluster-scoped RBAC objects, as the 1.x stand-in.
 """
 
 from __future__ import annotations
@@ -223,6 +226,139 @@ AGENT_POD_SELECTOR = "app=enterprise-agent"
 STAND_IN_AGENT_IMAGE = "lab.invalid/enterprise-agent-stand-in"
 """Never pulled (no kubelet runs here), as the ``.invalid`` name says. The tag is the chart's version."""
 
+_READ = ["get", "list", "watch"]
+_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+AGENT_CLUSTER_ROLE_RULES: dict[str, list[dict[str, Any]]] = {
+    "enterprise-agent": [
+        {
+            "apiGroups": [""],
+            "resources": ["pods", "services", "endpoints", "configmaps", "nodes", "namespaces"],
+            "verbs": _READ,
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "daemonsets", "statefulsets"],
+            "verbs": _READ,
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": _WRITE},
+        {
+            "apiGroups": ["networking.istio.io"],
+            "resources": [
+                "destinationrules",
+                "virtualservices",
+                "envoyfilters",
+                "serviceentries",
+                "gateways",
+                "sidecars",
+            ],
+            "verbs": _WRITE,
+        },
+        {
+            "apiGroups": ["security.istio.io"],
+            "resources": ["authorizationpolicies", "peerauthentications"],
+            "verbs": _WRITE,
+        },
+        {
+            "apiGroups": ["certificates.mesh.gloo.solo.io"],
+            "resources": ["issuedcertificates", "certificaterequests", "podbouncedirectives"],
+            "verbs": _WRITE,
+        },
+        {
+            "apiGroups": ["certificates.mesh.gloo.solo.io"],
+            "resources": ["issuedcertificates/status", "certificaterequests/status"],
+            "verbs": ["get", "update"],
+        },
+    ],
+    "gloo-mesh-agent": [
+        {
+            "apiGroups": [""],
+            "resources": ["pods", "services", "endpoints", "configmaps", "nodes", "namespaces"],
+            "verbs": _READ,
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "daemonsets", "statefulsets"],
+            "verbs": _READ,
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": _WRITE},
+        {
+            "apiGroups": ["networking.istio.io"],
+            "resources": [
+                "destinationrules",
+                "virtualservices",
+                "envoyfilters",
+                "serviceentries",
+                "gateways",
+                "sidecars",
+            ],
+            "verbs": _WRITE,
+        },
+        {
+            "apiGroups": ["security.istio.io"],
+            "resources": ["authorizationpolicies", "peerauthentications"],
+            "verbs": _WRITE,
+        },
+        {
+            "apiGroups": ["internal.gloo.solo.io"],
+            "resources": ["issuedcertificates", "certificaterequests", "podbouncedirectives"],
+            "verbs": _WRITE,
+        },
+        {
+            "apiGroups": ["internal.gloo.solo.io"],
+            "resources": ["issuedcertificates/status", "certificaterequests/status"],
+            "verbs": ["get", "update"],
+        },
+    ],
+}
+"""The rules of the agent's ClusterRole in the stand-in charts, by the agent's ServiceAccount name (1.x
+``enterprise-agent``, 2.x ``gloo-mesh-agent``). **Representative, not Solo's**: the enterprise-agent and gloo-platform
+charts are closed source, and no public copy of their templates or rendered RBAC was found (their generated Helm value
+references list no RBAC values). The set is modelled on the ClusterRole that open-source Gloo Mesh documents for a
+registered cluster, ``gloomesh-remote-access`` (solo-io/gloo-mesh, ``docs/content/reference/cluster_role.md``, commit
+975994489d1f, "current as of version 0.10.3"): reads of workloads and services, full access to secrets, to Istio's
+networking and security resources and to Gloo's certificate resources. That is what the agent does on its cluster
+(discovery, and issuing the mesh's certificates), and what makes the RBAC of a user who installs the chart mean
+something: Kubernetes lets that user create this ClusterRole only while holding every permission in it. The group of Gloo's certificate resources is 1.x's ``certificates.mesh.gloo.solo.io`` and, for 2.x,
+``internal.gloo.solo.io`` (an assumption)."""
+
+
+def agent_cluster_role_name(service_account: str, namespace: str) -> str:
+    """The name of the stand-in charts' ClusterRole and ClusterRoleBinding of an agent released into ``namespace``:
+    cluster-scoped names carry the release namespace, as Gloo's charts name theirs (Solo's permissions reference shows
+    ``gloo-mesh-mgmt-server-gloo-mesh``), so two registrations of one cluster into two namespaces do not collide."""
+    return f"{service_account}-{namespace}"
+
+
+def agent_rbac_template(service_account: str) -> str:
+    """The stand-in chart's template of the agent's cluster-scoped RBAC: ClusterRole
+    ``<service_account>-<release namespace>`` with :data:`AGENT_CLUSTER_ROLE_RULES`, and its ClusterRoleBinding to
+    the agent's ServiceAccount in the release namespace."""
+    rules = "".join(f"  - {json.dumps(rule)}\n" for rule in AGENT_CLUSTER_ROLE_RULES[service_account])
+    name = agent_cluster_role_name(service_account, "{{ .Release.Namespace }}")
+    return f"""\
+# The stand-in chart's cluster-scoped RBAC (lab/gloo.py, AGENT_CLUSTER_ROLE_RULES: representative rules).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {name}
+rules:
+{rules}---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {name}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {name}
+subjects:
+  - kind: ServiceAccount
+    name: {service_account}
+    namespace: {{{{ .Release.Namespace }}}}
+"""
+
+
 CHART_DEPLOYMENT_TEMPLATE = """\
 # The stand-in chart's agent Deployment (ChartRepository(agent_deployment=True)): one replica of an image nothing
 # pulls. Without a kubelet its Pod never runs; a stand-in marks it Ready through the status subresource when the
@@ -293,6 +429,7 @@ class ChartRepository:
                 yaml.safe_dump({"relay": {"serverAddress": "", "authority": "enterprise-networking.gloo-mesh"}})
             )
             (chart / "templates" / "agent.yaml").write_text(CHART_VALUES_TEMPLATE.format(name=VALUES_CONFIGMAP))
+            (chart / "templates" / "rbac.yaml").write_text(agent_rbac_template(AGENT_DEPLOYMENT))
             if self.agent_deployment:
                 (chart / "templates" / "deployment.yaml").write_text(CHART_DEPLOYMENT_TEMPLATE)
             subprocess.run([str(self.helm), "package", str(chart), "-d", str(repo)], check=True, capture_output=True)
@@ -636,8 +773,9 @@ kind: ServiceAccount
 metadata:
   name: gloo-mesh-agent
   namespace: {{ .Release.Namespace }}
-{{- end }}
-""".replace("__VALUES_CONFIGMAP__", VALUES_CONFIGMAP)
+---
+__AGENT_RBAC__{{- end }}
+""".replace("__VALUES_CONFIGMAP__", VALUES_CONFIGMAP).replace("__AGENT_RBAC__", agent_rbac_template("gloo-mesh-agent"))
 
 
 def platform_charts(folder: Path, version: str) -> list[Path]:
