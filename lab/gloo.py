@@ -53,6 +53,9 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from gloo_mesh_registration.agent_generation import AgentGeneration
+from gloo_mesh_registration.rbac import ChartRbac
+
 from .cluster import CertificateAuthority, ControlPlanes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,7 +322,8 @@ registered cluster, ``gloomesh-remote-access`` (solo-io/gloo-mesh, ``docs/conten
 975994489d1f, "current as of version 0.10.3"): reads of workloads and services, full access to secrets, to Istio's
 networking and security resources and to Gloo's certificate resources. That is what the agent does on its cluster
 (discovery, and issuing the mesh's certificates), and what makes the RBAC of a user who installs the chart mean
-something: Kubernetes lets that user create this ClusterRole only while holding every permission in it. The group of Gloo's certificate resources is 1.x's ``certificates.mesh.gloo.solo.io`` and, for 2.x,
+something: Kubernetes lets that user create this ClusterRole only while holding every permission in it (``rbac/``,
+``docs/rbac.md``). The group of Gloo's certificate resources is 1.x's ``certificates.mesh.gloo.solo.io`` and, for 2.x,
 ``internal.gloo.solo.io`` (an assumption)."""
 
 
@@ -328,6 +332,22 @@ def agent_cluster_role_name(service_account: str, namespace: str) -> str:
     cluster-scoped names carry the release namespace, as Gloo's charts name theirs (Solo's permissions reference shows
     ``gloo-mesh-mgmt-server-gloo-mesh``), so two registrations of one cluster into two namespaces do not collide."""
     return f"{service_account}-{namespace}"
+
+
+def stand_in_chart_rbac(generation: AgentGeneration, namespace: str) -> ChartRbac:
+    """What the stand-in agent chart of ``generation`` released into ``namespace`` demands of the identity that
+    installs it (:func:`gloo_mesh_registration.rbac.chart_rbac` reads the same from the chart ``helm template``
+    renders): its ClusterRole and ClusterRoleBinding (named after the agent's ServiceAccount, the generation's
+    ``agent_deployment``) and their rules. ``rbac/`` is made with it."""
+    service_account = generation.agent_deployment
+    name = agent_cluster_role_name(service_account, namespace)
+    return ChartRbac(
+        cluster_roles=(name,),
+        cluster_role_bindings=(name,),
+        rules=tuple(AGENT_CLUSTER_ROLE_RULES[service_account]),
+        source="the lab's stand-in chart, lab/gloo.py: representative rules, not Solo's",
+        namespaced_kinds=(("", "configmaps"), ("", "serviceaccounts")),
+    )
 
 
 def agent_rbac_template(service_account: str) -> str:

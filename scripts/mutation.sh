@@ -32,7 +32,7 @@ VENV=$(cd "$VENV" && pwd)
 root=$(pwd)
 target=${MUTATION_TARGET:-components}
 linked=(tests __main__.py Pulumi.yaml README.md BENCHMARKS.md TESTING.md ARCHITECTURE.md CONTRIBUTING.md CHANGELOG.md LICENSE
-  constraints.txt requirements.txt requirements-dev.txt .github benchmarks docs examples provider scripts stacks toolchain lab)
+  constraints.txt requirements.txt requirements-dev.txt .github benchmarks docs examples provider rbac scripts stacks toolchain lab)
 case "$target" in
   components)
     stage=build/mutation
