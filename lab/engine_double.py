@@ -259,6 +259,12 @@ class FakeClusters(mocks.Mocks):
         self.unreachable: dict[str, str] = {}
         """Contexts of clusters that do not answer, with kubectl's reason: the find-existing step prints
         ``UNREACHABLE <reason>`` for them, as the real script does when kubectl fails."""
+        self.forbidden: dict[str, str] = {}
+        """Contexts of clusters whose RBAC refuses the find-existing step's look, with the permission refused as the
+        API server names it: the step prints ``FORBIDDEN <that>``, as the real script does."""
+        self.forbidden_secrets: dict[str, str] = {}
+        """Relay secrets (by name) whose read RBAC refuses, with the permission refused: the relay secrets read prints
+        ``<name> FORBIDDEN <that>``, as the real script does."""
         self.managed: set[str] = set()
         """Logical names of the resources the stack manages already: in a preview, every other resource is being
         created and gets an unknown ID, as the engine answers (a preview's create step has no ID yet)."""
@@ -279,6 +285,8 @@ class FakeClusters(mocks.Mocks):
             environment = args.args.get("environment") or {}
             if environment.get(ENV_CONTEXT) in self.unreachable:
                 return {"stdout": f"UNREACHABLE {self.unreachable[environment[ENV_CONTEXT]]}\n", "stderr": ""}
+            if environment.get(ENV_CONTEXT) in self.forbidden:
+                return {"stdout": f"FORBIDDEN {self.forbidden[environment[ENV_CONTEXT]]}\n", "stderr": ""}
             refs = environment.get("GM_OBJECTS", "").split()
             found = [" ".join([ref, *self.details.get(ref, [])]) for ref in refs if self._exists(ref)]
             return {"stdout": "\n".join(found), "stderr": ""}
@@ -307,6 +315,9 @@ class FakeClusters(mocks.Mocks):
         lines = []
         for pair in environment.get(ENV_RELAY_SECRETS, "").split():
             name, _, key = pair.partition("=")
+            if name in self.forbidden_secrets:
+                lines.append(f"{name} FORBIDDEN {self.forbidden_secrets[name]}")
+                continue
             obj = None if wrong_cluster else self.objects.get((SECRET, f"{namespace}/{name}"))
             if obj is None:
                 lines.append(f"{name} MISSING")

@@ -47,6 +47,7 @@ from .lifecycle import (
     FIND_EXISTING,
     READ_RELAY_SECRETS,
     ExistingObjects,
+    ForbiddenError,
     checked_kubectl,
     existing_objects_step,
     kubectl_environment,
@@ -58,6 +59,7 @@ from .lifecycle import (
     run_step,
 )
 from .program_run import run_state
+from .rbac import RBAC_DOCS, manifest_path
 from .sdk_internals import hosting_component_provider
 from .validation import check_generation_version, generation_version_problem, normalize_agent_version
 
@@ -352,6 +354,14 @@ def _discover_generation(mgmt: ClusterAccess, namespace: str, label: FieldLabel)
             f"the management cluster ({mgmt.describe()}) is not reachable ({found.unreachable}), so the agent "
             f"generation cannot be discovered. Fix: check its context or kubeconfig, or {fix}."
         )
+    if found.forbidden is not None:
+        files = " or ".join(manifest_path("management", gen) for gen in GENERATIONS.values())
+        raise ForbiddenError(
+            f"the management cluster ({mgmt.describe()}) refused the look for the server Deployment in namespace "
+            f"{namespace!r}: {found.forbidden}, so the agent generation cannot be discovered. Fix: grant get on the "
+            f"Deployments {' and '.join(gen.server_deployment for gen in GENERATIONS.values())} in that namespace "
+            f"(the management role, {files} {RBAC_DOCS}), or {fix}."
+        )
     generations = [servers[ref] for ref in sorted(found.refs) if ref in servers]
     if len(generations) != 1:
         problem = "neither" if not generations else "both"
@@ -378,6 +388,12 @@ def find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str,
 def _find_agent_releases(remote: ClusterAccess, namespace: str, names: tuple[str, ...]) -> frozenset[str] | None:
     refs = {f"helm-release/{namespace}/{name}": name for name in names}
     found = _look_before_declaring(remote, list(refs))
+    if found.forbidden is not None:
+        raise ForbiddenError(
+            f"the registered cluster ({remote.describe()}) refused the look for the agent's Helm release in "
+            f"namespace {namespace!r}: {found.forbidden}. Fix: grant list on secrets in that namespace (Helm keeps "
+            f"its releases there; the workload role, rbac/workload-1x.yaml or rbac/workload-2x.yaml {RBAC_DOCS})."
+        )
     if found.unreachable is not None:
         return None
     return frozenset(refs[ref] for ref in found.refs if ref in refs)
@@ -411,6 +427,14 @@ def _read_relay_secrets(scope: ReadScope, settings: RegistrationSettings) -> pul
 
     def values(stdout: str) -> Mapping[str, str]:
         report = parse_relay_secrets_report(stdout)
+        refused = [secret for secret in wanted if secret in report.forbidden]
+        if refused:
+            raise ForbiddenError(
+                f"the relay secrets in namespace {settings.mgmt_namespace!r} of the management cluster "
+                f"({settings.mgmt.describe()}) cannot be read: {report.forbidden[refused[0]]}. Fix: grant get on the "
+                f"secrets {gen.root_ca_secret} and {gen.token_secret} in that namespace (the management role, "
+                f"{manifest_path('management', gen)} {RBAC_DOCS})."
+            )
         for secret, key in wanted.items():
             keys = report.keys.get(secret)
             where = (

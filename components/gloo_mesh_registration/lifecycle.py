@@ -133,6 +133,11 @@ def kubeconfig_variable(kubeconfig: str) -> str:
     return ENV_KUBECONFIG_FILE if kubeconfig_is_path(kubeconfig) else ENV_KUBECONFIG_CONTENTS
 
 
+class ForbiddenError(pulumi.RunError):
+    """The API server refused a read a step needs (RBAC): the message names the permission, as the API server names
+    it, and the role in ``rbac/`` that grants it (a ``RunError``: no traceback)."""
+
+
 class KubectlError(pulumi.RunError):
     """The machine's kubectl cannot run the registration's steps (missing, or older than they need): the check's own
     message, which names the fix (a ``RunError``: no traceback)."""
@@ -336,20 +341,24 @@ class ExistingObjects:
     unreachable: str | None
     details: Mapping[str, str] = field(default_factory=dict)
     """Per reference, what the step printed after it."""
+    forbidden: str | None = None
+    """The permission the API server refused the look (RBAC), as it names it: the cluster answered, but not this."""
 
 
 def parse_existing(stdout: str) -> ExistingObjects:
     """Parse the output of :func:`existing_objects_step`: a line per existing object, its reference first and what
     was found of it after (``helm-crds``: the ``<namespace>/<crd>`` that conflict)."""
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    unreachable = next(
-        (line.removeprefix("UNREACHABLE").strip() for line in lines if line.startswith("UNREACHABLE")), None
-    )
-    found = [line.split(maxsplit=1) for line in lines if not line.startswith("UNREACHABLE")]
+
+    def reason(verdict: str) -> str | None:
+        return next((line.removeprefix(verdict).strip() for line in lines if line.startswith(verdict)), None)
+
+    found = [line.split(maxsplit=1) for line in lines if not line.startswith(("UNREACHABLE", "FORBIDDEN"))]
     return ExistingObjects(
         refs=frozenset(words[0] for words in found),
         details={words[0]: words[1] for words in found if len(words) == 2},
-        unreachable=unreachable,
+        unreachable=reason("UNREACHABLE"),
+        forbidden=reason("FORBIDDEN"),
     )
 
 
@@ -369,8 +378,9 @@ def objects_environment(refs: list[str], owner_label: str | None = None) -> dict
 
 def relay_secrets_step() -> ShellStep:
     """:data:`READ_RELAY_SECRETS`: the key lengths of each management relay secret and the value of the one key it
-    needs. Names come from the environment (:func:`relay_secrets_environment`). Any other kubectl failure (cluster
-    unreachable, RBAC) ends the script non-zero with kubectl's message, which holds no secret value."""
+    needs. Names come from the environment (:func:`relay_secrets_environment`). A read RBAC refuses is reported, for
+    the program to say which permission is missing; any other kubectl failure (cluster unreachable) ends the script
+    non-zero with kubectl's message, which holds no secret value."""
     return ShellStep(
         interpreter=_interpreter({}, *_REACH_THE_CLUSTER, "read_relay_secrets.sh"), verbs=(READ_RELAY_SECRETS,)
     )
@@ -384,16 +394,19 @@ def relay_secrets_environment(namespace: str, wanted: Mapping[str, str]) -> dict
 @dataclass(frozen=True)
 class RelaySecretsReport:
     """What :func:`relay_secrets_step` printed: per secret, key -> base64 length (None: no such secret), and the
-    base64 value of the key the registration copies, where present."""
+    base64 value of the key the registration copies, where present; per secret whose read RBAC refused, the
+    permission refused, as the API server names it."""
 
     keys: Mapping[str, Mapping[str, int] | None]
     values: Mapping[str, str]
+    forbidden: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_relay_secrets_report(stdout: str) -> RelaySecretsReport:
     """Parse the output of :func:`relay_secrets_step`."""
     keys: dict[str, dict[str, int] | None] = {}
     values: dict[str, str] = {}
+    forbidden: dict[str, str] = {}
     for line in stdout.splitlines():
         name, _, rest = line.strip().partition(" ")
         what, _, detail = rest.partition(" ")
@@ -409,4 +422,6 @@ def parse_relay_secrets_report(stdout: str) -> RelaySecretsReport:
             keys[name] = lengths
         elif what == "value":
             values[name] = detail.strip()
-    return RelaySecretsReport(keys=keys, values=values)
+        elif what == "FORBIDDEN":
+            forbidden[name] = detail.strip()
+    return RelaySecretsReport(keys=keys, values=values, forbidden=forbidden)

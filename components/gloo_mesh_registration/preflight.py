@@ -22,11 +22,13 @@ from .agent_generation import AgentGeneration
 from .args import ClusterAccess, RegistrationSettings
 from .lifecycle import (
     FIND_EXISTING,
+    ForbiddenError,
     existing_objects_step,
     objects_environment,
     parse_existing,
     run_step,
 )
+from .rbac import RBAC_DOCS, manifest_path
 from .sdk_internals import is_known
 
 
@@ -234,6 +236,13 @@ def _verdict(
 ) -> bool:
     where = f"cluster {settings.cluster_name} ({access.describe()})"
     found = parse_existing(stdout)
+    if found.forbidden is not None:
+        role = "workload" if access is settings.remote else "management"
+        raise ForbiddenError(
+            f"{where}: the preview cannot look for objects an earlier registration left: {found.forbidden}. Fix: "
+            f"grant that read (the {role} role, {manifest_path(role, settings.generation)}, or for previews alone "
+            f"{manifest_path('preview-' + role, settings.generation)}, {RBAC_DOCS})."
+        )
     if found.unreachable is not None:
         # The provider cannot reach it either; its own preview says so. One cluster down must not fail the preview
         # of every other cluster of the stack.

@@ -50,7 +50,11 @@ case "$_gm_step" in
     # One kubectl run asks for both secrets (it prints secret/<name> for each that exists): each run is ~60 ms of CPU.
     if ! _gm_present=$(k get secret "$GM_CLIENT_CERT_SECRET" "$GM_TOKEN_SECRET" -n "$GM_NAMESPACE" --ignore-not-found \
 -o name 2>"$_gm_dir/errors"); then
-      echo "error: cluster $GM_CLUSTER is not reachable: $(_gm_cause "$_gm_dir/errors")" >&2
+      if _gm_refused=$(_gm_forbidden "$_gm_dir/errors"); then
+        echo "error: cluster $GM_CLUSTER: $_gm_refused. $(_gm_rbac_fix)" >&2
+      else
+        echo "error: cluster $GM_CLUSTER is not reachable: $(_gm_cause "$_gm_dir/errors")" >&2
+      fi
       exit 1
     fi
     if _gm_listed "$GM_CLIENT_CERT_SECRET"; then

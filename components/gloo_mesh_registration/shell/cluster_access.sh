@@ -27,6 +27,17 @@ unset GM_KUBECONFIG_CONTENTS GM_KUBECONFIG_FILE
 _gm_cause() {
   grep -v -E '^[EWI][0-9]{4} ' "$1" | head -n 1 | grep . || tail -n 1 "$1"
 }
+# _gm_forbidden FILE: the permission the API server refused, as kubectl's stderr in FILE names it (`secrets "x" is
+# forbidden: User "u" cannot get resource "secrets" in API group "" in the namespace "n"`), or nothing (status 1).
+# That clause holds no object's contents, so it may be shown where the rest of kubectl's output may not.
+_gm_forbidden() {
+  grep -o -E '[a-z0-9.-]+( "[^"]*")? is forbidden: User "[^"]*" cannot [a-z]+ resource "[^"]*" in API group "[^"]*"( in the namespace "[^"]*"| at the cluster scope)?' "$1" | head -n 1 | grep .
+}
+# _gm_rbac_fix: the fix for a refused permission.
+_gm_rbac_fix() {
+  echo "Fix: grant it to this identity; the roles in rbac/ of the gloo-mesh-registration repository hold every \
+permission the registration needs (docs/rbac.md)."
+}
 k() {
   if [ -n "${GM_KUBE_CONTEXT:-}" ]; then "$KUBECTL" --context "$GM_KUBE_CONTEXT" "$@"; else "$KUBECTL" "$@"; fi
 }

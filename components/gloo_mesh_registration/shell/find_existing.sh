@@ -5,8 +5,17 @@
 # optionally suffixed `@owned`: such an object counts only if it lacks the label $GM_OWNER_LABEL (`key=value`), the
 # stack's own mark; if it carries that key with another value (another stack's mark), `key=<that value>` follows the
 # ref. Each object that counts is printed, one per line. A cluster that cannot be asked prints
-# `UNREACHABLE <kubectl's reason>` and nothing else.
+# `UNREACHABLE <kubectl's reason>` and nothing else; one that refuses a look (RBAC) prints `FORBIDDEN <the permission
+# refused, as the API server names it>` and nothing else.
 # shellcheck disable=SC2154 # _gm_step, _gm_dir: set by preamble.sh, which comes first in every step's script
+# _gm_cannot_look: why kubectl failed (its stderr in $_gm_dir/errors), as the one line the step then prints.
+_gm_cannot_look() {
+  if _gm_refused=$(_gm_forbidden "$_gm_dir/errors"); then
+    echo "FORBIDDEN $_gm_refused"
+  else
+    echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
+  fi
+}
 case "$_gm_step" in
   find-existing-objects)
     ;;
@@ -24,7 +33,7 @@ for _gm_ref in $GM_OBJECTS; do
       # (its ownership check compares meta.helm.sh/release-namespace). Printed: the ref, then <namespace>/<crd>.
       if ! _gm_owned=$(k get crd -o "jsonpath={range .items[*]}{.metadata.annotations.meta\.helm\.sh/release-name} \
 {.metadata.annotations.meta\.helm\.sh/release-namespace} {.metadata.name}{'\n'}{end}" 2>"$_gm_dir/errors"); then
-        echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
+        _gm_cannot_look
         exit 0
       fi
       _gm_found=$(printf '%s\n' "$_gm_owned" | awk -v r="$_gm_name" -v n="$_gm_ns" \
@@ -36,7 +45,7 @@ for _gm_ref in $GM_OBJECTS; do
     *) set -- "$_gm_kind" "$_gm_name" -n "$_gm_ns" ;;
   esac
   if ! _gm_found=$(k get "$@" --ignore-not-found -o name 2>"$_gm_dir/errors"); then
-    echo "UNREACHABLE $(_gm_cause "$_gm_dir/errors")"
+    _gm_cannot_look
     exit 0
   fi
   _gm_mark=
