@@ -164,6 +164,16 @@ def test_the_look_for_objects_tells_a_refused_look_from_a_cluster_that_does_not_
     assert (down.forbidden, down.unreachable) == (None, "error: dial tcp 127.0.0.1:6443: connect: connection refused")
 
 
+def test_nothing_is_looked_for_in_a_namespace_that_does_not_exist(tmp_path: Path) -> None:
+    """A registration that creates its namespace: a preview-only role cannot be bound in it yet, and need not be."""
+    env = {
+        "GM_OBJECTS": "namespace/agents secret/agents/relay-root-tls-secret@owned helm-release/agents/enterprise-agent"
+    }
+    stdout, _, calls = run(existing_objects_step(), FIND_EXISTING, tmp_path, "get", env)
+    assert parse_existing(stdout) == parse_existing("")
+    assert [call for call in calls if "namespace agents" not in call] == []
+
+
 def test_a_refused_token_names_the_permission_and_never_the_token(tmp_path: Path) -> None:
     """The token is put in place by the certificate step (and the token step); kubectl's output stays hidden (it may
     echo the token), but the clause that names the refused permission is shown."""

@@ -6,7 +6,8 @@
 # stack's own mark; if it carries that key with another value (another stack's mark), `key=<that value>` follows the
 # ref. Each object that counts is printed, one per line. A cluster that cannot be asked prints
 # `UNREACHABLE <kubectl's reason>` and nothing else; one that refuses a look (RBAC) prints `FORBIDDEN <the permission
-# refused, as the API server names it>` and nothing else.
+# refused, as the API server names it>` and nothing else. Objects in a namespace looked for before them (`namespace/`)
+# and not found are not looked for.
 # shellcheck disable=SC2154 # _gm_step, _gm_dir: set by preamble.sh, which comes first in every step's script
 # _gm_cannot_look: why kubectl failed (its stderr in $_gm_dir/errors), as the one line the step then prints.
 _gm_cannot_look() {
@@ -21,6 +22,7 @@ case "$_gm_step" in
     ;;
   *) _gm_unknown_step ;;
 esac
+_gm_absent=
 for _gm_ref in $GM_OBJECTS; do
   _gm_object=${_gm_ref%@owned}
   _gm_kind=${_gm_object%%/*}
@@ -44,10 +46,13 @@ for _gm_ref in $GM_OBJECTS; do
     helm-release) set -- secrets -n "$_gm_ns" -l "owner=helm,name=$_gm_name" ;;
     *) set -- "$_gm_kind" "$_gm_name" -n "$_gm_ns" ;;
   esac
+  # Nothing is in a namespace that does not exist (looked for first): no look, so no permission in it needed.
+  case " $_gm_absent " in *" $_gm_ns "*) if [ "$_gm_kind" != namespace ]; then continue; fi ;; esac
   if ! _gm_found=$(k get "$@" --ignore-not-found -o name 2>"$_gm_dir/errors"); then
     _gm_cannot_look
     exit 0
   fi
+  if [ "$_gm_kind" = namespace ] && [ -z "$_gm_found" ]; then _gm_absent="$_gm_absent $_gm_rest"; fi
   _gm_mark=
   if [ -n "$_gm_found" ] && [ "$_gm_ref" != "$_gm_object" ] && [ -n "${GM_OWNER_LABEL:-}" ]; then
     # Whose mark it carries: this stack's (a replacement in this preview, not a leftover: nothing printed), another
