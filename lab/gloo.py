@@ -229,90 +229,43 @@ AGENT_POD_SELECTOR = "app=enterprise-agent"
 STAND_IN_AGENT_IMAGE = "lab.invalid/enterprise-agent-stand-in"
 """Never pulled (no kubelet runs here), as the ``.invalid`` name says. The tag is the chart's version."""
 
-_READ = ["get", "list", "watch"]
-_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+def _agent_rules(certificates_group: str) -> list[dict[str, Any]]:
+    """The stand-in agent's ClusterRole rules (:data:`AGENT_CLUSTER_ROLE_RULES`), its certificate resources in
+    ``certificates_group``."""
+    read, write = ["get", "list", "watch"], ["get", "list", "watch", "create", "update", "patch", "delete"]
+    core = ["pods", "services", "endpoints", "configmaps", "nodes", "namespaces"]
+    istio = ["destinationrules", "virtualservices", "envoyfilters", "serviceentries", "gateways", "sidecars"]
+    return [
+        {"apiGroups": [""], "resources": core, "verbs": read},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "daemonsets", "statefulsets"],
+            "verbs": read,
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": write},
+        {"apiGroups": ["networking.istio.io"], "resources": istio, "verbs": write},
+        {
+            "apiGroups": ["security.istio.io"],
+            "resources": ["authorizationpolicies", "peerauthentications"],
+            "verbs": write,
+        },
+        {
+            "apiGroups": [certificates_group],
+            "resources": ["issuedcertificates", "certificaterequests", "podbouncedirectives"],
+            "verbs": write,
+        },
+        {
+            "apiGroups": [certificates_group],
+            "resources": ["issuedcertificates/status", "certificaterequests/status"],
+            "verbs": ["get", "update"],
+        },
+    ]
+
 
 AGENT_CLUSTER_ROLE_RULES: dict[str, list[dict[str, Any]]] = {
-    "enterprise-agent": [
-        {
-            "apiGroups": [""],
-            "resources": ["pods", "services", "endpoints", "configmaps", "nodes", "namespaces"],
-            "verbs": _READ,
-        },
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments", "replicasets", "daemonsets", "statefulsets"],
-            "verbs": _READ,
-        },
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": _WRITE},
-        {
-            "apiGroups": ["networking.istio.io"],
-            "resources": [
-                "destinationrules",
-                "virtualservices",
-                "envoyfilters",
-                "serviceentries",
-                "gateways",
-                "sidecars",
-            ],
-            "verbs": _WRITE,
-        },
-        {
-            "apiGroups": ["security.istio.io"],
-            "resources": ["authorizationpolicies", "peerauthentications"],
-            "verbs": _WRITE,
-        },
-        {
-            "apiGroups": ["certificates.mesh.gloo.solo.io"],
-            "resources": ["issuedcertificates", "certificaterequests", "podbouncedirectives"],
-            "verbs": _WRITE,
-        },
-        {
-            "apiGroups": ["certificates.mesh.gloo.solo.io"],
-            "resources": ["issuedcertificates/status", "certificaterequests/status"],
-            "verbs": ["get", "update"],
-        },
-    ],
-    "gloo-mesh-agent": [
-        {
-            "apiGroups": [""],
-            "resources": ["pods", "services", "endpoints", "configmaps", "nodes", "namespaces"],
-            "verbs": _READ,
-        },
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments", "replicasets", "daemonsets", "statefulsets"],
-            "verbs": _READ,
-        },
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": _WRITE},
-        {
-            "apiGroups": ["networking.istio.io"],
-            "resources": [
-                "destinationrules",
-                "virtualservices",
-                "envoyfilters",
-                "serviceentries",
-                "gateways",
-                "sidecars",
-            ],
-            "verbs": _WRITE,
-        },
-        {
-            "apiGroups": ["security.istio.io"],
-            "resources": ["authorizationpolicies", "peerauthentications"],
-            "verbs": _WRITE,
-        },
-        {
-            "apiGroups": ["internal.gloo.solo.io"],
-            "resources": ["issuedcertificates", "certificaterequests", "podbouncedirectives"],
-            "verbs": _WRITE,
-        },
-        {
-            "apiGroups": ["internal.gloo.solo.io"],
-            "resources": ["issuedcertificates/status", "certificaterequests/status"],
-            "verbs": ["get", "update"],
-        },
-    ],
+    "enterprise-agent": _agent_rules("certificates.mesh.gloo.solo.io"),
+    "gloo-mesh-agent": _agent_rules("internal.gloo.solo.io"),
 }
 """The rules of the agent's ClusterRole in the stand-in charts, by the agent's ServiceAccount name (1.x
 ``enterprise-agent``, 2.x ``gloo-mesh-agent``). **Representative, not Solo's**: the enterprise-agent and gloo-platform
