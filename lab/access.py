@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from gloo_mesh_registration.agent_generation import AgentGeneration
-from gloo_mesh_registration.rbac import ChartRbac, Manifest, Subject, chart_rbac, render
+from gloo_mesh_registration.rbac import ChartRbac, Manifest, Subject, agent_switch, chart_rbac, render
 
 from .cluster import ControlPlanes
 
@@ -61,8 +61,7 @@ def rendered_chart_rbac(
     """What the agent chart of ``generation`` at ``version`` demands of the identity that installs it into
     ``namespace``, read from the chart as ``helm template`` renders it (docs/rbac.md: how a user makes the workload
     role for a chart version)."""
-    values = ["--set", "glooAgent.enabled=true"] if generation.crds_chart is not None else []
     argv = [str(planes.bin_dir / "helm"), "template", generation.release_name, generation.chart, "--repo", chart_repo]
-    argv += ["--version", version, "-n", namespace, *values]
+    argv += ["--version", version, "-n", namespace, *agent_switch(generation)]
     rendered = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120)
     return chart_rbac(yaml.safe_load_all(rendered.stdout), f"the {generation.chart} {version} chart, helm template")

@@ -182,3 +182,11 @@ def test_the_command_line_makes_a_role_for_your_namespace_and_subject(tmp_path: 
     assert docs[0] == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "agents"}}
     with pytest.raises(SystemExit), redirect_stdout(io.StringIO()):
         rbac.main(["workload"])
+
+
+def test_the_chart_is_rendered_with_its_agent_on() -> None:
+    """The gloo-platform chart's agent is off by default (and with it its RBAC): the command the workload role's header
+    gives, and the lab, turn it on, by the value only the registration sets."""
+    assert rbac.agent_switch(GENERATIONS[GenerationName.GLOO_PLATFORM_2]) == ("--set", "glooAgent.enabled=true")
+    assert rbac.agent_switch(GENERATIONS[GenerationName.GLOO_MESH_ENTERPRISE_1]) == ()
+    assert "--set glooAgent.enabled=true | python -m" in (FOLDER / "workload-2x.yaml").read_text().replace("\n# ", " ")

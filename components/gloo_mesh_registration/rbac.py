@@ -172,6 +172,23 @@ def manifest_path(role: str, gen: AgentGeneration) -> str:
     return f"rbac/{role}-{short_label(gen)}.yaml"
 
 
+def agent_switch(gen: AgentGeneration) -> tuple[str, ...]:
+    """The ``helm template`` flags that turn the agent on, where the chart has it off by default (2.x:
+    ``glooAgent.enabled``, a value only the registration sets): without them the chart renders no agent RBAC."""
+    switches = sorted(".".join(path) for path in gen.reserved_value_paths() if path[-1] == "enabled")
+    return tuple(flag for path in switches for flag in ("--set", f"{path}=true"))
+
+
+def helm_template_command(gen: AgentGeneration, namespace: str) -> str:
+    """How a user renders the agent chart of ``gen`` for the workload role's chart part (docs/rbac.md)."""
+    switch = " ".join(agent_switch(gen))
+    return (
+        f"helm template {gen.release_name} {gen.chart} --repo {gen.chart_repo} --version <agent version> "
+        f"-n {namespace}{' ' + switch if switch else ''} | python -m gloo_mesh_registration.rbac workload "
+        f"--generation {short_label(gen)} --namespace {namespace} --chart-manifest -"
+    )
+
+
 def generation(label: str) -> AgentGeneration:
     """The generation named ``1x``/``2x`` or by its full name."""
     short = {"1x": GenerationName.GLOO_MESH_ENTERPRISE_1, "2x": GenerationName.GLOO_PLATFORM_2}
@@ -603,9 +620,7 @@ def _workload_header(gen: AgentGeneration, namespace: str, chart: ChartRbac, *, 
     return (
         f"The workload role, {gen.label}: apply on each registered cluster. {variant} The chart's part (its "
         f"ClusterRole's rules and names) comes from {chart.source}; for your chart version render it from the chart "
-        "itself: helm template <release> <chart> --version <agent version> -n <namespace> | python -m "
-        f"gloo_mesh_registration.rbac workload --generation {short_label(gen)} --namespace <namespace> "
-        "--chart-manifest - (docs/rbac.md)."
+        f"itself: {helm_template_command(gen, namespace)} (docs/rbac.md)."
     )
 
 
