@@ -39,6 +39,15 @@ def lab_user(planes: ControlPlanes, name: str, folder: Path) -> LabUser:
     return LabUser(name, planes.user_kubeconfig(name, folder / f"{name}.kubeconfig"))
 
 
+def kubectl_as(
+    planes: ControlPlanes, user: LabUser, cluster: str, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The lab's kubectl on ``cluster`` as ``user`` (not checked: a refusal is what some tests look for)."""
+    argv = [str(planes.bin_dir / "kubectl"), "--kubeconfig", str(user.kubeconfig)]
+    argv += ["--context", planes.clusters[cluster].context, *args]
+    return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=120)
+
+
 def grant(planes: ControlPlanes, cluster: str, manifests: Iterable[Manifest]) -> None:
     """Applies ``manifests`` (as ``rbac/`` holds them, comments and all) on ``cluster``, as the admin."""
     for manifest in manifests:

@@ -32,7 +32,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .agent_generation import GENERATIONS, AgentGeneration, GenerationName
@@ -146,7 +146,7 @@ class Manifest:
     header: str
     grants: tuple[Grant, ...]
     namespace: str | None = None
-    extra: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
+    """The agent namespace, made first by whoever applies the file (``createNamespace: false``)."""
 
     def objects(self) -> list[tuple[str, dict[str, Any]]]:
         made: list[tuple[str, dict[str, Any]]] = []
@@ -160,7 +160,7 @@ class Manifest:
             )
         for grant in self.grants:
             made += grant.objects()
-        return made + list(self.extra)
+        return made
 
 
 RBAC_DOCS = "in the gloo-mesh-registration repository, docs/rbac.md"

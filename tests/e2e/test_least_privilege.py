@@ -10,12 +10,15 @@ test_platform_adoption.py do) and destroys it. The workload role's chart part is
 ``helm template`` renders it, as a user makes it for a chart version (docs/rbac.md); its ClusterRole must be created by
 a user who is not an admin, which Kubernetes allows only to a user holding every permission it grants.
 
-Besides: a preview-only user previews with the preview roles, and a user whose management role lacks the relay secrets'
-read sees a preview fail with the permission named (verb, resource, name, namespace) and the fix.
+Besides: a preview-only user previews with the preview roles; a user whose management role lacks the relay secrets'
+read sees a preview fail with the permission named (verb, resource, name, namespace) and the fix; and the approach not
+taken (``escalate`` and ``bind`` restricted to the chart's ClusterRole by name) is refused the chart's create and, where
+it is allowed, lets the user grant itself everything (docs/rbac.md).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,13 +29,16 @@ import pytest
 
 from gloo_mesh_registration.agent_generation import AgentGeneration
 from gloo_mesh_registration.rbac import (
+    RBAC_GROUP,
+    Grant,
     Manifest,
+    Rule,
     generation,
     management_manifest,
     preview_manifests,
     workload_manifest,
 )
-from lab.access import LabUser, grant, lab_user, rendered_chart_rbac, revoke
+from lab.access import LabUser, grant, kubectl_as, lab_user, rendered_chart_rbac, revoke
 from lab.cluster import ControlPlanes
 from lab.gloo import (
     MGMT_NAMESPACE,
@@ -86,7 +92,8 @@ class Scenario:
 @pytest.fixture(scope="module")
 def users(lab: Lab, e2e_dir: Path) -> dict[str, LabUser]:
     folder = e2e_dir / "least-privilege"
-    return {name: lab_user(lab.planes, f"lp-{name}", folder) for name in ("registrar", "previewer", "no-secrets")}
+    names = ("registrar", "previewer", "no-secrets", "escalator")
+    return {name: lab_user(lab.planes, f"lp-{name}", folder) for name in names}
 
 
 @pytest.fixture(scope="module", params=["1x", "2x"])
@@ -164,7 +171,7 @@ def test_a_user_with_only_the_shipped_roles_registers_runs_again_and_destroys(
     project = lab.project(f"least-privilege-{scenario.label}", config(lab, scenario, user, [entry]))
     try:
         # An agent slower than the release, so that the certificate step waits (watches) for its certificate.
-        with lab.agent(scenario.cluster, namespace, delay_seconds=6):
+        with lab.agent(scenario.cluster, namespace, delay_seconds=10):
             registered = project.run("up", "--yes").check()  # its preview first, with the preview's checks
             assert_clean(registered, "up")
             assert "the agent holds its client certificate (after" in registered.output, "the step did not wait"
@@ -273,3 +280,51 @@ def test_a_user_without_the_relay_secrets_read_is_told_which_permission_and_wher
         "gloo-mesh-registration repository, docs/rbac.md)."
     ) in message, previewed.output[-4000:]
     assert "Traceback" not in previewed.output
+
+
+def test_escalate_and_bind_by_name_do_not_let_helm_create_the_charts_role_and_holding_its_rules_does(
+    lab: Lab, management_plane: ManagementPlane, users: dict[str, LabUser], granted: Granted
+) -> None:
+    """docs/rbac.md, the approach: ``escalate`` restricted to the chart's ClusterRole by name does not cover its create
+    (a create has no name when it is authorized), so Helm's install is refused; where it works (an update) it lets the
+    user rewrite the role and, with ``bind``, grant itself anything. The shipped role holds the chart's rules instead,
+    and the same create passes."""
+    planes, user, gen, namespace = lab.planes, users["escalator"], generation("1x"), "least-privilege-escalation"
+    chart = rendered_chart_rbac(planes, lab.chart_repo.url, gen, management_plane.agent_version, namespace)
+    (name,) = chart.cluster_roles
+    role = {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": chart.rules}
+    by_name = Rule(
+        "escalate and bind, by name", (RBAC_GROUP,), ("clusterroles",), ("get", "patch", "escalate", "bind"), (name,)
+    )
+    creates = Rule("create", (RBAC_GROUP,), ("clusterroles", "clusterrolebindings"), ("create",))
+    escalation = Grant(
+        "least-privilege-escalation", "escalate and bind by name", (by_name, creates), None, user.subjects
+    )
+    granted("remote", Manifest("escalation.yaml", "the approach not taken", (escalation,)))
+    try:
+        refused = kubectl_as(planes, user, "remote", "create", "-f", "-", input=json.dumps(role))
+        assert refused.returncode != 0
+        assert (
+            f'user "{user.name}"' in refused.stderr
+            and "is attempting to grant RBAC permissions not currently held" in refused.stderr
+        )
+        planes.kubectl("remote", "create", "-f", "-", input=json.dumps(role))  # the admin creates it
+        everything = json.dumps({"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]})
+        assert (
+            kubectl_as(
+                planes, user, "remote", "patch", "clusterrole", name, "--type=merge", "-p", everything
+            ).returncode
+            == 0
+        )
+        binding = ["create", "clusterrolebinding", name, f"--clusterrole={name}", f"--user={user.name}"]
+        assert kubectl_as(planes, user, "remote", *binding).returncode == 0
+        assert kubectl_as(planes, user, "remote", "auth", "can-i", "*", "*", "-A").stdout.strip() == "yes"
+        planes.kubectl("remote", "delete", "clusterrolebinding", name)
+        planes.kubectl("remote", "delete", "clusterrole", name)
+        shipped = workload_manifest(gen, namespace, chart, user.subjects, creates_namespace=True)
+        granted("remote", replace(shipped, grants=shipped.grants[1:2]))  # the cluster-scoped part
+        held = kubectl_as(planes, user, "remote", "create", "-f", "-", input=json.dumps(role))
+        assert held.returncode == 0, held.stderr
+    finally:
+        planes.kubectl("remote", "delete", "clusterrolebinding", name, "--ignore-not-found")
+        planes.kubectl("remote", "delete", "clusterrole", name, "--ignore-not-found")
