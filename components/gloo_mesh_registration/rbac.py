@@ -243,9 +243,9 @@ def management_rules(gen: AgentGeneration, *, telemetry: bool = True) -> tuple[R
             f"Step 7, the {gen.cluster_kind} ({gen.cluster_api_version}): server-side apply creates and updates it "
             "(patch and create; a preview sends the same request as a dry run), get reads it (the preview's look for "
             "one left behind, adoption's import, refresh), delete removes it on destroy, and list finds when it is "
-            "gone (without list, pulumi destroy waits for ever; the watch the provider also tries is refused and it "
-            "carries on). Not restricted by name: its names are your cluster names, and Kubernetes cannot restrict a "
-            "create by name.",
+            "gone (without list, pulumi destroy keeps waiting: stopped after 15 minutes in a test; the watch the "
+            "provider also tries is refused and it carries on). Not restricted by name: its names are your cluster "
+            "names, and Kubernetes cannot restrict a create by name.",
             (group,),
             (clusters,),
             (*_MANAGED, "list"),
