@@ -59,7 +59,7 @@ from .lifecycle import (
     run_step,
 )
 from .program_run import run_state
-from .rbac import RBAC_DOCS, manifest_path
+from .rbac import ISTIO_INGRESS_SERVICE, ISTIO_NAMESPACE, RBAC_DOCS, manifest_path
 from .sdk_internals import hosting_component_provider
 from .validation import check_generation_version, generation_version_problem, normalize_agent_version
 
@@ -284,11 +284,11 @@ def _address_from_load_balancer(
 def _address_from_node_port(scope: ReadScope, settings: RegistrationSettings) -> pulumi.Output[str]:
     from pulumi_kubernetes.core.v1 import Node, Service
 
-    ingress_ref = "istio-system/istio-ingressgateway"
+    ingress_ref = f"{ISTIO_NAMESPACE}/{ISTIO_INGRESS_SERVICE}"
     ingress_service = Service.get(scope.name("istio-ingress-service", ingress_ref), ingress_ref, opts=scope.opts())
     node_ref = str(settings.relay_node_name)
     node = Node.get(scope.name("relay-node", node_ref), node_ref, opts=scope.opts())
-    service_where = f"Service istio-system/istio-ingressgateway ({settings.mgmt.describe()})"
+    service_where = f"Service {ingress_ref} ({settings.mgmt.describe()})"
     node_where = f"Node {settings.relay_node_name} ({settings.mgmt.describe()})"
 
     def from_node_port(spec: Any, node_status: Any) -> str:

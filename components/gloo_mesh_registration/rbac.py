@@ -44,7 +44,7 @@ DEFAULT_GROUP = "gloo-mesh-registration"
 DEFAULT_PREVIEW_GROUP = "gloo-mesh-registration-preview"
 ISTIO_NAMESPACE = "istio-system"
 ISTIO_INGRESS_SERVICE = "istio-ingressgateway"
-"""What ``relayDiscovery: istio-ingress-nodeport`` reads (discovery.py, ``_address_from_node_port``)."""
+"""What ``relayDiscovery: istio-ingress-nodeport`` reads: discovery.py reads this Service by these names."""
 RBAC_GROUP = "rbac.authorization.k8s.io"
 CRD_GROUP = "apiextensions.k8s.io"
 
